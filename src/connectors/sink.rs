@@ -1,0 +1,110 @@
+//! The sink contract: what a batch is and when its rows become visible.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataflow::{Attribution, Measures, WindowStatus};
+use crate::event::{DeadLetter, Millis, TooLate};
+
+/// One change to one aggregate: the diff of the measures of `(window, dims)`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AggregateRow {
+    /// Window start (inclusive), ms.
+    pub window_start: Millis,
+    /// Window end (exclusive), ms.
+    pub window_end: Millis,
+    /// The grouped dims, or *unattributed*.
+    pub dims: Attribution,
+    /// The change to the measures (never all zero).
+    pub delta: Measures,
+    /// Whether the window is open, closed in this batch, or being corrected.
+    pub status: WindowStatus,
+}
+
+/// A consistent set of changes (design.md §7).
+///
+/// A batch carries every change to the aggregates at times in `[previous, frontier)`,
+/// consolidated (one row per `(window, dims)`, no zero rows), the windows that became
+/// *final* in it (the frontier reached their `end + allowed lateness`; their last value
+/// stands and no row for them will follow), and the records rejected at those times.
+///
+/// Consistency: the sum of the rows of all batches up to `frontier` equals what a
+/// from-scratch computation gives over all applied input with times below `frontier`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Sequence number, from 0, one per emitted batch.
+    pub seq: u64,
+    /// The frontier before this batch.
+    pub previous: Millis,
+    /// The frontier after this batch; `None` when the input is complete.
+    pub frontier: Option<Millis>,
+    /// The aggregate changes, sorted by window then dims.
+    pub rows: Vec<AggregateRow>,
+    /// Starts of the windows that became final in this batch, ascending.
+    pub finalized: Vec<Millis>,
+    /// Records dead-lettered at times in the batch's range.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Records too late to apply, rejected at times in the batch's range.
+    pub too_late: Vec<TooLate>,
+}
+
+impl Batch {
+    /// True when the batch carries nothing but a frontier move.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+            && self.finalized.is_empty()
+            && self.dead_letters.is_empty()
+            && self.too_late.is_empty()
+    }
+}
+
+/// Why a sink could not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// An I/O failure writing the batch.
+    #[error("sink `{sink}`: {source}")]
+    Io {
+        /// The sink's name.
+        sink: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The reader went away (e.g. a closed stdout pipe); the run stops without error.
+    #[error("sink `{0}`: the reader closed the output")]
+    Closed(String),
+    /// Any other failure, with its description.
+    #[error("sink `{sink}`: {message}")]
+    Other {
+        /// The sink's name.
+        sink: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// A destination for batches.
+///
+/// Contract: batches arrive in order of `seq`, one call each, on one thread (worker 0 of
+/// process 0). `write_batch` makes the whole batch visible to readers as a unit or not at
+/// all: a file sink appends and flushes it in one write; a transactional sink commits it
+/// in one transaction. When `write_batch` returns `Ok`, the batch is durable to the extent
+/// the sink documents. An `Err` stops the run; batches after it are not attempted, and
+/// the failed batch must not be partly visible.
+pub trait Sink: Send {
+    /// The sink's name, for messages.
+    fn name(&self) -> &str;
+
+    /// Writes one batch, atomically with respect to readers.
+    ///
+    /// # Errors
+    /// A [`SinkError`] when the batch could not be made visible.
+    fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError>;
+
+    /// Called once after the last batch of a complete input. The default does nothing.
+    ///
+    /// # Errors
+    /// A [`SinkError`] when the sink cannot finish cleanly.
+    fn close(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}

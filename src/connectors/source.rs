@@ -1,0 +1,64 @@
+//! The source contract: partitions that yield events, errors as data, and progress.
+
+use crate::event::{DeadLetter, Event};
+
+/// One record read from a partition: an event with its position, or a dead letter.
+///
+/// Parsing and validation happen in the partition (it knows the format), so bad input
+/// reaches the runtime as data, never as a panic or an error that stops the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// A valid event and its position in the partition (line number or offset).
+    Event {
+        /// The event.
+        event: Event,
+        /// Its position, for the late output.
+        position: u64,
+    },
+    /// A record that failed to parse or validate.
+    DeadLetter(DeadLetter),
+}
+
+/// What a poll found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// Records were appended (or more may be available right away).
+    Ready,
+    /// Nothing is available now; try again later.
+    Idle,
+    /// The partition is finished: no record will follow. A finite input closes at its
+    /// end, which lets its watermark complete every window.
+    Done,
+}
+
+/// An ordered partition of a source: a file, a Kafka partition, a generator shard.
+///
+/// Contract: records come out in the partition's own order, which defines each record's
+/// lateness (the partition's watermark is `max ts seen − max_disorder`, design.md §3).
+/// Every record read is returned exactly once, as an event or a dead letter.
+/// `poll` must not block for long: a partition with nothing to give returns `Idle`.
+pub trait Partition: Send {
+    /// A name for messages and for the origin of rejected records.
+    fn name(&self) -> &str;
+
+    /// Appends up to `max` arrivals to `out`.
+    ///
+    /// # Errors
+    /// A failure of the transport (an unreadable file, a lost broker) that stops the run.
+    /// Bad records are not errors: they are returned as [`Arrival::DeadLetter`].
+    fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error>;
+}
+
+/// A source: a set of partitions, divided among all workers of a run.
+pub trait Source: Send + Sync {
+    /// The partitions that worker `worker` of `workers` owns. Every partition of the
+    /// source is owned by exactly one worker, so each record is read once in the cluster.
+    ///
+    /// # Errors
+    /// A failure to open the partitions (e.g. a missing file).
+    fn partitions(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> Result<Vec<Box<dyn Partition>>, std::io::Error>;
+}

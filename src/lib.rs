@@ -1,0 +1,5 @@
+//! diffmill
+pub mod connectors;
+pub mod dataflow;
+pub mod event;
+pub mod runtime;
