@@ -1,1 +1,3 @@
+//! The `diffmill` command line.
+
 fn main() {}
