@@ -26,7 +26,13 @@ pub enum Dim {
 
 impl Dim {
     /// Every dimension, in column order.
-    pub const ALL: [Dim; 5] = [Dim::Campaign, Dim::Ad, Dim::Publisher, Dim::Region, Dim::Device];
+    pub const ALL: [Dim; 5] = [
+        Dim::Campaign,
+        Dim::Ad,
+        Dim::Publisher,
+        Dim::Region,
+        Dim::Device,
+    ];
 
     /// The dimension's column name.
     pub fn name(self) -> &'static str {

@@ -139,8 +139,14 @@ mod tests {
     fn status_follows_the_frontier() {
         let l = lateness();
         assert_eq!(l.status(15 * MIN, 0, Some(MIN)), WindowStatus::Open);
-        assert_eq!(l.status(15 * MIN, MIN, Some(15 * MIN)), WindowStatus::Closed);
-        assert_eq!(l.status(15 * MIN, 15 * MIN, Some(16 * MIN)), WindowStatus::Correction);
+        assert_eq!(
+            l.status(15 * MIN, MIN, Some(15 * MIN)),
+            WindowStatus::Closed
+        );
+        assert_eq!(
+            l.status(15 * MIN, 15 * MIN, Some(16 * MIN)),
+            WindowStatus::Correction
+        );
         assert_eq!(l.status(15 * MIN, MIN, None), WindowStatus::Closed);
     }
 }

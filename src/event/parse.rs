@@ -3,7 +3,9 @@
 use serde::Deserialize;
 
 use super::invalid::MAX_TS;
-use super::{Bid, Click, Conversion, Event, Impression, Invalid, Label, StreamKind, LABEL_MAX_BYTES};
+use super::{
+    Bid, Click, Conversion, Event, Impression, Invalid, Label, StreamKind, LABEL_MAX_BYTES,
+};
 
 /// Longest raw record accepted, in bytes; longer ones are dead-lettered.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -65,13 +67,12 @@ impl CsvDecoder {
         let columns = fields(kind)
             .iter()
             .map(|field| {
-                header
-                    .iter()
-                    .position(|name| name.trim() == *field)
-                    .ok_or(Invalid::HeaderMissingColumn {
+                header.iter().position(|name| name.trim() == *field).ok_or(
+                    Invalid::HeaderMissingColumn {
                         stream: kind,
                         column: field,
-                    })
+                    },
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(CsvDecoder { kind, columns })
@@ -279,7 +280,11 @@ pub fn to_csv_fields(event: &Event) -> Vec<String> {
             i.ts.to_string(),
             i.cost_micros.to_string(),
         ],
-        Event::Click(c) => vec![c.click_id.to_string(), c.bid_id.to_string(), c.ts.to_string()],
+        Event::Click(c) => vec![
+            c.click_id.to_string(),
+            c.bid_id.to_string(),
+            c.ts.to_string(),
+        ],
         Event::Conversion(c) => vec![
             c.conversion_id.to_string(),
             c.click_id.to_string(),
@@ -338,7 +343,10 @@ mod tests {
                 field: "impression_id"
             })
         );
-        assert!(matches!(decode(vec!["1", "1", "-2", "3"]), Err(Invalid::TsOutOfRange { .. })));
+        assert!(matches!(
+            decode(vec!["1", "1", "-2", "3"]),
+            Err(Invalid::TsOutOfRange { .. })
+        ));
         assert!(matches!(
             decode(vec!["1", "1", "2", "-3"]),
             Err(Invalid::NegativeMoney { .. })
@@ -346,11 +354,17 @@ mod tests {
         assert!(matches!(decode(vec!["1", "1", "2"]), Err(Invalid::Csv(_))));
         assert!(matches!(
             decode(vec!["1", "x", "2", "3"]),
-            Err(Invalid::BadNumber { field: "bid_id", .. })
+            Err(Invalid::BadNumber {
+                field: "bid_id",
+                ..
+            })
         ));
         assert!(matches!(
             CsvDecoder::new(StreamKind::Click, &header(&["click_id", "ts"])),
-            Err(Invalid::HeaderMissingColumn { column: "bid_id", .. })
+            Err(Invalid::HeaderMissingColumn {
+                column: "bid_id",
+                ..
+            })
         ));
     }
 
@@ -366,7 +380,10 @@ mod tests {
             parse_json(StreamKind::Click, r#"{"click_id":1,"ts":3}"#),
             Err(Invalid::MissingField { field: "bid_id" })
         );
-        assert!(matches!(parse_json(StreamKind::Click, "{"), Err(Invalid::Json(_))));
+        assert!(matches!(
+            parse_json(StreamKind::Click, "{"),
+            Err(Invalid::Json(_))
+        ));
     }
 
     #[test]

@@ -1,7 +1,13 @@
-//! Running a graph: workers, ingestion with watermarks, accounting.
+//! Running a graph: workers, ingestion with watermarks, emission of batches, accounting.
 
 mod accounting;
+mod emit;
 mod funnel;
+mod ingest;
+mod watermark;
 
 pub use accounting::{Accounting, StreamCounts};
-pub use funnel::{Funnel, RunError, RunReport};
+pub use emit::{emit, EmitContext};
+pub use funnel::{run_on, Funnel, RunError, RunReport};
+pub use ingest::{ingest, IngestContext};
+pub use watermark::{Admission, PartitionClock};

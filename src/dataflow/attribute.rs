@@ -1,0 +1,92 @@
+//! Join children to their parents, counting a child whose parent is missing as
+//! *unattributed* and moving it when the parent arrives.
+
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::ExchangeData;
+
+use super::Attribution;
+use crate::event::{EventId, Millis, Record};
+
+/// What a child needs of its parent: the parent's event time (for the match bound) and
+/// the attribution it passes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Parent {
+    /// The parent's event time.
+    pub ts: Millis,
+    /// The dims the parent passes on to its children.
+    pub attribution: Attribution,
+}
+
+/// Parents arranged by their id, shared by every join that reads them.
+pub type Parents<'scope> = Arranged<'scope, TraceAgent<ValSpine<EventId, Parent, Millis, isize>>>;
+
+/// Attribution of children to parents.
+pub trait Attribute<'scope, C> {
+    /// Pairs each child with its attribution: the attribution of the parent with the
+    /// child's parent key when that parent is present and `child.ts − parent.ts ≤ bound`
+    /// (the *match bound*), and [`Attribution::Unattributed`] otherwise.
+    ///
+    /// No retry job and no polling: when a parent arrives after its child, differential
+    /// dataflow re-evaluates the join and the output moves the child from unattributed to
+    /// the parent's dims, a retraction and an insertion at the parent's time.
+    ///
+    /// The input is `(parent id, child)`; each child appears exactly once in the output
+    /// at every time.
+    ///
+    /// # Examples
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use diffmill::dataflow::{Attribute, Attribution, DimValues, Parent};
+    /// use diffmill::event::Click;
+    ///
+    /// let dims = Attribution::Dims(DimValues { campaign_id: Some(7), ..Default::default() });
+    /// timely::example(move |scope| {
+    ///     let (_, bids) = scope.new_collection_from(vec![(1u64, Parent { ts: 100, attribution: dims })]);
+    ///     let click = |click_id, bid_id, ts| Click { click_id, bid_id, ts };
+    ///     let (_, clicks) = scope.new_collection_from(vec![
+    ///         (1u64, click(10, 1, 150)), // matches bid 1
+    ///         (1, click(11, 1, 900)),    // beyond the match bound of 500
+    ///         (2, click(12, 2, 150)),    // bid 2 never arrives
+    ///     ]);
+    ///     let (_, expected) = scope.new_collection_from(vec![
+    ///         (click(10, 1, 150), dims),
+    ///         (click(11, 1, 900), Attribution::Unattributed),
+    ///         (click(12, 2, 150), Attribution::Unattributed),
+    ///     ]);
+    ///     clicks.attribute(bids.arrange_by_key(), 500).assert_eq(expected);
+    /// });
+    /// ```
+    fn attribute(
+        self,
+        parents: Parents<'scope>,
+        bound: Millis,
+    ) -> VecCollection<'scope, Millis, (C, Attribution)>;
+}
+
+impl<'scope, C> Attribute<'scope, C> for VecCollection<'scope, Millis, (EventId, C)>
+where
+    C: Record + ExchangeData,
+{
+    fn attribute(
+        self,
+        parents: Parents<'scope>,
+        bound: Millis,
+    ) -> VecCollection<'scope, Millis, (C, Attribution)> {
+        let matched = self
+            .clone()
+            .join_core(parents, move |_id, child: &C, parent: &Parent| {
+                (child.ts() <= parent.ts.saturating_add(bound))
+                    .then_some((*child, parent.attribution))
+            });
+        let moved_out = matched
+            .clone()
+            .map(|(child, _)| (child, Attribution::Unattributed))
+            .negate();
+        self.map(|(_, child)| (child, Attribution::Unattributed))
+            .concat(matched)
+            .concat(moved_out)
+    }
+}

@@ -1,0 +1,204 @@
+//! De-duplicate a stream of records by id, releasing each id's state at its release time.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::rc::Rc;
+
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::VecCollection;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::ExchangeData;
+
+use crate::event::{EventId, Millis, Record};
+
+/// What dedup saw: the dedup share of a stream's accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DedupCounts {
+    /// Records that started a group (an id's first appearance while it is held).
+    pub applied: u64,
+    /// Records whose id was already held.
+    pub duplicate: u64,
+    /// Distinct payloads beyond the first, per group.
+    pub conflicting: u64,
+}
+
+/// One id's state: the winning record, the other distinct payloads seen, and the time
+/// at which the state is released.
+struct Group<R> {
+    winner: R,
+    release: Millis,
+    others: Vec<R>,
+}
+
+/// Dedup by id as a differential operator.
+pub trait DedupById<'scope, R: Record> {
+    /// Keeps one record per id: the winner, the record with the greatest `(ts, payload)`,
+    /// so the choice does not depend on arrival order. Each record is retracted at
+    /// `release(record)`, which releases its state; `release` must not decrease with `ts`
+    /// (then releasing a record that lost never changes the winner).
+    ///
+    /// The input must be insert-only (each update `+1`), as ingestion produces. Updates
+    /// are processed in time order once the input frontier passes them. `counts` receives
+    /// the dedup accounting.
+    ///
+    /// # Examples
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use diffmill::dataflow::DedupById;
+    /// use diffmill::event::Click;
+    ///
+    /// let click = |click_id, ts| Click { click_id, bid_id: 9, ts };
+    /// timely::example(|scope| {
+    ///     let counts = Default::default();
+    ///     let (_, clicks) = scope.new_collection_from(vec![click(1, 5), click(1, 5), click(1, 7), click(2, 3)]);
+    ///     let (_, expected) = scope.new_collection_from(vec![click(1, 7), click(2, 3)]);
+    ///     clicks
+    ///         .dedup_by_id(|c: &Click| c.ts + 1_000, std::rc::Rc::clone(&counts))
+    ///         // Compare before the release times retract everything.
+    ///         .filter(|_| true)
+    ///         .assert_eq(expected.concat(differential_dataflow::input::Input::new_collection_from(scope, vec![]).1));
+    /// });
+    /// ```
+    fn dedup_by_id<F>(self, release: F, counts: Rc<RefCell<DedupCounts>>) -> Self
+    where
+        F: Fn(&R) -> Millis + 'static;
+}
+
+impl<'scope, R> DedupById<'scope, R> for VecCollection<'scope, Millis, R>
+where
+    R: Record + ExchangeData,
+{
+    fn dedup_by_id<F>(self, release: F, counts: Rc<RefCell<DedupCounts>>) -> Self
+    where
+        F: Fn(&R) -> Millis + 'static,
+    {
+        let exchange = Exchange::new(|update: &(R, Millis, isize)| update.0.id().hashed());
+        self.inner
+            .unary_frontier(exchange, "DedupById", move |_capability, _info| {
+                let mut stash: BTreeMap<Millis, (Capability<Millis>, Vec<R>)> = BTreeMap::new();
+                let mut groups: HashMap<EventId, Group<R>> = HashMap::new();
+                let mut releases: BinaryHeap<Reverse<(Millis, EventId)>> = BinaryHeap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|capability, updates| {
+                        for (record, time, diff) in updates.drain(..) {
+                            let entry = stash
+                                .entry(time)
+                                .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()));
+                            for _ in 0..diff.max(0) {
+                                entry.1.push(record);
+                            }
+                        }
+                    });
+                    let frontier = frontier.frontier().iter().next().copied();
+                    let mut counts = counts.borrow_mut();
+                    while let Some(entry) = stash.first_entry() {
+                        let time = *entry.key();
+                        if frontier.is_some_and(|f| f <= time) {
+                            break;
+                        }
+                        let (capability, mut records) = entry.remove();
+                        release_until(&mut groups, &mut releases, time);
+                        records.sort();
+                        let mut session = output.session(&capability);
+                        for record in records {
+                            let changes = admit(
+                                &mut groups,
+                                &mut releases,
+                                &mut counts,
+                                record,
+                                time,
+                                &release,
+                            );
+                            session.give_iterator(changes.into_iter().flatten());
+                        }
+                    }
+                    match frontier {
+                        Some(time) => release_until(&mut groups, &mut releases, time),
+                        None => {
+                            groups.clear();
+                            releases.clear();
+                        }
+                    }
+                }
+            })
+            .as_collection()
+    }
+}
+
+/// Drops the groups whose release time is at most `time`.
+fn release_until<R>(
+    groups: &mut HashMap<EventId, Group<R>>,
+    releases: &mut BinaryHeap<Reverse<(Millis, EventId)>>,
+    time: Millis,
+) {
+    while let Some(&Reverse((release, id))) = releases.peek() {
+        if release > time {
+            break;
+        }
+        releases.pop();
+        if groups.get(&id).is_some_and(|g| g.release == release) {
+            groups.remove(&id);
+        }
+    }
+}
+
+type Update<R> = (R, Millis, isize);
+
+/// Applies one record at `time`; returns the updates to emit (at most four).
+fn admit<R: Record, F: Fn(&R) -> Millis>(
+    groups: &mut HashMap<EventId, Group<R>>,
+    releases: &mut BinaryHeap<Reverse<(Millis, EventId)>>,
+    counts: &mut DedupCounts,
+    record: R,
+    time: Millis,
+    release: &F,
+) -> [Option<Update<R>>; 4] {
+    let rank = |r: &R| (r.ts(), *r);
+    match groups.get_mut(&record.id()) {
+        None => {
+            counts.applied += 1;
+            let until = release(&record).max(time);
+            groups.insert(
+                record.id(),
+                Group {
+                    winner: record,
+                    release: until,
+                    others: Vec::new(),
+                },
+            );
+            releases.push(Reverse((until, record.id())));
+            [
+                Some((record, time, 1)),
+                Some((record, until, -1)),
+                None,
+                None,
+            ]
+        }
+        Some(group) => {
+            counts.duplicate += 1;
+            if record == group.winner || group.others.contains(&record) {
+                return [None, None, None, None];
+            }
+            counts.conflicting += 1;
+            if rank(&record) < rank(&group.winner) {
+                group.others.push(record);
+                return [None, None, None, None];
+            }
+            let old = std::mem::replace(&mut group.winner, record);
+            let old_release = group.release;
+            group.others.push(old);
+            group.release = release(&record).max(time);
+            releases.push(Reverse((group.release, record.id())));
+            [
+                Some((old, time, -1)),
+                Some((old, old_release, 1)),
+                Some((record, time, 1)),
+                Some((record, group.release, -1)),
+            ]
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The ad funnel: dedup, the three joins with re-attribution, and windowed measures.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::VecCollection;
+use timely::dataflow::operators::core::Partition;
+
+use super::{Attribute, Attribution, DedupById, DedupCounts, FunnelSettings, Measures, Parent};
+use crate::event::{Event, Millis, Record, StreamKind};
+
+/// The aggregate key: window start and dims.
+pub type AggregateKey = (Millis, Attribution);
+
+/// The funnel's output: contributions to the measures of each `(window, dims)`, with the
+/// measures as the difference type, so the aggregate of a key is the sum of its updates.
+pub type Aggregates<'scope> = VecCollection<'scope, Millis, AggregateKey, Measures>;
+
+/// Dedup counts per stream, indexed by [`StreamKind::index`].
+pub type FunnelDedupCounts = [Rc<RefCell<DedupCounts>>; 4];
+
+/// Builds the ad funnel over ingested events (design.md §4-§6).
+///
+/// - each stream is de-duplicated by id, and every record is retracted at its release
+///   time, which releases its join state (retention);
+/// - impressions and clicks are attributed to their bid, conversions to their click's
+///   attribution; a child without a parent is *unattributed* until the parent arrives;
+/// - every record contributes its measures to the window of its own `ts`.
+///
+/// Contributions to a window at times at or after the window is final (releases of state,
+/// parents arriving after their child's window is final) are still in the collection;
+/// the emitter drops them, so that a final window's last value stands.
+pub fn ad_funnel<'scope>(
+    events: VecCollection<'scope, Millis, Event>,
+    settings: &FunnelSettings,
+    counts: &FunnelDedupCounts,
+) -> Aggregates<'scope> {
+    let lateness = settings.lateness;
+    let group_by = settings.group_by.clone();
+    let window = move |ts: Millis| lateness.window_start(ts);
+
+    let mut parts = events
+        .inner
+        .partition::<timely::container::CapacityContainerBuilder<Vec<_>>, _, _>(4, |update| {
+            (update.0.kind().index() as u64, update)
+        })
+        .into_iter()
+        .map(AsCollection::as_collection);
+    let mut next = || parts.next().expect("four streams");
+    let (bids, impressions, clicks, conversions) = (next(), next(), next(), next());
+
+    let release = move |kind: StreamKind| move |ts: Millis| lateness.release_time(kind, ts);
+    let bids = bids
+        .flat_map(|e| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        })
+        .dedup_by_id(
+            move |r| release(StreamKind::Bid)(r.ts()),
+            Rc::clone(&counts[0]),
+        );
+    let impressions = impressions
+        .flat_map(|e| match e {
+            Event::Impression(i) => Some(i),
+            _ => None,
+        })
+        .dedup_by_id(
+            move |r| release(StreamKind::Impression)(r.ts()),
+            Rc::clone(&counts[1]),
+        );
+    let clicks = clicks
+        .flat_map(|e| match e {
+            Event::Click(c) => Some(c),
+            _ => None,
+        })
+        .dedup_by_id(
+            move |r| release(StreamKind::Click)(r.ts()),
+            Rc::clone(&counts[2]),
+        );
+    let conversions = conversions
+        .flat_map(|e| match e {
+            Event::Conversion(c) => Some(c),
+            _ => None,
+        })
+        .dedup_by_id(
+            move |r| release(StreamKind::Conversion)(r.ts()),
+            Rc::clone(&counts[3]),
+        );
+
+    let bid_dims = {
+        let group_by = group_by.clone();
+        bids.clone()
+            .map(move |b| {
+                let attribution = Attribution::Dims(group_by.project(&b));
+                (
+                    b.bid_id,
+                    Parent {
+                        ts: b.ts,
+                        attribution,
+                    },
+                )
+            })
+            .arrange_by_key_named("BidsById")
+    };
+    let impressions = impressions
+        .map(|i| (i.bid_id, i))
+        .attribute(bid_dims.clone(), lateness.bid_bound);
+    let clicks = clicks
+        .map(|c| (c.bid_id, c))
+        .attribute(bid_dims, lateness.bid_bound);
+    let click_attribution = clicks
+        .clone()
+        .map(|(c, attribution)| {
+            (
+                c.click_id,
+                Parent {
+                    ts: c.ts,
+                    attribution,
+                },
+            )
+        })
+        .arrange_by_key_named("ClicksById");
+    let conversions = conversions
+        .map(|c| (c.click_id, c))
+        .attribute(click_attribution, lateness.click_bound);
+
+    let bids = bids.explode(move |b| {
+        Some((
+            (window(b.ts), Attribution::Dims(group_by.project(&b))),
+            Measures::bid(),
+        ))
+    });
+    let impressions = impressions
+        .explode(move |(i, a)| Some(((window(i.ts), a), Measures::impression(i.cost_micros))));
+    let clicks = clicks.explode(move |(c, a)| Some(((window(c.ts), a), Measures::click())));
+    let conversions = conversions
+        .explode(move |(c, a)| Some(((window(c.ts), a), Measures::conversion(c.value_micros))));
+    bids.concat(impressions).concat(clicks).concat(conversions)
+}

@@ -1,0 +1,201 @@
+//! Ingestion: read a worker's partitions in step by event time, judge lateness, and emit
+//! events (as a differential collection) and rejected records, with the frontier.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::VecCollection;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::{Scope, Stream};
+
+use super::{Accounting, Admission, PartitionClock};
+use crate::connectors::{Arrival, Partition, Poll};
+use crate::dataflow::FunnelSettings;
+use crate::event::{Event, Millis, Origin, Rejected, TooLate};
+
+/// Records read from one partition per poll.
+const POLL_CHUNK: usize = 4096;
+/// Longest time one activation of the ingest operator keeps reading.
+const SLICE: Duration = Duration::from_millis(5);
+/// How soon an operator whose partitions are all idle looks again.
+const IDLE_RETRY: Duration = Duration::from_millis(10);
+
+/// Shared state the ingest operator reports into.
+#[derive(Clone)]
+pub struct IngestContext {
+    /// This worker's accounting.
+    pub accounting: Rc<RefCell<Accounting>>,
+    /// Set when the run must stop (a failure anywhere in the process).
+    pub abort: Arc<AtomicBool>,
+    /// The first transport failure of this worker's partitions.
+    pub failure: Rc<RefCell<Option<std::io::Error>>>,
+}
+
+struct PartitionState {
+    partition: Box<dyn Partition>,
+    clock: PartitionClock,
+    done: bool,
+}
+
+/// Builds the ingest operator over this worker's `partitions`.
+///
+/// The operator holds a capability at the worker's frontier: the least watermark over its
+/// open partitions (design.md §3). It always reads from the open partition whose watermark
+/// is lowest, so the frontier advances during a replay. Each valid record is admitted by
+/// its partition's [`PartitionClock`]; entering records become `(event, entry, +1)`
+/// updates; dead letters and too-late records go to the second stream. When every
+/// partition is done (or the run aborts) the capability is dropped, completing every
+/// window downstream.
+pub fn ingest<'scope>(
+    scope: Scope<'scope, Millis>,
+    settings: &FunnelSettings,
+    partitions: Vec<Box<dyn Partition>>,
+    context: IngestContext,
+) -> (
+    VecCollection<'scope, Millis, Event>,
+    Stream<'scope, Millis, Vec<Rejected>>,
+) {
+    let lateness = settings.lateness;
+    let mut states: Vec<PartitionState> = partitions
+        .into_iter()
+        .map(|partition| PartitionState {
+            partition,
+            clock: PartitionClock::new(settings.max_disorder),
+            done: false,
+        })
+        .collect();
+
+    let mut builder = OperatorBuilder::new("Ingest".to_owned(), scope.clone());
+    let info = builder.operator_info();
+    let activator = scope.activator_for(info.address);
+    let (events_output, events) = builder.new_output();
+    let (rejects_output, rejects) = builder.new_output();
+    let mut events_output = OutputBuilder::from(events_output);
+    let mut rejects_output = OutputBuilder::from(rejects_output);
+
+    builder.build(move |capabilities| {
+        let mut capabilities = Some(capabilities);
+        let mut arrivals = Vec::with_capacity(POLL_CHUNK);
+        move |_frontiers| {
+            let Some(caps) = capabilities.as_mut() else {
+                return;
+            };
+            let started = Instant::now();
+            let mut all_idle = true;
+            let mut events_handle = events_output.activate();
+            let mut rejects_handle = rejects_output.activate();
+            let mut events_session = events_handle.session(&caps[0]);
+            let mut rejects_session = rejects_handle.session(&caps[1]);
+            let mut accounting = context.accounting.borrow_mut();
+            while started.elapsed() < SLICE && !context.abort.load(Ordering::Relaxed) {
+                // The open partition with the lowest watermark, so the frontier moves.
+                let Some(state) = states
+                    .iter_mut()
+                    .filter(|s| !s.done)
+                    .min_by_key(|s| s.clock.watermark())
+                else {
+                    break;
+                };
+                arrivals.clear();
+                let poll = match state.partition.poll(&mut arrivals, POLL_CHUNK) {
+                    Ok(poll) => poll,
+                    Err(error) => {
+                        context.failure.borrow_mut().get_or_insert(error);
+                        context.abort.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                };
+                for arrival in arrivals.drain(..) {
+                    match arrival {
+                        Arrival::DeadLetter(dead) => {
+                            let counts = accounting.stream_mut(dead.stream);
+                            counts.read += 1;
+                            counts.dead_lettered += 1;
+                            rejects_session.give(Rejected::DeadLetter(dead));
+                        }
+                        Arrival::Event { event, position } => {
+                            let counts = accounting.stream_mut(event.kind());
+                            counts.read += 1;
+                            match state.clock.admit(&lateness, &event) {
+                                Admission::Enter {
+                                    entry,
+                                    late,
+                                    attribution_only,
+                                } => {
+                                    counts.late += u64::from(late);
+                                    counts.attribution_only += u64::from(attribution_only);
+                                    events_session.give((event, entry, 1isize));
+                                }
+                                Admission::TooLate { watermark } => {
+                                    counts.too_late += 1;
+                                    rejects_session.give(Rejected::TooLate(too_late(
+                                        &event,
+                                        state.partition.name(),
+                                        position,
+                                        watermark,
+                                    )));
+                                }
+                            }
+                        }
+                    }
+                }
+                match poll {
+                    Poll::Ready => all_idle = false,
+                    Poll::Done => {
+                        state.done = true;
+                        all_idle = false;
+                    }
+                    Poll::Idle => break,
+                }
+            }
+            drop(events_session);
+            drop(rejects_session);
+            drop(accounting);
+            let frontier = states
+                .iter()
+                .filter(|s| !s.done)
+                .map(|s| s.clock.watermark())
+                .min();
+            match frontier {
+                Some(time) if !context.abort.load(Ordering::Relaxed) => {
+                    for cap in caps.iter_mut() {
+                        if *cap.time() < time {
+                            cap.downgrade(&time);
+                        }
+                    }
+                    if all_idle {
+                        activator.activate_after(IDLE_RETRY);
+                    } else {
+                        activator.activate();
+                    }
+                }
+                _ => capabilities = None,
+            }
+        }
+    });
+
+    (events.as_collection(), rejects)
+}
+
+fn too_late(event: &Event, source: &str, position: u64, watermark: Millis) -> TooLate {
+    TooLate {
+        stream: event.kind(),
+        origin: Origin {
+            source: source.to_owned(),
+            position,
+        },
+        id: event.id(),
+        ts: event.ts(),
+        watermark,
+        reason: format!(
+            "too late: the partition watermark {watermark} had reached the record's release \
+             time, so every window it could affect (from the window of ts {}) is final",
+            event.ts()
+        ),
+    }
+}
