@@ -1,0 +1,203 @@
+//! The built-in generator: deterministic, synthetic ad-funnel events with a realistic shape.
+//!
+//! A [`Generator`] makes a run of bids spread over partitions ([`Shard`]s). Each bid may
+//! win an impression, an impression may get a click, a click may convert; dimensions are
+//! Zipf-skewed. On top of the funnel it injects what real inputs do wrong, each with its
+//! own fraction ([`GeneratorConfig`]): records out of order within max disorder, *late*
+//! records (beyond max disorder, still applied), *too late* records (past their release
+//! time, for the late output), identical and conflicting duplicates, orphans (children
+//! whose parent is never sent) and malformed lines (for the dead-letter output). The late
+//! and too-late lags are computed from the [`FunnelSettings`] of the run, so each record
+//! lands in the category it was made for.
+//!
+//! The same seed and settings give the same records in the same order, per partition,
+//! whatever else runs. A [`Shard`] is an iterator of [`Generated`] items (for writing
+//! files or benchmarks); the generator is also a [`Source`] whose partitions return
+//! malformed lines as dead letters with the CSV decoder's reason.
+
+mod config;
+mod malformed;
+mod model;
+mod queue;
+mod sample;
+mod shard;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use config::{Bounds, GeneratorConfig, MAX_CARDINALITY};
+pub use shard::Shard;
+
+use super::{Arrival, Partition, Poll, Source};
+use crate::dataflow::{FunnelSettings, SettingsError};
+use crate::event::{DeadLetter, Event, Millis, Origin, StreamKind};
+use model::Model;
+
+/// One record made by the generator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Generated {
+    /// A valid event.
+    Event(Event),
+    /// A line of CSV text (canonical column order, no header) that fails decoding as a
+    /// record of `stream`: a corrupted copy of a generated event.
+    Malformed {
+        /// The stream the line belongs to.
+        stream: StreamKind,
+        /// The raw line, without a newline.
+        line: String,
+    },
+}
+
+impl Generated {
+    /// The stream the record belongs to.
+    pub fn stream(&self) -> StreamKind {
+        match self {
+            Generated::Event(event) => event.kind(),
+            Generated::Malformed { stream, .. } => *stream,
+        }
+    }
+}
+
+/// A deterministic generator of ad-funnel events, split into partitions.
+///
+/// # Examples
+/// ```
+/// use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
+/// use diffmill::dataflow::FunnelSettings;
+/// use diffmill::event::Event;
+///
+/// let config = GeneratorConfig { bids: 10_000, partitions: 2, ..GeneratorConfig::default() };
+/// let generator = Generator::new(config, &FunnelSettings::default()).unwrap();
+///
+/// // The same partition always yields the same records.
+/// assert!(generator.partition(1).eq(generator.partition(1)));
+///
+/// // About 70 % of the bids win an impression.
+/// let count = |wanted: fn(&Event) -> bool| {
+///     (0..2)
+///         .flat_map(|p| generator.partition(p))
+///         .filter(|item| matches!(item, Generated::Event(e) if wanted(e)))
+///         .count()
+/// };
+/// let bids = count(|e| matches!(e, Event::Bid(_)));
+/// let impressions = count(|e| matches!(e, Event::Impression(_)));
+/// assert!((9_950..=10_050).contains(&bids)); // orphans' bids withheld, duplicates added
+/// assert!((6_700..=7_300).contains(&impressions));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Generator {
+    model: Arc<Model>,
+}
+
+impl Generator {
+    /// A generator of `config`, placing late and too-late records for `settings`.
+    ///
+    /// # Errors
+    /// The first setting of either that cannot work.
+    pub fn new(
+        config: GeneratorConfig,
+        settings: &FunnelSettings,
+    ) -> Result<Generator, SettingsError> {
+        config.validate()?;
+        settings.validate()?;
+        Ok(Generator {
+            model: Arc::new(Model::new(config, settings)),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GeneratorConfig {
+        &self.model.config
+    }
+
+    /// Number of partitions.
+    pub fn partition_count(&self) -> usize {
+        self.model.config.partitions
+    }
+
+    /// The records of partition `p`, from the start. A partition index beyond
+    /// [`Generator::partition_count`] yields nothing.
+    pub fn partition(&self, p: usize) -> Shard {
+        Shard::new(Arc::clone(&self.model), p)
+    }
+
+    /// Event time of bid `index` (0-based over the whole run, in partition
+    /// `index % partitions`): `start_ms + index * 1000 / rate`.
+    pub fn bid_ts(&self, index: u64) -> Millis {
+        self.model.bid_ts(index)
+    }
+}
+
+impl Source for Generator {
+    /// Partition `p` goes to worker `p % workers`; it is named `generator/<p>`.
+    fn partitions(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> Result<Vec<Box<dyn Partition>>, std::io::Error> {
+        if worker >= workers {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("worker {worker} of {workers} does not exist"),
+            ));
+        }
+        Ok((worker..self.partition_count())
+            .step_by(workers)
+            .map(|p| {
+                Box::new(ShardPartition {
+                    name: format!("generator/{p}"),
+                    shard: self.partition(p),
+                    position: 0,
+                }) as Box<dyn Partition>
+            })
+            .collect())
+    }
+}
+
+/// A shard as a source partition: positions count its records from 1.
+struct ShardPartition {
+    name: String,
+    shard: Shard,
+    position: u64,
+}
+
+impl Partition for ShardPartition {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
+        for _ in 0..max {
+            let Some(item) = self.shard.next() else {
+                return Ok(Poll::Done);
+            };
+            self.position += 1;
+            let position = self.position;
+            out.push(match item {
+                Generated::Event(event) => Arrival::Event { event, position },
+                Generated::Malformed { stream, line } => {
+                    match malformed::decode_line(stream, &line) {
+                        // Unreachable by construction (tests check it), but a line that
+                        // decodes is an event, not a dead letter.
+                        Ok(event) => Arrival::Event { event, position },
+                        Err(reason) => Arrival::DeadLetter(DeadLetter {
+                            stream,
+                            origin: Origin {
+                                source: self.name.clone(),
+                                position,
+                            },
+                            raw: line,
+                            reason: reason.to_string(),
+                        }),
+                    }
+                }
+            });
+        }
+        Ok(if self.shard.is_finished() {
+            Poll::Done
+        } else {
+            Poll::Ready
+        })
+    }
+}
