@@ -1,3 +1,21 @@
-//! The `diffmill` command line.
+//! The `diffmill` command line: parse, run, map errors to exit codes.
 
-fn main() {}
+use clap::Parser;
+use diffmill::cli::{check, gen, run, Cli, Commands};
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Commands::Run(args) => run(args),
+        Commands::Gen(args) => gen(args),
+        Commands::Check { graph } => check(graph),
+    };
+    if let Err(error) = outcome {
+        eprintln!("error: {error}");
+        std::process::exit(error.exit_code());
+    }
+}

@@ -1,10 +1,20 @@
 //! Sources and sinks: the contracts, and the connectors that implement them.
+//!
+//! Sources turn partitions (files, generator shards) into [`Arrival`]s: events or dead
+//! letters, never panics. Sinks receive [`Batch`]es: consistent sets of aggregate diffs
+//! with the frontier, made visible as a unit.
 
+mod csv_sink;
+mod file;
 pub mod generator;
 mod memory;
 mod sink;
 mod source;
+mod stdout;
 
+pub use csv_sink::{sum_change_log, CsvSink, AGGREGATES_FILE, DEAD_LETTERS_FILE, LATE_FILE};
+pub use file::{FileSource, NoFiles};
 pub use memory::{MemorySink, MemorySource};
 pub use sink::{AggregateRow, Batch, Sink, SinkError};
 pub use source::{Arrival, Partition, Poll, Source};
+pub use stdout::{utc, StdoutSink};

@@ -1,9 +1,9 @@
 //! De-duplicate a stream of records by id, releasing each id's state at its release time.
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::hashable::Hashable;
@@ -24,6 +24,33 @@ pub struct DedupCounts {
     pub duplicate: u64,
     /// Distinct payloads beyond the first, per group.
     pub conflicting: u64,
+}
+
+/// Shared dedup counters, added to once per operator activation.
+#[derive(Debug, Default)]
+pub struct DedupCounters {
+    applied: AtomicU64,
+    duplicate: AtomicU64,
+    conflicting: AtomicU64,
+}
+
+impl DedupCounters {
+    /// The counts so far.
+    pub fn snapshot(&self) -> DedupCounts {
+        DedupCounts {
+            applied: self.applied.load(Ordering::Relaxed),
+            duplicate: self.duplicate.load(Ordering::Relaxed),
+            conflicting: self.conflicting.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(&self, counts: &DedupCounts) {
+        self.applied.fetch_add(counts.applied, Ordering::Relaxed);
+        self.duplicate
+            .fetch_add(counts.duplicate, Ordering::Relaxed);
+        self.conflicting
+            .fetch_add(counts.conflicting, Ordering::Relaxed);
+    }
 }
 
 /// One id's state: the winning record, the other distinct payloads seen, and the time
@@ -57,13 +84,13 @@ pub trait DedupById<'scope, R: Record> {
     ///     let (_, clicks) = scope.new_collection_from(vec![click(1, 5), click(1, 5), click(1, 7), click(2, 3)]);
     ///     let (_, expected) = scope.new_collection_from(vec![click(1, 7), click(2, 3)]);
     ///     clicks
-    ///         .dedup_by_id(|c: &Click| c.ts + 1_000, std::rc::Rc::clone(&counts))
+    ///         .dedup_by_id(|c: &Click| c.ts + 1_000, std::sync::Arc::clone(&counts))
     ///         // Compare before the release times retract everything.
     ///         .filter(|_| true)
     ///         .assert_eq(expected.concat(differential_dataflow::input::Input::new_collection_from(scope, vec![]).1));
     /// });
     /// ```
-    fn dedup_by_id<F>(self, release: F, counts: Rc<RefCell<DedupCounts>>) -> Self
+    fn dedup_by_id<F>(self, release: F, counts: Arc<DedupCounters>) -> Self
     where
         F: Fn(&R) -> Millis + 'static;
 }
@@ -72,7 +99,7 @@ impl<'scope, R> DedupById<'scope, R> for VecCollection<'scope, Millis, R>
 where
     R: Record + ExchangeData,
 {
-    fn dedup_by_id<F>(self, release: F, counts: Rc<RefCell<DedupCounts>>) -> Self
+    fn dedup_by_id<F>(self, release: F, counts: Arc<DedupCounters>) -> Self
     where
         F: Fn(&R) -> Millis + 'static,
     {
@@ -94,7 +121,7 @@ where
                         }
                     });
                     let frontier = frontier.frontier().iter().next().copied();
-                    let mut counts = counts.borrow_mut();
+                    let mut local = DedupCounts::default();
                     while let Some(entry) = stash.first_entry() {
                         let time = *entry.key();
                         if frontier.is_some_and(|f| f <= time) {
@@ -108,7 +135,7 @@ where
                             let changes = admit(
                                 &mut groups,
                                 &mut releases,
-                                &mut counts,
+                                &mut local,
                                 record,
                                 time,
                                 &release,
@@ -116,6 +143,7 @@ where
                             session.give_iterator(changes.into_iter().flatten());
                         }
                     }
+                    counts.add(&local);
                     match frontier {
                         Some(time) => release_until(&mut groups, &mut releases, time),
                         None => {

@@ -1,13 +1,12 @@
 //! The ad funnel: dedup, the three joins with re-attribution, and windowed measures.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use timely::dataflow::operators::core::Partition;
 
-use super::{Attribute, Attribution, DedupById, DedupCounts, FunnelSettings, Measures, Parent};
+use super::{Attribute, Attribution, DedupById, DedupCounters, FunnelSettings, Measures, Parent};
 use crate::event::{Event, Millis, Record, StreamKind};
 
 /// The aggregate key: window start and dims.
@@ -18,7 +17,7 @@ pub type AggregateKey = (Millis, Attribution);
 pub type Aggregates<'scope> = VecCollection<'scope, Millis, AggregateKey, Measures>;
 
 /// Dedup counts per stream, indexed by [`StreamKind::index`].
-pub type FunnelDedupCounts = [Rc<RefCell<DedupCounts>>; 4];
+pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
 
 /// Builds the ad funnel over ingested events (design.md §4-§6).
 ///
@@ -58,7 +57,7 @@ pub fn ad_funnel<'scope>(
         })
         .dedup_by_id(
             move |r| release(StreamKind::Bid)(r.ts()),
-            Rc::clone(&counts[0]),
+            Arc::clone(&counts[0]),
         );
     let impressions = impressions
         .flat_map(|e| match e {
@@ -67,7 +66,7 @@ pub fn ad_funnel<'scope>(
         })
         .dedup_by_id(
             move |r| release(StreamKind::Impression)(r.ts()),
-            Rc::clone(&counts[1]),
+            Arc::clone(&counts[1]),
         );
     let clicks = clicks
         .flat_map(|e| match e {
@@ -76,7 +75,7 @@ pub fn ad_funnel<'scope>(
         })
         .dedup_by_id(
             move |r| release(StreamKind::Click)(r.ts()),
-            Rc::clone(&counts[2]),
+            Arc::clone(&counts[2]),
         );
     let conversions = conversions
         .flat_map(|e| match e {
@@ -85,7 +84,7 @@ pub fn ad_funnel<'scope>(
         })
         .dedup_by_id(
             move |r| release(StreamKind::Conversion)(r.ts()),
-            Rc::clone(&counts[3]),
+            Arc::clone(&counts[3]),
         );
 
     let bid_dims = {

@@ -9,7 +9,7 @@ mod settings;
 mod window;
 
 pub use attribute::{Attribute, Parent, Parents};
-pub use dedup::{DedupById, DedupCounts};
+pub use dedup::{DedupById, DedupCounters, DedupCounts};
 pub use dims::{Attribution, Dim, DimValues, GroupBy, UNATTRIBUTED};
 pub use funnel::{ad_funnel, AggregateKey, Aggregates, FunnelDedupCounts};
 pub use measures::Measures;

@@ -18,6 +18,8 @@ use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
 use crate::dataflow::{AggregateKey, Aggregates, FunnelSettings, Measures};
 use crate::event::{Millis, Rejected};
 
+use super::Progress;
+
 /// Shared state the emitter reports into.
 #[derive(Clone)]
 pub struct EmitContext {
@@ -25,8 +27,8 @@ pub struct EmitContext {
     pub abort: Arc<AtomicBool>,
     /// The first sink failure.
     pub failure: Rc<RefCell<Option<SinkError>>>,
-    /// Number of batches emitted.
-    pub batches: Rc<RefCell<u64>>,
+    /// The process's live counters (frontier, batches).
+    pub progress: Arc<Progress>,
 }
 
 /// Everything the emitter keeps between activations.
@@ -193,7 +195,11 @@ pub fn emit<'scope>(
                     if state.sinks.is_empty() {
                         return;
                     }
-                    *context.batches.borrow_mut() += 1;
+                    let progress = &context.progress;
+                    progress.batches.fetch_add(1, Ordering::Relaxed);
+                    progress
+                        .frontier
+                        .store(frontier.unwrap_or(u64::MAX), Ordering::Relaxed);
                     for sink in state.sinks.iter_mut() {
                         let written = sink.write_batch(&batch).and_then(|()| {
                             if state.finished {

@@ -2,23 +2,20 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::emit::{emit, EmitContext};
 use super::ingest::{ingest, IngestContext};
-use crate::dataflow::{ad_funnel, FunnelDedupCounts};
-use crate::event::{Millis, StreamKind};
-
-use crate::connectors::{Sink, Source};
-use crate::dataflow::FunnelSettings;
-
-use super::Accounting;
+use super::{Accounting, Progress};
+use crate::connectors::{Sink, SinkError, Source};
+use crate::dataflow::{ad_funnel, FunnelSettings};
+use crate::event::Millis;
 
 /// What a finished run reports.
 #[derive(Clone, Debug, Default)]
 pub struct RunReport {
-    /// Per-stream accounting of every record read.
+    /// Per-stream accounting of every record read (by this process).
     pub accounting: Accounting,
     /// Batches emitted to the sinks.
     pub batches: u64,
@@ -35,29 +32,57 @@ pub enum RunError {
     Source(#[from] std::io::Error),
     /// A sink failed.
     #[error(transparent)]
-    Sink(#[from] crate::connectors::SinkError),
+    Sink(#[from] SinkError),
     /// Timely could not start or a worker failed.
     #[error("runtime: {0}")]
     Runtime(String),
 }
 
-/// The ad funnel, ready to run.
+/// The ad funnel, ready to run: the Rust builder that graph files are a front end to.
+///
+/// # Examples
+/// ```
+/// use diffmill::connectors::{MemorySink, MemorySource};
+/// use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
+/// use diffmill::event::{Event, Impression};
+/// use diffmill::runtime::Funnel;
+///
+/// // One impression whose bid never arrives: it is counted as unattributed.
+/// let impression = Event::Impression(Impression { impression_id: 1, bid_id: 2, ts: 60_000, cost_micros: 500 });
+/// let sink = MemorySink::new();
+/// let report = Funnel::new(FunnelSettings::default())
+///     .source(MemorySource::from_events(vec![vec![impression]]))
+///     .sink(sink.clone())
+///     .workers(2)
+///     .run()
+///     .unwrap();
+/// let rows: Vec<_> = sink.batches().into_iter().flat_map(|b| b.rows).collect();
+/// assert_eq!(rows.len(), 1);
+/// assert_eq!(rows[0].dims, Attribution::Unattributed);
+/// assert_eq!(rows[0].delta, Measures::impression(500));
+/// assert!(report.accounting.balances());
+/// ```
 pub struct Funnel {
     settings: FunnelSettings,
     source: Option<Arc<dyn Source>>,
     sinks: Vec<Box<dyn Sink>>,
-    workers: usize,
+    progress: Arc<Progress>,
 }
 
 impl Funnel {
-    /// A funnel with the given settings, no source, no sinks, one worker.
+    /// A funnel with the given settings, no source and no sinks.
     pub fn new(settings: FunnelSettings) -> Funnel {
         Funnel {
             settings,
             source: None,
             sinks: Vec::new(),
-            workers: 1,
+            progress: Arc::default(),
         }
+    }
+
+    /// The funnel's settings.
+    pub fn settings(&self) -> &FunnelSettings {
+        &self.settings
     }
 
     /// Reads input from `source`.
@@ -66,122 +91,146 @@ impl Funnel {
         self
     }
 
-    /// Adds a sink; every sink receives every batch.
+    /// Reads input from a shared source.
+    pub fn shared_source(mut self, source: Arc<dyn Source>) -> Funnel {
+        self.source = Some(source);
+        self
+    }
+
+    /// Adds a sink; every sink receives every batch, in order.
     pub fn sink(mut self, sink: impl Sink + 'static) -> Funnel {
         self.sinks.push(Box::new(sink));
         self
     }
 
-    /// Runs on `workers` threads in this process.
-    pub fn workers(mut self, workers: usize) -> Funnel {
-        self.workers = workers.max(1);
+    /// Adds a boxed sink.
+    pub fn boxed_sink(mut self, sink: Box<dyn Sink>) -> Funnel {
+        self.sinks.push(sink);
         self
     }
 
-    /// Runs the funnel to completion (the source's partitions must be finite).
+    /// The live counters of the run, for a status line.
+    pub fn progress(&self) -> Arc<Progress> {
+        Arc::clone(&self.progress)
+    }
+
+    /// Runs on `workers` threads in this process until the input is done.
+    ///
+    /// # Errors
+    /// A [`RunError`] when settings, source, sinks or workers fail.
+    pub fn run_workers(self, workers: usize) -> Result<RunReport, RunError> {
+        self.run_on(timely::Config::process(workers.max(1)))
+    }
+
+    /// Runs on one worker per thread given by the shortcut [`Funnel::workers`].
     ///
     /// # Errors
     /// A [`RunError`] when settings, source, sinks or workers fail.
     pub fn run(self) -> Result<RunReport, RunError> {
+        self.run_workers(1)
+    }
+
+    /// Sets the number of worker threads used by [`Funnel::run`].
+    pub fn workers(self, workers: usize) -> WorkersFunnel {
+        WorkersFunnel {
+            funnel: self,
+            workers,
+        }
+    }
+
+    /// Runs on a timely configuration (threads, or a cluster of processes).
+    ///
+    /// Every worker builds the same dataflow; worker 0 of process 0 owns the sinks.
+    ///
+    /// # Errors
+    /// The first failure of any worker: settings, source, sink or runtime.
+    pub fn run_on(self, config: timely::Config) -> Result<RunReport, RunError> {
         self.settings.validate()?;
-        let config = timely::Config::process(self.workers);
-        run_on(config, self.settings, self.source, self.sinks)
+        let Funnel {
+            settings,
+            source,
+            sinks,
+            progress,
+        } = self;
+        let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
+        let sinks = Arc::new(Mutex::new(Some(sinks)));
+        let abort = Arc::new(AtomicBool::new(false));
+        let worker_progress = Arc::clone(&progress);
+        let guards = timely::execute(config, move |worker| -> Result<(), RunError> {
+            let (partitions, open_failure) = match source.partitions(worker.index(), worker.peers())
+            {
+                Ok(partitions) => (partitions, None),
+                Err(error) => {
+                    abort.store(true, Ordering::Relaxed);
+                    (Vec::new(), Some(error))
+                }
+            };
+            let sinks = match worker.index() {
+                0 => sinks
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.take())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let ingest_context = IngestContext {
+                progress: Arc::clone(&worker_progress),
+                abort: Arc::clone(&abort),
+                failure: Rc::new(RefCell::new(open_failure)),
+            };
+            let emit_context = EmitContext {
+                progress: Arc::clone(&worker_progress),
+                abort: Arc::clone(&abort),
+                failure: Rc::new(RefCell::new(None)),
+            };
+            let dedup_counts = worker_progress.dedup.clone();
+            worker.dataflow::<Millis, _, _>(|scope| {
+                let (events, rejects) =
+                    ingest(scope, &settings, partitions, ingest_context.clone());
+                let aggregates = ad_funnel(events, &settings, &dedup_counts);
+                emit(aggregates, rejects, &settings, sinks, emit_context.clone())
+            });
+            while worker.step_or_park(None) {}
+
+            if let Some(error) = ingest_context.failure.borrow_mut().take() {
+                return Err(RunError::Source(error));
+            }
+            let sink_failure = emit_context.failure.borrow_mut().take();
+            sink_failure.map_or(Ok(()), |error| Err(RunError::Sink(error)))
+        })
+        .map_err(RunError::Runtime)?;
+
+        let mut first_error = None;
+        for outcome in guards.join() {
+            let failure = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error,
+                Err(panic) => RunError::Runtime(format!("a worker failed: {panic}")),
+            };
+            first_error.get_or_insert(failure);
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(RunReport {
+                accounting: progress.accounting(),
+                batches: progress.batches.load(Ordering::Relaxed),
+            }),
+        }
     }
 }
 
-/// What one worker reports at the end of a run.
-type WorkerOutcome = Result<RunReport, RunError>;
+/// A funnel with a chosen number of worker threads; see [`Funnel::workers`].
+pub struct WorkersFunnel {
+    funnel: Funnel,
+    workers: usize,
+}
 
-/// Runs the funnel on the timely `config` (threads, processes) until its input is done.
-///
-/// Every worker builds the same dataflow; worker 0 of process 0 owns the sinks.
-///
-/// # Errors
-/// The first failure of any worker: source, sink or runtime.
-pub fn run_on(
-    config: timely::Config,
-    settings: FunnelSettings,
-    source: Option<Arc<dyn Source>>,
-    sinks: Vec<Box<dyn Sink>>,
-) -> Result<RunReport, RunError> {
-    let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
-    let sinks = Arc::new(Mutex::new(Some(sinks)));
-    let abort = Arc::new(AtomicBool::new(false));
-    let guards = timely::execute(config, move |worker| -> WorkerOutcome {
-        let (partitions, open_failure) = match source.partitions(worker.index(), worker.peers()) {
-            Ok(partitions) => (partitions, None),
-            Err(error) => {
-                abort.store(true, std::sync::atomic::Ordering::Relaxed);
-                (Vec::new(), Some(error))
-            }
-        };
-        let sinks = if worker.index() == 0 {
-            sinks
-                .lock()
-                .ok()
-                .and_then(|mut s| s.take())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let ingest_context = IngestContext {
-            accounting: Rc::new(RefCell::new(Accounting::default())),
-            abort: Arc::clone(&abort),
-            failure: Rc::new(RefCell::new(open_failure)),
-        };
-        let emit_context = EmitContext {
-            abort: Arc::clone(&abort),
-            failure: Rc::new(RefCell::new(None)),
-            batches: Rc::new(RefCell::new(0)),
-        };
-        let dedup_counts: FunnelDedupCounts = Default::default();
-        worker.dataflow::<Millis, _, _>(|scope| {
-            let (events, rejects) = ingest(scope, &settings, partitions, ingest_context.clone());
-            let aggregates = ad_funnel(events, &settings, &dedup_counts);
-            emit(aggregates, rejects, &settings, sinks, emit_context.clone())
-        });
-        while worker.step_or_park(None) {}
-
-        if let Some(error) = ingest_context.failure.borrow_mut().take() {
-            return Err(RunError::Source(error));
-        }
-        if let Some(error) = emit_context.failure.borrow_mut().take() {
-            return Err(RunError::Sink(error));
-        }
-        let mut accounting = *ingest_context.accounting.borrow();
-        for kind in StreamKind::ALL {
-            let dedup = *dedup_counts[kind.index()].borrow();
-            let counts = accounting.stream_mut(kind);
-            counts.applied += dedup.applied;
-            counts.duplicate += dedup.duplicate;
-            counts.conflicting += dedup.conflicting;
-        }
-        let batches = *emit_context.batches.borrow();
-        Ok(RunReport {
-            accounting,
-            batches,
-        })
-    })
-    .map_err(RunError::Runtime)?;
-
-    let mut report = RunReport::default();
-    let mut first_error = None;
-    for outcome in guards.join() {
-        match outcome {
-            Ok(Ok(worker)) => {
-                report.accounting.add(&worker.accounting);
-                report.batches += worker.batches;
-            }
-            Ok(Err(error)) => {
-                first_error.get_or_insert(error);
-            }
-            Err(panic) => {
-                first_error.get_or_insert(RunError::Runtime(format!("a worker failed: {panic}")));
-            }
-        }
-    }
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(report),
+impl WorkersFunnel {
+    /// Runs the funnel on the chosen number of worker threads.
+    ///
+    /// # Errors
+    /// A [`RunError`] when settings, source, sinks or workers fail.
+    pub fn run(self) -> Result<RunReport, RunError> {
+        self.funnel.run_workers(self.workers)
     }
 }

@@ -13,7 +13,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, Stream};
 
-use super::{Accounting, Admission, PartitionClock};
+use super::{Accounting, Admission, PartitionClock, Progress};
 use crate::connectors::{Arrival, Partition, Poll};
 use crate::dataflow::FunnelSettings;
 use crate::event::{Event, Millis, Origin, Rejected, TooLate};
@@ -28,8 +28,8 @@ const IDLE_RETRY: Duration = Duration::from_millis(10);
 /// Shared state the ingest operator reports into.
 #[derive(Clone)]
 pub struct IngestContext {
-    /// This worker's accounting.
-    pub accounting: Rc<RefCell<Accounting>>,
+    /// The process's live counters.
+    pub progress: Arc<Progress>,
     /// Set when the run must stop (a failure anywhere in the process).
     pub abort: Arc<AtomicBool>,
     /// The first transport failure of this worker's partitions.
@@ -70,7 +70,7 @@ pub fn ingest<'scope>(
         })
         .collect();
 
-    let mut builder = OperatorBuilder::new("Ingest".to_owned(), scope.clone());
+    let mut builder = OperatorBuilder::new("Ingest".to_owned(), scope);
     let info = builder.operator_info();
     let activator = scope.activator_for(info.address);
     let (events_output, events) = builder.new_output();
@@ -91,7 +91,7 @@ pub fn ingest<'scope>(
             let mut rejects_handle = rejects_output.activate();
             let mut events_session = events_handle.session(&caps[0]);
             let mut rejects_session = rejects_handle.session(&caps[1]);
-            let mut accounting = context.accounting.borrow_mut();
+            let mut accounting = Accounting::default();
             while started.elapsed() < SLICE && !context.abort.load(Ordering::Relaxed) {
                 // The open partition with the lowest watermark, so the frontier moves.
                 let Some(state) = states
@@ -155,7 +155,7 @@ pub fn ingest<'scope>(
             }
             drop(events_session);
             drop(rejects_session);
-            drop(accounting);
+            context.progress.add_ingest(&accounting);
             let frontier = states
                 .iter()
                 .filter(|s| !s.done)

@@ -4,10 +4,12 @@ mod accounting;
 mod emit;
 mod funnel;
 mod ingest;
+mod progress;
 mod watermark;
 
 pub use accounting::{Accounting, StreamCounts};
 pub use emit::{emit, EmitContext};
-pub use funnel::{run_on, Funnel, RunError, RunReport};
+pub use funnel::{Funnel, RunError, RunReport, WorkersFunnel};
 pub use ingest::{ingest, IngestContext};
+pub use progress::{IngestCounters, Progress};
 pub use watermark::{Admission, PartitionClock};

@@ -1,0 +1,211 @@
+//! `diffmill gen`: write generated events to files, one file per stream and partition.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::CliError;
+use crate::connectors::generator::{Generated, Generator, GeneratorConfig};
+use crate::dataflow::FunnelSettings;
+use crate::event::{fields, to_json, Event, Format, StreamKind};
+use crate::graph::{GraphSpec, SourceSpec};
+
+/// Arguments of `diffmill gen`. Settings not given take the graph's generator settings
+/// (with `--graph`), else the defaults.
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Folder to write `<stream>-<partition>.<csv|jsonl>` files into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    pub format: FormatArg,
+    /// A graph whose generator and funnel settings to start from (its funnel settings
+    /// place the late and too-late records).
+    #[arg(long)]
+    pub graph: Option<PathBuf>,
+    /// Seed: the same seed and settings write the same files.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Number of bids (children and perturbations come on top).
+    #[arg(long)]
+    pub bids: Option<u64>,
+    /// Span of event time to cover, e.g. `6h` (sets the number of bids from the rate).
+    #[arg(long, conflicts_with = "bids")]
+    pub duration: Option<crate::graph::DurationText>,
+    /// Bids per second of event time.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Event time of the first bid, ms since the epoch.
+    #[arg(long)]
+    pub start_ms: Option<u64>,
+    /// Number of partitions (one file per stream each).
+    #[arg(long)]
+    pub partitions: Option<usize>,
+    /// Max disorder the late placement assumes (default: the graph's, else 5s).
+    #[arg(long)]
+    pub max_disorder: Option<crate::graph::DurationText>,
+    /// Fraction of records out of order within the max disorder.
+    #[arg(long)]
+    pub disorder: Option<f64>,
+    /// Fraction of records late but still applied.
+    #[arg(long)]
+    pub late: Option<f64>,
+    /// Fraction of records too late (they go to the late output).
+    #[arg(long)]
+    pub too_late: Option<f64>,
+    /// Fraction of records sent twice identically.
+    #[arg(long)]
+    pub duplicate: Option<f64>,
+    /// Fraction of records sent again with a different payload.
+    #[arg(long)]
+    pub conflicting: Option<f64>,
+    /// Fraction of parents never sent (their children are orphans).
+    #[arg(long)]
+    pub orphan: Option<f64>,
+    /// Fraction of records followed by a malformed line.
+    #[arg(long)]
+    pub malformed: Option<f64>,
+}
+
+/// The file formats `gen` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// CSV with a header.
+    Csv,
+    /// JSON lines.
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Format {
+        match format {
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+/// Writes the files and prints what was written to stderr.
+///
+/// # Errors
+/// [`CliError::Config`] for bad settings, [`CliError::Runtime`] for I/O failures.
+pub fn gen(args: &GenArgs) -> Result<(), CliError> {
+    let (mut config, mut settings) = match &args.graph {
+        Some(graph) => {
+            let spec = GraphSpec::load(graph)?;
+            let config = match spec.source {
+                SourceSpec::Generator(config) => config,
+                SourceSpec::Files(_) => GeneratorConfig::default(),
+            };
+            (config, spec.funnel.settings())
+        }
+        None => (GeneratorConfig::default(), FunnelSettings::default()),
+    };
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(value) = args.$field { config.$field = value; } )* };
+    }
+    set!(
+        seed,
+        bids,
+        rate,
+        start_ms,
+        partitions,
+        disorder,
+        late,
+        too_late,
+        duplicate,
+        conflicting,
+        orphan,
+        malformed
+    );
+    if let Some(duration) = args.duration {
+        config.bids = duration.millis().saturating_mul(config.rate) / 1000;
+    }
+    if let Some(disorder) = args.max_disorder {
+        settings.max_disorder = disorder.millis();
+    }
+    let generator =
+        Generator::new(config, &settings).map_err(|e| CliError::Config(format!("gen: {e}")))?;
+    let format = Format::from(args.format);
+    let written = write_files(&generator, &args.out, format)
+        .map_err(|e| CliError::Runtime(format!("gen: writing {}: {e}", args.out.display())))?;
+    let total: u64 = written.iter().sum();
+    eprintln!(
+        "wrote {total} records ({}) to {}/<stream>-<partition>.{}",
+        StreamKind::ALL
+            .iter()
+            .map(|k| format!("{} {}", k.name(), written[k.index()]))
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.out.display(),
+        format.extension()
+    );
+    Ok(())
+}
+
+/// Writes every partition of `generator` into `out`; returns the lines written per stream.
+///
+/// # Errors
+/// An I/O error creating or writing a file.
+pub fn write_files(generator: &Generator, out: &Path, format: Format) -> std::io::Result<[u64; 4]> {
+    std::fs::create_dir_all(out)?;
+    let mut written = [0u64; 4];
+    for p in 0..generator.partition_count() {
+        let mut files = Vec::new();
+        for kind in StreamKind::ALL {
+            let path = out.join(format!("{}-{p}.{}", kind.name(), format.extension()));
+            let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+            if format == Format::Csv {
+                writeln!(file, "{}", fields(kind).join(","))?;
+            }
+            files.push(file);
+        }
+        for item in generator.partition(p) {
+            let stream = item.stream();
+            let file = &mut files[stream.index()];
+            match (&item, format) {
+                (Generated::Event(event), Format::Csv) => write_csv(file, event)?,
+                (Generated::Event(event), Format::Json) => writeln!(file, "{}", to_json(event))?,
+                (Generated::Malformed { line, .. }, _) => writeln!(file, "{line}")?,
+            }
+            written[stream.index()] += 1;
+        }
+        for mut file in files {
+            file.flush()?;
+        }
+    }
+    Ok(written)
+}
+
+fn write_csv(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
+    match event {
+        Event::Bid(b) => writeln!(
+            out,
+            "{},{},{},{},{},{},{},{}",
+            b.bid_id,
+            b.ts,
+            b.campaign_id,
+            b.ad_id,
+            b.publisher_id,
+            b.region,
+            b.device,
+            b.bid_price_micros
+        ),
+        Event::Impression(i) => {
+            writeln!(
+                out,
+                "{},{},{},{}",
+                i.impression_id, i.bid_id, i.ts, i.cost_micros
+            )
+        }
+        Event::Click(c) => writeln!(out, "{},{},{}", c.click_id, c.bid_id, c.ts),
+        Event::Conversion(c) => writeln!(
+            out,
+            "{},{},{},{}",
+            c.conversion_id, c.click_id, c.ts, c.value_micros
+        ),
+    }
+}

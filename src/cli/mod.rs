@@ -1,0 +1,64 @@
+//! The `diffmill` command line: one `Commands` enum, doc comments as help text.
+
+mod check;
+mod gen;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use check::check;
+pub use gen::{gen, GenArgs};
+pub use run::{run, RunArgs};
+
+/// diffmill: exact, incremental ad-funnel aggregates on timely and differential dataflow.
+#[derive(Debug, Parser)]
+#[command(name = "diffmill", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Run a graph to completion (finite sources) or until interrupted.
+    Run(RunArgs),
+    /// Write generated events to CSV or JSON-lines files, one file per stream and partition.
+    Gen(GenArgs),
+    /// Validate a graph file and print the resolved plan.
+    Check {
+        /// The graph file, e.g. graphs/ad_funnel.toml.
+        graph: PathBuf,
+    },
+}
+
+/// A failure with its exit code: 2 for usage and configuration errors, 1 at run time.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The graph file or an argument cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// The run failed.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+impl From<crate::graph::GraphError> for CliError {
+    fn from(error: crate::graph::GraphError) -> Self {
+        CliError::Config(error.to_string())
+    }
+}

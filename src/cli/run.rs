@@ -1,0 +1,75 @@
+//! `diffmill run`: run a graph file.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::status::{summary, StatusLine};
+use super::CliError;
+use crate::connectors::SinkError;
+use crate::graph::{GraphSpec, Overrides, SinkSpec};
+use crate::runtime::RunError;
+
+/// Arguments of `diffmill run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The graph file, e.g. graphs/ad_funnel.toml.
+    pub graph: PathBuf,
+    /// Worker threads in this process.
+    #[arg(short = 'w', long, default_value_t = 1, env = "DIFFMILL_WORKERS")]
+    pub workers: usize,
+    /// Replace the folder of a files source.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Replace the folder of every CSV sink.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Seconds between status lines on stderr (0: none).
+    #[arg(long, default_value_t = 5.0)]
+    pub status_every: f64,
+}
+
+/// Runs the graph and prints the summary to stderr.
+///
+/// # Errors
+/// [`CliError::Config`] for a graph that cannot be used, [`CliError::Runtime`] when the
+/// run fails. A closed stdout pipe ends the run without error.
+pub fn run(args: &RunArgs) -> Result<(), CliError> {
+    let overrides = Overrides {
+        input: args.input.clone(),
+        output: args.output.clone(),
+    };
+    let plan = GraphSpec::load(&args.graph)?.plan(&args.graph, &overrides)?;
+    let funnel = plan
+        .funnel()
+        .map_err(|e| CliError::Runtime(format!("cannot open a sink: {e}")))?;
+    let progress = funnel.progress();
+    let started = Instant::now();
+    let status = (args.status_every > 0.0)
+        .then(|| StatusLine::start(progress, Duration::from_secs_f64(args.status_every)));
+    let outcome = funnel.workers(args.workers).run();
+    drop(status);
+    match outcome {
+        Ok(report) => {
+            eprintln!(
+                "{}",
+                summary(&report.accounting, report.batches, started.elapsed())
+            );
+            for sink in &plan.spec.sinks {
+                if let SinkSpec::Csv(csv) = sink {
+                    eprintln!(
+                        "output: {}/aggregates.csv (change log), dead_letters.csv, late.csv",
+                        csv.path.display()
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(RunError::Sink(SinkError::Closed(_))) => Ok(()),
+        Err(RunError::Settings(e)) => {
+            Err(CliError::Config(format!("{}: {e}", args.graph.display())))
+        }
+        Err(e) => Err(CliError::Runtime(e.to_string())),
+    }
+}

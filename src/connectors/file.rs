@@ -1,0 +1,220 @@
+//! File source: CSV (with header) or JSON-lines files, one partition per file.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use super::{Arrival, Partition, Poll, Source};
+use crate::event::{
+    parse_json, raw_text, CsvDecoder, DeadLetter, Format, Invalid, Origin, StreamKind,
+    MAX_RECORD_BYTES,
+};
+
+/// The files of each stream, resolved from globs or a folder.
+///
+/// Each file is one partition. Files are sorted by path and dealt to workers round-robin,
+/// so each file is read by exactly one worker. Each worker reads its files in step by
+/// event time (the ingest operator always polls the partition with the lowest
+/// watermark), never one whole file before the next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSource {
+    format: Format,
+    files: Vec<(StreamKind, PathBuf)>,
+}
+
+/// A stream whose files could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no {stream} files match `{pattern}`")]
+pub struct NoFiles {
+    /// The stream.
+    pub stream: StreamKind,
+    /// The pattern that matched nothing.
+    pub pattern: String,
+}
+
+impl FileSource {
+    /// The files matching one glob per stream. A stream without a pattern has no input.
+    ///
+    /// # Errors
+    /// [`NoFiles`] when a pattern is invalid or matches no file.
+    pub fn from_globs(
+        format: Format,
+        patterns: &[(StreamKind, String)],
+    ) -> Result<FileSource, NoFiles> {
+        let mut files = Vec::new();
+        for (stream, pattern) in patterns {
+            let no_files = || NoFiles {
+                stream: *stream,
+                pattern: pattern.clone(),
+            };
+            let mut matched: Vec<PathBuf> = glob::glob(pattern)
+                .map_err(|_| no_files())?
+                .filter_map(Result::ok)
+                .filter(|path| path.is_file())
+                .collect();
+            if matched.is_empty() {
+                return Err(no_files());
+            }
+            matched.sort();
+            files.extend(matched.into_iter().map(|path| (*stream, path)));
+        }
+        Ok(FileSource { format, files })
+    }
+
+    /// The glob for a stream's files in `folder`: `<folder>/<stream>*.<ext>`.
+    pub fn folder_pattern(folder: &Path, format: Format, stream: StreamKind) -> String {
+        folder
+            .join(format!("{}*.{}", stream.name(), format.extension()))
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// The files, with their streams, in partition order.
+    pub fn files(&self) -> &[(StreamKind, PathBuf)] {
+        &self.files
+    }
+}
+
+impl Source for FileSource {
+    fn partitions(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> Result<Vec<Box<dyn Partition>>, std::io::Error> {
+        self.files
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % workers == worker)
+            .map(|(_, (stream, path))| {
+                let file = File::open(path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                Ok(Box::new(FilePartition {
+                    name: path.display().to_string(),
+                    stream: *stream,
+                    format: self.format,
+                    reader: BufReader::with_capacity(1 << 20, file),
+                    line: Vec::new(),
+                    line_no: 0,
+                    decoder: None,
+                    fields: csv::StringRecord::new(),
+                }) as Box<dyn Partition>)
+            })
+            .collect()
+    }
+}
+
+/// One file being read line by line. CSV fields may be quoted, but a record must not
+/// span lines.
+struct FilePartition {
+    name: String,
+    stream: StreamKind,
+    format: Format,
+    reader: BufReader<File>,
+    line: Vec<u8>,
+    line_no: u64,
+    /// The CSV decoder built from the header; `Err` when the header is unusable.
+    decoder: Option<Result<CsvDecoder, Invalid>>,
+    fields: csv::StringRecord,
+}
+
+impl FilePartition {
+    fn dead_letter(&self, raw: &[u8], reason: &Invalid) -> Arrival {
+        Arrival::DeadLetter(DeadLetter {
+            stream: self.stream,
+            origin: Origin {
+                source: self.name.clone(),
+                position: self.line_no,
+            },
+            raw: raw_text(raw),
+            reason: reason.to_string(),
+        })
+    }
+
+    /// Decodes the current line; `None` for a line that carries no record (blank, header).
+    fn decode_line(&mut self) -> Option<Arrival> {
+        let mut bytes = self.line.as_slice();
+        while let Some(stripped) = bytes
+            .strip_suffix(b"\n")
+            .or_else(|| bytes.strip_suffix(b"\r"))
+        {
+            bytes = stripped;
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        if bytes.len() > MAX_RECORD_BYTES {
+            let reason = Invalid::TooLong {
+                len: bytes.len(),
+                max: MAX_RECORD_BYTES,
+            };
+            return Some(self.dead_letter(bytes, &reason));
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => return Some(self.dead_letter(bytes, &Invalid::NotUtf8(e.to_string()))),
+        };
+        let decoded = match self.format {
+            Format::Json => parse_json(self.stream, text),
+            Format::Csv => {
+                split_csv(text, &mut self.fields);
+                match &self.decoder {
+                    None => {
+                        self.decoder = Some(CsvDecoder::new(self.stream, &self.fields));
+                        return None;
+                    }
+                    Some(Ok(decoder)) => decoder.decode(&self.fields),
+                    Some(Err(header)) => Err(header.clone()),
+                }
+            }
+        };
+        Some(match decoded {
+            Ok(event) => Arrival::Event {
+                event,
+                position: self.line_no,
+            },
+            Err(reason) => self.dead_letter(bytes, &reason),
+        })
+    }
+}
+
+/// Splits one CSV line into `fields`: a fast path for lines without quotes, the csv crate
+/// for the rest.
+fn split_csv(line: &str, fields: &mut csv::StringRecord) {
+    fields.clear();
+    if !line.contains('"') {
+        for field in line.split(',') {
+            fields.push_field(field);
+        }
+        return;
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    if reader.read_record(fields).is_err() {
+        fields.clear();
+    }
+}
+
+impl Partition for FilePartition {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
+        let mut produced = 0;
+        while produced < max {
+            self.line.clear();
+            if self.reader.read_until(b'\n', &mut self.line)? == 0 {
+                return Ok(Poll::Done);
+            }
+            self.line_no += 1;
+            if let Some(arrival) = self.decode_line() {
+                out.push(arrival);
+                produced += 1;
+            }
+        }
+        Ok(Poll::Ready)
+    }
+}

@@ -1,0 +1,143 @@
+//! Loading a graph file: parse, then validate, with errors that name the file and key.
+
+use std::path::{Path, PathBuf};
+
+use super::GraphSpec;
+
+/// A graph file that cannot be used: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {}{problem}", line.map(|l| format!(":{l}")).unwrap_or_default(), key.as_ref().map(|k| format!("key `{k}`: ")).unwrap_or_default())]
+pub struct GraphError {
+    /// The graph file.
+    pub file: PathBuf,
+    /// The 1-based line of the problem, when known.
+    pub line: Option<usize>,
+    /// The dotted key of the problem (e.g. `funnel.window`), when known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl GraphError {
+    /// An error about `key` of `file`.
+    pub fn at_key(file: &Path, key: impl Into<String>, problem: impl Into<String>) -> GraphError {
+        GraphError {
+            file: file.to_owned(),
+            line: None,
+            key: Some(key.into()),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl GraphSpec {
+    /// Reads and parses a graph file (unknown keys are errors), then validates the
+    /// funnel settings.
+    ///
+    /// # Errors
+    /// A [`GraphError`] naming the file, and the line and key where they are known.
+    pub fn load(file: &Path) -> Result<GraphSpec, GraphError> {
+        let text = std::fs::read_to_string(file).map_err(|e| GraphError {
+            file: file.to_owned(),
+            line: None,
+            key: None,
+            problem: format!("cannot read the graph file: {e}"),
+        })?;
+        GraphSpec::parse(file, &text)
+    }
+
+    /// Parses and validates graph text; `file` is used in messages.
+    ///
+    /// # Errors
+    /// A [`GraphError`] naming the file, and the line and key where they are known.
+    pub fn parse(file: &Path, text: &str) -> Result<GraphSpec, GraphError> {
+        let spec: GraphSpec = toml::from_str(text).map_err(|e| {
+            let (line, key) = e
+                .span()
+                .map(|span| locate(text, span.start))
+                .unwrap_or((None, None));
+            GraphError {
+                file: file.to_owned(),
+                line,
+                key,
+                problem: e.message().to_owned(),
+            }
+        })?;
+        spec.funnel
+            .settings()
+            .validate()
+            .map_err(|e| GraphError::at_key(file, format!("funnel.{}", e.setting), e.problem))?;
+        Ok(spec)
+    }
+}
+
+/// The line number and dotted key at byte `offset` of a TOML text.
+fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
+    let before = &text[..offset.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let mut table = String::new();
+    for previous in before.lines() {
+        let trimmed = previous.trim();
+        if trimmed.starts_with('[') {
+            table = trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned();
+        }
+    }
+    let key = line
+        .split_once('=')
+        .map(|(key, _)| key.trim().to_owned())
+        .filter(|key| !key.is_empty() && !key.starts_with('['));
+    let dotted = match (key, table.is_empty()) {
+        (Some(key), true) => Some(key),
+        (Some(key), false) => Some(format!("{table}.{key}")),
+        (None, false) => Some(table),
+        (None, true) => None,
+    };
+    (Some(line_no), dotted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        GraphSpec::parse(Path::new("g.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    const SOURCE: &str =
+        "name = \"t\"\n[source]\nkind = \"files\"\nformat = \"csv\"\npath = \"data\"\n";
+
+    #[test]
+    fn names_file_line_and_key() {
+        let unknown = error(&format!("{SOURCE}[funnel]\nwindw = \"15m\"\n"));
+        assert!(
+            unknown.starts_with("g.toml:7: key `funnel.windw`"),
+            "{unknown}"
+        );
+        assert!(unknown.contains("unknown field `windw`"), "{unknown}");
+        let duration = error(&format!("{SOURCE}[funnel]\nwindow = \"15x\"\n"));
+        assert!(
+            duration.contains("key `funnel.window`: bad duration `15x`"),
+            "{duration}"
+        );
+        let dim = error(&format!("{SOURCE}[funnel]\ngroup_by = [\"campain_id\"]\n"));
+        assert!(dim.contains("key `funnel.group_by`"), "{dim}");
+        assert!(dim.contains("campain_id"), "{dim}");
+        let zero = error(&format!("{SOURCE}[funnel]\nwindow = \"0s\"\n"));
+        assert_eq!(zero, "g.toml: key `funnel.window`: must be longer than 0");
+    }
+
+    #[test]
+    fn defaults_fill_the_funnel() {
+        let spec = GraphSpec::parse(Path::new("g.toml"), SOURCE).unwrap();
+        assert_eq!(
+            spec.funnel.settings(),
+            crate::dataflow::FunnelSettings::default()
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Resolving a graph spec into a runnable plan: the funnel builder, its source and sinks.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
+use crate::connectors::generator::Generator;
+use crate::connectors::{CsvSink, FileSource, Sink, SinkError, Source, StdoutSink};
+use crate::dataflow::FunnelSettings;
+use crate::event::StreamKind;
+use crate::runtime::Funnel;
+
+/// A validated graph, its source resolved (files found), ready to build a [`Funnel`].
+pub struct Plan {
+    /// The graph as written.
+    pub spec: GraphSpec,
+    /// The funnel settings it resolves to.
+    pub settings: FunnelSettings,
+    source: Arc<dyn Source>,
+    source_description: String,
+}
+
+/// Changes the command line makes to a graph.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Replaces the files source's `path` (and drops its per-stream globs).
+    pub input: Option<PathBuf>,
+    /// Replaces the folder of every CSV sink.
+    pub output: Option<PathBuf>,
+}
+
+impl GraphSpec {
+    /// Resolves the graph: applies `overrides`, finds the source's files.
+    ///
+    /// # Errors
+    /// A [`GraphError`] naming the key whose value cannot be used (e.g. `source.bids`
+    /// when its pattern matches no file).
+    pub fn plan(mut self, file: &Path, overrides: &Overrides) -> Result<Plan, GraphError> {
+        if let Some(output) = &overrides.output {
+            for sink in &mut self.sinks {
+                if let SinkSpec::Csv(csv) = sink {
+                    csv.path = output.clone();
+                }
+            }
+        }
+        let settings = self.funnel.settings();
+        let (source, source_description): (Arc<dyn Source>, String) = match &mut self.source {
+            SourceSpec::Generator(config) => {
+                let description = format!("generator {config:?}");
+                let generator = Generator::new(config.clone(), &settings).map_err(|e| {
+                    GraphError::at_key(file, format!("source.{}", e.setting), e.problem)
+                })?;
+                (Arc::new(generator), description)
+            }
+            SourceSpec::Files(files) => {
+                if let Some(input) = &overrides.input {
+                    files.path = Some(input.clone());
+                    files.bids = None;
+                    files.impressions = None;
+                    files.clicks = None;
+                    files.conversions = None;
+                }
+                let mut patterns = Vec::new();
+                for (kind, key, glob) in [
+                    (StreamKind::Bid, "bids", &files.bids),
+                    (StreamKind::Impression, "impressions", &files.impressions),
+                    (StreamKind::Click, "clicks", &files.clicks),
+                    (StreamKind::Conversion, "conversions", &files.conversions),
+                ] {
+                    let pattern = match (glob, &files.path) {
+                        (Some(glob), _) => (glob.clone(), format!("source.{key}")),
+                        (None, Some(path)) => (
+                            FileSource::folder_pattern(path, files.format, kind),
+                            "source.path".to_owned(),
+                        ),
+                        (None, None) => {
+                            return Err(GraphError::at_key(
+                                file,
+                                format!("source.{key}"),
+                                "no files: give `path` (a folder) or a glob for this stream",
+                            ))
+                        }
+                    };
+                    patterns.push((kind, pattern));
+                }
+                let mut resolved = Vec::new();
+                for (kind, (pattern, key)) in patterns {
+                    FileSource::from_globs(files.format, &[(kind, pattern.clone())])
+                        .map_err(|e| GraphError::at_key(file, key, e.to_string()))?;
+                    resolved.push((kind, pattern));
+                }
+                let source = FileSource::from_globs(files.format, &resolved)
+                    .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
+                let mut description = format!("files ({:?})", files.format);
+                for (kind, path) in source.files() {
+                    let _ = write!(description, "\n      {kind:<10} {}", path.display());
+                }
+                (Arc::new(source), description)
+            }
+        };
+        Ok(Plan {
+            spec: self,
+            settings,
+            source,
+            source_description,
+        })
+    }
+}
+
+impl Plan {
+    /// The resolved plan as text: sources, operators, windows, lateness, retention, sinks.
+    pub fn describe(&self) -> String {
+        let s = &self.settings;
+        let l = s.lateness;
+        let d = |ms: u64| super::DurationText::from_millis(ms).to_string();
+        let dims: Vec<&str> = s.group_by.dims().iter().map(|d| d.name()).collect();
+        let mut text = format!("graph `{}`", self.spec.name);
+        if !self.spec.description.is_empty() {
+            let _ = write!(text, ": {}", self.spec.description);
+        }
+        let _ = write!(
+            text,
+            "\n  source    {}\n  operators ingest (per-partition watermark = max ts − {}) → dedup by id per stream\n            \
+             → impression ⋈ bid, click ⋈ bid (match bound {}) → conversion ⋈ click (match bound {})\n            \
+             → tumbling windows of {} by [{}] → batches every ≥ {}\n  lateness  allowed lateness {}: a window [s, e) is closed at e, takes corrections until e + {}, final at e + {}\n  \
+             retention bids until window_end(ts + {} + {}) + {}, clicks until window_end(ts + {}) + {}, \
+             impressions and conversions until window_end(ts) + {}\n  sinks",
+            self.source_description,
+            d(s.max_disorder),
+            d(l.bid_bound),
+            d(l.click_bound),
+            d(l.window),
+            dims.join(", "),
+            d(s.emit_interval.as_millis() as u64),
+            d(l.allowed_lateness),
+            d(l.allowed_lateness),
+            d(l.allowed_lateness),
+            d(l.bid_bound),
+            d(l.click_bound),
+            d(l.allowed_lateness),
+            d(l.click_bound),
+            d(l.allowed_lateness),
+            d(l.allowed_lateness),
+        );
+        if self.spec.sinks.is_empty() {
+            text.push_str("    (none: results are computed and discarded)");
+        }
+        for sink in &self.spec.sinks {
+            match sink {
+                SinkSpec::Csv(csv) => {
+                    let _ = write!(
+                        text,
+                        "\n    csv     {}/{{aggregates,dead_letters,late}}.csv",
+                        csv.path.display()
+                    );
+                }
+                SinkSpec::Stdout(out) => {
+                    let _ = write!(
+                        text,
+                        "\n    stdout  preview, at most {} rows per batch",
+                        out.max_rows
+                    );
+                }
+            }
+        }
+        text
+    }
+
+    /// Opens the sinks and returns the funnel, ready to run.
+    ///
+    /// # Errors
+    /// A [`SinkError`] when a sink cannot be opened.
+    pub fn funnel(&self) -> Result<Funnel, SinkError> {
+        let mut funnel = Funnel::new(self.settings.clone()).shared_source(Arc::clone(&self.source));
+        for sink in &self.spec.sinks {
+            let sink: Box<dyn Sink> = match sink {
+                SinkSpec::Csv(csv) => Box::new(CsvSink::create(
+                    &csv.path,
+                    &self.settings.group_by,
+                    self.settings.lateness,
+                )?),
+                SinkSpec::Stdout(out) => {
+                    Box::new(StdoutSink::new(self.settings.group_by.dims(), out.max_rows))
+                }
+            };
+            funnel = funnel.boxed_sink(sink);
+        }
+        Ok(funnel)
+    }
+}

@@ -1,0 +1,161 @@
+//! The graph file format: typed serde structs mirroring `graphs/*.toml`.
+//!
+//! Each field's doc comment is the user documentation of the key. Unknown keys are errors.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::DurationText;
+use crate::connectors::generator::GeneratorConfig;
+use crate::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
+use crate::event::Format;
+
+/// A graph: where events come from, what the funnel computes, where batches go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// The graph's name, used in messages.
+    pub name: String,
+    /// A sentence saying what the graph is for.
+    #[serde(default)]
+    pub description: String,
+    /// The input.
+    pub source: SourceSpec,
+    /// The funnel's settings; every key has a default.
+    #[serde(default)]
+    pub funnel: FunnelSpec,
+    /// The outputs (`[[sink]]` tables); every sink receives every batch.
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// Where events come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceSpec {
+    /// The built-in deterministic generator.
+    Generator(GeneratorConfig),
+    /// CSV or JSON-lines files, one set per stream.
+    Files(FilesSpec),
+}
+
+/// Files to replay: one folder holding `bid*`, `impression*`, `click*`, `conversion*`
+/// files, or one glob per stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesSpec {
+    /// Encoding of the files: `csv` (with a header) or `json` (JSON lines).
+    pub format: Format,
+    /// Folder holding the files, relative to the working directory. Each stream's files
+    /// are `<path>/<stream>*.<csv|jsonl>` unless a glob for the stream is given.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Glob of the bid files (overrides `path`).
+    #[serde(default)]
+    pub bids: Option<String>,
+    /// Glob of the impression files (overrides `path`).
+    #[serde(default)]
+    pub impressions: Option<String>,
+    /// Glob of the click files (overrides `path`).
+    #[serde(default)]
+    pub clicks: Option<String>,
+    /// Glob of the conversion files (overrides `path`).
+    #[serde(default)]
+    pub conversions: Option<String>,
+}
+
+/// The funnel's settings as written in a graph file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FunnelSpec {
+    /// Tumbling window length, aligned to the epoch (default `15m`).
+    pub window: DurationText,
+    /// Bid dimensions to group by: any of `campaign_id`, `ad_id`, `publisher_id`,
+    /// `region`, `device` (default `["campaign_id", "region"]`).
+    pub group_by: Vec<Dim>,
+    /// A partition's watermark is `max ts seen − max_disorder` (default `5s`).
+    pub max_disorder: DurationText,
+    /// How long after its end a window takes corrections before it is final
+    /// (default `1h`).
+    pub allowed_lateness: DurationText,
+    /// Match bound of bids: impressions and clicks up to this much later than their bid
+    /// are attributed to it; bid state is kept accordingly (default `36h`).
+    pub bid_retention: DurationText,
+    /// Match bound of clicks: conversions up to this much later than their click are
+    /// attributed to it (default `36h`).
+    pub click_retention: DurationText,
+    /// Least wall-clock time between two batches (default `1s`; `0ms` = every frontier
+    /// move).
+    pub emit_interval: DurationText,
+}
+
+impl Default for FunnelSpec {
+    fn default() -> Self {
+        FunnelSpec::from(&FunnelSettings::default())
+    }
+}
+
+impl From<&FunnelSettings> for FunnelSpec {
+    fn from(settings: &FunnelSettings) -> Self {
+        let l = settings.lateness;
+        FunnelSpec {
+            window: DurationText::from_millis(l.window),
+            group_by: settings.group_by.dims().to_vec(),
+            max_disorder: DurationText::from_millis(settings.max_disorder),
+            allowed_lateness: DurationText::from_millis(l.allowed_lateness),
+            bid_retention: DurationText::from_millis(l.bid_bound),
+            click_retention: DurationText::from_millis(l.click_bound),
+            emit_interval: DurationText::from_millis(settings.emit_interval.as_millis() as u64),
+        }
+    }
+}
+
+impl FunnelSpec {
+    /// The settings this spec describes.
+    pub fn settings(&self) -> FunnelSettings {
+        FunnelSettings {
+            lateness: Lateness {
+                window: self.window.millis(),
+                allowed_lateness: self.allowed_lateness.millis(),
+                bid_bound: self.bid_retention.millis(),
+                click_bound: self.click_retention.millis(),
+            },
+            group_by: GroupBy::new(self.group_by.iter().copied()),
+            max_disorder: self.max_disorder.millis(),
+            emit_interval: self.emit_interval.to_std(),
+        }
+    }
+}
+
+/// Where batches go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SinkSpec {
+    /// A folder of CSV files: the aggregate change log, dead letters, late records.
+    Csv(CsvSinkSpec),
+    /// A human-readable preview on standard output.
+    Stdout(StdoutSinkSpec),
+}
+
+/// The CSV sink's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSinkSpec {
+    /// Folder for `aggregates.csv`, `dead_letters.csv` and `late.csv` (created if
+    /// missing; existing files are replaced at start).
+    pub path: PathBuf,
+}
+
+/// The stdout sink's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutSinkSpec {
+    /// Most rows printed per batch; the rest are counted (default 10).
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+}
+
+fn default_max_rows() -> usize {
+    10
+}

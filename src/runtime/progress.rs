@@ -1,0 +1,90 @@
+//! Live counters shared by the workers of a process: what the status line shows and what
+//! the run reports at the end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{Accounting, StreamCounts};
+use crate::dataflow::DedupCounters;
+use crate::event::StreamKind;
+
+/// Per-stream ingestion counters.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    /// Records read.
+    pub read: AtomicU64,
+    /// Dead-lettered records.
+    pub dead_lettered: AtomicU64,
+    /// Too-late records.
+    pub too_late: AtomicU64,
+    /// Late but applied records.
+    pub late: AtomicU64,
+    /// Attribution-only parents.
+    pub attribution_only: AtomicU64,
+}
+
+/// Counters of a running graph, updated by the operators once per activation.
+#[derive(Debug)]
+pub struct Progress {
+    /// Ingestion counters per stream, indexed by [`StreamKind::index`].
+    pub ingest: [IngestCounters; 4],
+    /// Dedup counters per stream.
+    pub dedup: [Arc<DedupCounters>; 4],
+    /// The frontier of the last emitted batch (`u64::MAX` once the input is complete).
+    pub frontier: AtomicU64,
+    /// Batches emitted.
+    pub batches: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            ingest: Default::default(),
+            dedup: Default::default(),
+            frontier: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Progress {
+    /// A snapshot of the accounting of every record read so far.
+    pub fn accounting(&self) -> Accounting {
+        let mut accounting = Accounting::default();
+        for kind in StreamKind::ALL {
+            let ingest = &self.ingest[kind.index()];
+            let dedup = self.dedup[kind.index()].snapshot();
+            let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            *accounting.stream_mut(kind) = StreamCounts {
+                read: get(&ingest.read),
+                dead_lettered: get(&ingest.dead_lettered),
+                too_late: get(&ingest.too_late),
+                applied: dedup.applied,
+                duplicate: dedup.duplicate,
+                conflicting: dedup.conflicting,
+                late: get(&ingest.late),
+                attribution_only: get(&ingest.attribution_only),
+            };
+        }
+        accounting
+    }
+
+    /// Adds a worker's local ingestion counts (kept per activation to avoid contention).
+    pub fn add_ingest(&self, local: &Accounting) {
+        for kind in StreamKind::ALL {
+            let from = local.stream(kind);
+            let to = &self.ingest[kind.index()];
+            for (counter, value) in [
+                (&to.read, from.read),
+                (&to.dead_lettered, from.dead_lettered),
+                (&to.too_late, from.too_late),
+                (&to.late, from.late),
+                (&to.attribution_only, from.attribution_only),
+            ] {
+                if value > 0 {
+                    counter.fetch_add(value, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
