@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Replace the folder of every CSV sink.
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Replace the number of bids of a generator source (e.g. for a quick try).
+    #[arg(long)]
+    pub bids: Option<u64>,
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, default_value_t = 5.0)]
     pub status_every: f64,
@@ -39,6 +42,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let overrides = Overrides {
         input: args.input.clone(),
         output: args.output.clone(),
+        bids: args.bids,
     };
     let plan = GraphSpec::load(&args.graph)?.plan(&args.graph, &overrides)?;
     let funnel = plan

@@ -74,20 +74,23 @@ pub trait DedupById<'scope, R: Record> {
     ///
     /// # Examples
     /// ```
+    /// use differential_dataflow::collection::AsCollection;
     /// use differential_dataflow::input::Input;
     /// use diffmill::dataflow::DedupById;
     /// use diffmill::event::Click;
+    /// use timely::dataflow::operators::core::Map;
     ///
     /// let click = |click_id, ts| Click { click_id, bid_id: 9, ts };
-    /// timely::example(|scope| {
-    ///     let counts = Default::default();
+    /// timely::example(move |scope| {
+    ///     let counts = std::sync::Arc::default();
+    ///     // Click 1 twice identically, then with a later ts (a conflicting payload).
     ///     let (_, clicks) = scope.new_collection_from(vec![click(1, 5), click(1, 5), click(1, 7), click(2, 3)]);
-    ///     let (_, expected) = scope.new_collection_from(vec![click(1, 7), click(2, 3)]);
+    ///     // The winners: the greatest (ts, payload) per id, each retracted at its release time.
+    ///     let (_, winners) = scope.new_collection_from(vec![click(1, 7), click(2, 3)]);
+    ///     let released = winners.inner.clone().map(|(c, _, r)| (c, c.ts + 1_000, -r)).as_collection();
     ///     clicks
     ///         .dedup_by_id(|c: &Click| c.ts + 1_000, std::sync::Arc::clone(&counts))
-    ///         // Compare before the release times retract everything.
-    ///         .filter(|_| true)
-    ///         .assert_eq(expected.concat(differential_dataflow::input::Input::new_collection_from(scope, vec![]).1));
+    ///         .assert_eq(winners.concat(released));
     /// });
     /// ```
     fn dedup_by_id<F>(self, release: F, counts: Arc<DedupCounters>) -> Self

@@ -28,6 +28,8 @@ pub struct Overrides {
     pub input: Option<PathBuf>,
     /// Replaces the folder of every CSV sink.
     pub output: Option<PathBuf>,
+    /// Replaces the generator source's number of bids.
+    pub bids: Option<u64>,
 }
 
 impl GraphSpec {
@@ -47,6 +49,9 @@ impl GraphSpec {
         let settings = self.funnel.settings();
         let (source, source_description): (Arc<dyn Source>, String) = match &mut self.source {
             SourceSpec::Generator(config) => {
+                if let Some(bids) = overrides.bids {
+                    config.bids = bids;
+                }
                 let description = format!("generator {config:?}");
                 let generator = Generator::new(config.clone(), &settings).map_err(|e| {
                     GraphError::at_key(file, format!("source.{}", e.setting), e.problem)
