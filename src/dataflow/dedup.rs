@@ -1,7 +1,7 @@
 //! De-duplicate a stream of records by id, releasing each id's state at its release time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -109,32 +109,45 @@ where
         let exchange = Exchange::new(|update: &(R, Millis, isize)| update.0.id().hashed());
         self.inner
             .unary_frontier(exchange, "DedupById", move |_capability, _info| {
-                let mut stash: BTreeMap<Millis, (Capability<Millis>, Vec<R>)> = BTreeMap::new();
+                // Updates not yet passed by the frontier, and one capability for the least
+                // of their times: every output goes out under it (differential updates may
+                // carry times later than their message), so there is one message per
+                // activation, not one per distinct millisecond.
+                let mut stash: Vec<(Millis, R)> = Vec::new();
+                let mut held: Option<Capability<Millis>> = None;
                 let mut groups: HashMap<EventId, Group<R>> = HashMap::new();
                 let mut releases: BinaryHeap<Reverse<(Millis, EventId)>> = BinaryHeap::new();
+                let mut ready: Vec<(Millis, R)> = Vec::new();
                 move |(input, frontier), output| {
                     input.for_each(|capability, updates| {
                         for (record, time, diff) in updates.drain(..) {
-                            let entry = stash
-                                .entry(time)
-                                .or_insert_with(|| (capability.delayed(&time, 0), Vec::new()));
+                            if held.as_ref().is_none_or(|h| time < *h.time()) {
+                                held = Some(capability.delayed(&time, 0));
+                            }
                             for _ in 0..diff.max(0) {
-                                entry.1.push(record);
+                                stash.push((time, record));
                             }
                         }
                     });
                     let frontier = frontier.frontier().iter().next().copied();
-                    let mut local = DedupCounts::default();
-                    while let Some(entry) = stash.first_entry() {
-                        let time = *entry.key();
-                        if frontier.is_some_and(|f| f <= time) {
-                            break;
+                    let Some(capability) = held.as_mut() else {
+                        return;
+                    };
+                    let passed = |time: Millis| frontier.is_none_or(|f| time < f);
+                    ready.clear();
+                    stash.retain(|update| {
+                        let done = passed(update.0);
+                        if done {
+                            ready.push(*update);
                         }
-                        let (capability, mut records) = entry.remove();
-                        release_until(&mut groups, &mut releases, time);
-                        records.sort();
-                        let mut session = output.session(&capability);
-                        for record in records {
+                        !done
+                    });
+                    let mut local = DedupCounts::default();
+                    if !ready.is_empty() {
+                        ready.sort_unstable();
+                        let mut session = output.session(&*capability);
+                        for &(time, record) in &ready {
+                            release_until(&mut groups, &mut releases, time);
                             let changes = admit(
                                 &mut groups,
                                 &mut releases,
@@ -147,6 +160,10 @@ where
                         }
                     }
                     counts.add(&local);
+                    match stash.iter().map(|(time, _)| *time).min() {
+                        Some(least) => capability.downgrade(&least),
+                        None => held = None,
+                    }
                     match frontier {
                         Some(time) => release_until(&mut groups, &mut releases, time),
                         None => {
