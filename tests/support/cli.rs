@@ -1,0 +1,261 @@
+//! Helpers of the CLI tests: run the real binary, read its CSV outputs back, and put the
+//! oracle's answers in the same shape.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use diffmill::connectors::{Arrival, FileSource, Poll, Source};
+use diffmill::dataflow::{Attribution, Dim, FunnelSettings};
+use diffmill::event::{Format, StreamKind};
+use diffmill::runtime::StreamCounts;
+
+use super::oracle::{Aggregates, Oracle};
+
+/// Summed aggregates keyed as in `aggregates.csv`: `[window_start, window_end, dims…]`,
+/// measures in column order.
+pub type CsvAggregates = BTreeMap<Vec<String>, [i64; 6]>;
+
+/// What a finished `diffmill` process left: its exit status and its output as text.
+pub struct Ran {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Ran {
+    /// The exit code (`None` when killed by a signal).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// The binary under test, in `cwd`, without the environment variables it reads.
+pub fn command(cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_diffmill"));
+    command
+        .current_dir(cwd)
+        .env_remove("DIFFMILL_WORKERS")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// Runs `diffmill <args>` in `cwd` to completion.
+pub fn diffmill<I, S>(cwd: &Path, args: I) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let output = command(cwd)
+        .args(args)
+        .output()
+        .expect("the diffmill binary starts");
+    Ran {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `diffmill <args>` in `cwd` and asserts it exits 0 without a panic.
+pub fn diffmill_ok<I, S>(cwd: &Path, args: I) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<S> = args.into_iter().collect();
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    let ran = diffmill(cwd, &args);
+    assert!(
+        ran.status.success(),
+        "`diffmill {}` failed ({}):\n{}",
+        shown.join(" "),
+        ran.status,
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    ran
+}
+
+/// The repository's `graphs/` folder.
+pub fn graphs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("graphs")
+}
+
+/// The partitions of a folder written by `diffmill gen`, read the way the graph's files
+/// source reads them: one partition per file, bids then impressions, clicks and
+/// conversions, each stream's files sorted by path. Returns each partition's name (its
+/// path, as in the `source` column of the outputs) and its arrivals.
+pub fn file_partitions(format: Format, folder: &Path) -> (Vec<String>, Vec<Vec<Arrival>>) {
+    let patterns: Vec<(StreamKind, String)> = StreamKind::ALL
+        .iter()
+        .map(|&kind| (kind, FileSource::folder_pattern(folder, format, kind)))
+        .collect();
+    let source = FileSource::from_globs(format, &patterns).expect("the generated files exist");
+    let names = source
+        .files()
+        .iter()
+        .map(|(_, path)| path.display().to_string())
+        .collect();
+    let mut partitions = Vec::new();
+    for mut partition in source.partitions(0, 1).expect("the files open") {
+        let mut arrivals = Vec::new();
+        while partition.poll(&mut arrivals, 1024).expect("the file reads") != Poll::Done {}
+        partitions.push(arrivals);
+    }
+    (names, partitions)
+}
+
+/// The text a sink writes for `dim` of `attribution`: `unattributed` for every dim of an
+/// unattributed row.
+fn dim_text(attribution: &Attribution, dim: Dim) -> String {
+    let values = match attribution {
+        Attribution::Unattributed => return "unattributed".to_owned(),
+        Attribution::Dims(values) => values,
+    };
+    let value = match dim {
+        Dim::Campaign => values.campaign_id.map(|v| v.to_string()),
+        Dim::Ad => values.ad_id.map(|v| v.to_string()),
+        Dim::Publisher => values.publisher_id.map(|v| v.to_string()),
+        Dim::Region => values.region.map(|v| v.to_string()),
+        Dim::Device => values.device.map(|v| v.to_string()),
+    };
+    value.expect("a grouped dim has a value")
+}
+
+/// The oracle's aggregates keyed as in `aggregates.csv`.
+pub fn as_csv(aggregates: &Aggregates, settings: &FunnelSettings) -> CsvAggregates {
+    aggregates
+        .iter()
+        .map(|((start, attribution), m)| {
+            let mut key = vec![
+                start.to_string(),
+                (start + settings.lateness.window).to_string(),
+            ];
+            key.extend(
+                settings
+                    .group_by
+                    .dims()
+                    .iter()
+                    .map(|&dim| dim_text(attribution, dim)),
+            );
+            let measures = [
+                m.bids,
+                m.impressions,
+                m.clicks,
+                m.conversions,
+                m.spend_micros,
+                m.revenue_micros,
+            ];
+            (key, measures)
+        })
+        .collect()
+}
+
+/// A CSV file with a header, as the header and the rows.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = reader
+        .headers()
+        .expect("a header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|row| {
+            row.unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .iter()
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+/// The rows of a CSV file as a set, each row cut to its first `columns` fields.
+pub fn row_set(path: &Path, columns: usize) -> BTreeSet<Vec<String>> {
+    read_csv(path)
+        .1
+        .into_iter()
+        .map(|row| row.into_iter().take(columns).collect())
+        .collect()
+}
+
+/// The oracle's dead letters as `(source, position, stream)`.
+pub fn expected_dead_letters(oracle: &Oracle) -> BTreeSet<Vec<String>> {
+    oracle
+        .dead_letters()
+        .into_iter()
+        .map(|d| {
+            vec![
+                d.origin.source,
+                d.origin.position.to_string(),
+                d.stream.name().to_owned(),
+            ]
+        })
+        .collect()
+}
+
+/// The oracle's too-late records as `(source, position, stream, id, ts, watermark)`, with
+/// the oracle's partition index replaced by the partition's name.
+pub fn expected_too_late(oracle: &Oracle, names: &[String]) -> BTreeSet<Vec<String>> {
+    oracle
+        .too_late()
+        .into_iter()
+        .map(|r| {
+            let partition: usize = r
+                .origin
+                .source
+                .strip_prefix("memory/")
+                .and_then(|p| p.parse().ok())
+                .expect("the oracle names partitions memory/<index>");
+            vec![
+                names[partition].clone(),
+                r.origin.position.to_string(),
+                r.stream.name().to_owned(),
+                r.id.to_string(),
+                r.ts.to_string(),
+                r.watermark.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// The per-stream accounting table of the summary `run` prints on stderr, as counts of
+/// read, applied, duplicate, too_late, dead_lettered, late and attribution_only.
+pub fn summary_counts(stderr: &str) -> BTreeMap<StreamKind, [u64; 7]> {
+    let mut counts = BTreeMap::new();
+    for line in stderr.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(kind) = fields.next().and_then(StreamKind::from_name) else {
+            continue;
+        };
+        let numbers: Vec<u64> = fields.filter_map(|f| f.parse().ok()).collect();
+        if let Ok(numbers) = <[u64; 7]>::try_from(numbers) {
+            counts.insert(kind, numbers);
+        }
+    }
+    counts
+}
+
+/// The same seven counts from a [`StreamCounts`].
+pub fn counts_row(c: &StreamCounts) -> [u64; 7] {
+    [
+        c.read,
+        c.applied,
+        c.duplicate,
+        c.too_late,
+        c.dead_lettered,
+        c.late,
+        c.attribution_only,
+    ]
+}
