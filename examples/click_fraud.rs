@@ -28,6 +28,7 @@ use diffmill::dataflow::{
 };
 use diffmill::event::{Bid, Click, Event, Millis, StreamKind};
 use diffmill::runtime::{ingest, IngestContext, Progress};
+use timely::dataflow::ProbeHandle;
 
 const MINUTE: Millis = 60_000;
 /// The publisher whose bids the click farm clicks.
@@ -72,10 +73,13 @@ fn main() -> anyhow::Result<()> {
         timely::Config::process(args.workers.get()),
         move |worker| -> Result<(), std::io::Error> {
             let partitions = source.partitions(worker.index(), worker.peers())?;
+            // The result's frontier: ingest reads no further than a little ahead of it.
+            let probe = ProbeHandle::new();
             let context = IngestContext {
                 progress: Arc::clone(&worker_progress),
                 abort: Arc::new(AtomicBool::new(false)),
                 failure: Rc::new(RefCell::new(None)),
+                output_frontier: probe.clone(),
             };
             let counts = Arc::clone(&worker_counts);
             let dedup = worker_progress.dedup.clone();
@@ -147,7 +151,8 @@ fn main() -> anyhow::Result<()> {
                                 *counts.entry((window, publisher)).or_default() += diff;
                             }
                         }
-                    });
+                    })
+                    .probe_with(&probe);
             });
             while worker.step_or_park(None) {}
             context.failure.take().map_or(Ok(()), Err)

@@ -17,7 +17,8 @@ pub struct RunArgs {
     /// The graph file, e.g. graphs/ad_funnel.toml.
     pub graph: PathBuf,
     /// Worker threads in this process.
-    #[arg(short = 'w', long, default_value_t = 1, env = "DIFFMILL_WORKERS")]
+    #[arg(short = 'w', long, default_value_t = 1, env = "DIFFMILL_WORKERS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub workers: usize,
     /// Replace the folder of a files source.
     #[arg(long)]

@@ -20,8 +20,11 @@ pub struct Parent {
     pub attribution: Attribution,
 }
 
+/// The trace of parents arranged by their id.
+pub type ParentTrace = TraceAgent<ValSpine<EventId, Parent, Millis, isize>>;
+
 /// Parents arranged by their id, shared by every join that reads them.
-pub type Parents<'scope> = Arranged<'scope, TraceAgent<ValSpine<EventId, Parent, Millis, isize>>>;
+pub type Parents<'scope> = Arranged<'scope, ParentTrace>;
 
 /// Attribution of children to parents.
 pub trait Attribute<'scope, C> {

@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
@@ -32,6 +32,7 @@ pub struct DedupCounters {
     applied: AtomicU64,
     duplicate: AtomicU64,
     conflicting: AtomicU64,
+    held: AtomicI64,
 }
 
 impl DedupCounters {
@@ -41,6 +42,17 @@ impl DedupCounters {
             applied: self.applied.load(Ordering::Relaxed),
             duplicate: self.duplicate.load(Ordering::Relaxed),
             conflicting: self.conflicting.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Ids whose state is held now, over all workers of the process.
+    pub fn held(&self) -> i64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    fn add_held(&self, delta: i64) {
+        if delta != 0 {
+            self.held.fetch_add(delta, Ordering::Relaxed);
         }
     }
 
@@ -118,6 +130,7 @@ where
                 let mut groups: HashMap<EventId, Group<R>> = HashMap::new();
                 let mut releases: BinaryHeap<Reverse<(Millis, EventId)>> = BinaryHeap::new();
                 let mut ready: Vec<(Millis, R)> = Vec::new();
+                let mut reported = 0i64;
                 move |(input, frontier), output| {
                     input.for_each(|capability, updates| {
                         for (record, time, diff) in updates.drain(..) {
@@ -130,9 +143,6 @@ where
                         }
                     });
                     let frontier = frontier.frontier().iter().next().copied();
-                    let Some(capability) = held.as_mut() else {
-                        return;
-                    };
                     let passed = |time: Millis| frontier.is_none_or(|f| time < f);
                     ready.clear();
                     stash.retain(|update| {
@@ -143,9 +153,9 @@ where
                         !done
                     });
                     let mut local = DedupCounts::default();
-                    if !ready.is_empty() {
+                    if let (Some(capability), false) = (held.as_ref(), ready.is_empty()) {
                         ready.sort_unstable();
-                        let mut session = output.session(&*capability);
+                        let mut session = output.session(capability);
                         for &(time, record) in &ready {
                             release_until(&mut groups, &mut releases, time);
                             let changes = admit(
@@ -160,9 +170,9 @@ where
                         }
                     }
                     counts.add(&local);
-                    match stash.iter().map(|(time, _)| *time).min() {
-                        Some(least) => capability.downgrade(&least),
-                        None => held = None,
+                    match (stash.iter().map(|(time, _)| *time).min(), held.as_mut()) {
+                        (Some(least), Some(capability)) => capability.downgrade(&least),
+                        _ => held = None,
                     }
                     match frontier {
                         Some(time) => release_until(&mut groups, &mut releases, time),
@@ -171,6 +181,8 @@ where
                             releases.clear();
                         }
                     }
+                    counts.add_held(groups.len() as i64 - reported);
+                    reported = groups.len() as i64;
                 }
             })
             .as_collection()

@@ -6,7 +6,9 @@ use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use timely::dataflow::operators::core::Partition;
 
-use super::{Attribute, Attribution, DedupById, DedupCounters, FunnelSettings, Measures, Parent};
+use super::{
+    Attribute, Attribution, DedupById, DedupCounters, FunnelSettings, Measures, Parent, ParentTrace,
+};
 use crate::event::{Event, Millis, Record, StreamKind};
 
 /// The aggregate key: window start and dims.
@@ -27,6 +29,9 @@ pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
 ///   attribution; a child without a parent is *unattributed* until the parent arrives;
 /// - every record contributes its measures to the window of its own `ts`.
 ///
+/// It also returns handles to the join arrangements, so the runtime can report how many
+/// updates they hold (the handles must have their compaction advanced, or be dropped).
+///
 /// Contributions to a window at times at or after the window is final (releases of state,
 /// parents arriving after their child's window is final) are still in the collection;
 /// the emitter drops them, so that a final window's last value stands.
@@ -34,7 +39,7 @@ pub fn ad_funnel<'scope>(
     events: VecCollection<'scope, Millis, Event>,
     settings: &FunnelSettings,
     counts: &FunnelDedupCounts,
-) -> Aggregates<'scope> {
+) -> (Aggregates<'scope>, Vec<ParentTrace>) {
     let lateness = settings.lateness;
     let group_by = settings.group_by.clone();
     let window = move |ts: Millis| lateness.window_start(ts);
@@ -102,6 +107,7 @@ pub fn ad_funnel<'scope>(
             })
             .arrange_by_key_named("BidsById")
     };
+    let mut traces = vec![bid_dims.trace.clone()];
     let impressions = impressions
         .map(|i| (i.bid_id, i))
         .attribute(bid_dims.clone(), lateness.bid_bound);
@@ -120,6 +126,7 @@ pub fn ad_funnel<'scope>(
             )
         })
         .arrange_by_key_named("ClicksById");
+    traces.push(click_attribution.trace.clone());
     let conversions = conversions
         .map(|c| (c.click_id, c))
         .attribute(click_attribution, lateness.click_bound);
@@ -135,5 +142,6 @@ pub fn ad_funnel<'scope>(
     let clicks = clicks.explode(move |(c, a)| Some(((window(c.ts), a), Measures::click())));
     let conversions = conversions
         .explode(move |(c, a)| Some(((window(c.ts), a), Measures::conversion(c.value_micros))));
-    bids.concat(impressions).concat(clicks).concat(conversions)
+    let aggregates = bids.concat(impressions).concat(clicks).concat(conversions);
+    (aggregates, traces)
 }

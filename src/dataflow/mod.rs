@@ -8,7 +8,7 @@ mod measures;
 mod settings;
 mod window;
 
-pub use attribute::{Attribute, Parent, Parents};
+pub use attribute::{Attribute, Parent, ParentTrace, Parents};
 pub use dedup::{DedupById, DedupCounters, DedupCounts};
 pub use dims::{Attribution, Dim, DimValues, GroupBy, UNATTRIBUTED};
 pub use funnel::{ad_funnel, AggregateKey, Aggregates, FunnelDedupCounts};

@@ -126,7 +126,7 @@ impl Emitter {
     }
 }
 
-/// Builds the emitter on every worker; worker 0 of process 0 receives all aggregate
+/// Builds the emitter on every worker (its frontier is reported to `probe`); worker 0 of process 0 receives all aggregate
 /// updates and rejected records and owns the sinks.
 ///
 /// When the frontier (the least frontier of both inputs) has advanced and at least
@@ -139,10 +139,10 @@ pub fn emit<'scope>(
     settings: &FunnelSettings,
     sinks: Vec<Box<dyn Sink>>,
     context: EmitContext,
-) -> ProbeHandle<Millis> {
+    probe: &ProbeHandle<Millis>,
+) {
     let settings = settings.clone();
     let interval = settings.emit_interval;
-    let probe = ProbeHandle::new();
     let to_first = Exchange::new(|_: &(AggregateKey, Millis, Measures)| 0u64);
     let rejects_to_first = Exchange::new(|_: &Rejected| 0u64);
     let activator_scope = aggregates.inner.scope();
@@ -219,6 +219,5 @@ pub fn emit<'scope>(
                 }
             },
         )
-        .probe_with(&probe);
-    probe
+        .probe_with(probe);
 }

@@ -9,8 +9,10 @@ use super::emit::{emit, EmitContext};
 use super::ingest::{ingest, IngestContext};
 use super::{Accounting, Progress};
 use crate::connectors::{Sink, SinkError, Source};
-use crate::dataflow::{ad_funnel, FunnelSettings};
+use crate::dataflow::{ad_funnel, FunnelSettings, ParentTrace};
 use crate::event::Millis;
+use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
+use differential_dataflow::trace::TraceReader;
 
 /// What a finished run reports.
 #[derive(Clone, Debug, Default)]
@@ -173,10 +175,12 @@ impl Funnel {
                     .unwrap_or_default(),
                 _ => Vec::new(),
             };
+            let probe = timely::dataflow::ProbeHandle::new();
             let ingest_context = IngestContext {
                 progress: Arc::clone(&worker_progress),
                 abort: Arc::clone(&abort),
                 failure: Rc::new(RefCell::new(open_failure)),
+                output_frontier: probe.clone(),
             };
             let emit_context = EmitContext {
                 progress: Arc::clone(&worker_progress),
@@ -184,13 +188,25 @@ impl Funnel {
                 failure: Rc::new(RefCell::new(None)),
             };
             let dedup_counts = worker_progress.dedup.clone();
-            worker.dataflow::<Millis, _, _>(|scope| {
+            let traces = worker.dataflow::<Millis, _, _>(|scope| {
                 let (events, rejects) =
                     ingest(scope, &settings, partitions, ingest_context.clone());
-                let aggregates = ad_funnel(events, &settings, &dedup_counts);
-                emit(aggregates, rejects, &settings, sinks, emit_context.clone())
+                let (aggregates, traces) = ad_funnel(events, &settings, &dedup_counts);
+                emit(
+                    aggregates,
+                    rejects,
+                    &settings,
+                    sinks,
+                    emit_context.clone(),
+                    &probe,
+                );
+                traces
             });
-            while worker.step_or_park(None) {}
+            let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress));
+            while worker.step_or_park(None) {
+                gauge.observe(&probe);
+            }
+            gauge.observe(&probe);
 
             if let Some(error) = ingest_context.failure.borrow_mut().take() {
                 return Err(RunError::Source(error));
@@ -232,5 +248,43 @@ impl WorkersFunnel {
     /// A [`RunError`] when settings, source, sinks or workers fail.
     pub fn run(self) -> Result<RunReport, RunError> {
         self.funnel.run_workers(self.workers)
+    }
+}
+
+/// Reports how many updates this worker's join arrangements hold, advancing the
+/// compaction of its trace handles with the frontier so that holding them never keeps
+/// state alive.
+struct ArrangedGauge {
+    traces: Vec<ParentTrace>,
+    progress: Arc<Progress>,
+    reported: i64,
+}
+
+impl ArrangedGauge {
+    fn new(traces: Vec<ParentTrace>, progress: Arc<Progress>) -> ArrangedGauge {
+        ArrangedGauge {
+            traces,
+            progress,
+            reported: 0,
+        }
+    }
+
+    fn observe(&mut self, probe: &timely::dataflow::ProbeHandle<Millis>) {
+        let frontier = probe.with_frontier(|f| f.to_owned());
+        let mut held = 0i64;
+        if frontier.is_empty() {
+            self.traces.clear();
+        }
+        for trace in &mut self.traces {
+            trace.set_logical_compaction(frontier.borrow());
+            trace.set_physical_compaction(frontier.borrow());
+            trace.map_spans(|span| {
+                held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
+            });
+        }
+        self.progress
+            .arranged
+            .fetch_add(held - self.reported, Ordering::Relaxed);
+        self.reported = held;
     }
 }

@@ -11,7 +11,7 @@ use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::{Scope, Stream};
+use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use super::{Accounting, Admission, PartitionClock, Progress};
 use crate::connectors::{Arrival, Partition, Poll};
@@ -22,6 +22,8 @@ use crate::event::{Event, Millis, Origin, Rejected, TooLate};
 const POLL_CHUNK: usize = 4096;
 /// Longest time one activation of the ingest operator keeps reading.
 const SLICE: Duration = Duration::from_millis(5);
+/// How soon an operator held back by flow control looks again.
+const LEAD_RETRY: Duration = Duration::from_micros(200);
 /// How soon an operator whose partitions are all idle looks again.
 const IDLE_RETRY: Duration = Duration::from_millis(10);
 
@@ -34,7 +36,14 @@ pub struct IngestContext {
     pub abort: Arc<AtomicBool>,
     /// The first transport failure of this worker's partitions.
     pub failure: Rc<RefCell<Option<std::io::Error>>>,
+    /// The frontier of the whole dataflow (at the emitter), for flow control.
+    pub output_frontier: ProbeHandle<Millis>,
 }
+
+/// Flow control: a partition whose watermark is more than this far (event time) ahead of
+/// the dataflow's output frontier is not read until the frontier catches up, so a fast
+/// partition cannot fill the state with records the frontier has not reached.
+pub const MAX_LEAD: Millis = 60_000;
 
 struct PartitionState {
     partition: Box<dyn Partition>,
@@ -87,6 +96,7 @@ pub fn ingest<'scope>(
             };
             let started = Instant::now();
             let mut all_idle = true;
+            let mut waiting = false;
             let mut events_handle = events_output.activate();
             let mut rejects_handle = rejects_output.activate();
             let mut events_session = events_handle.session(&caps[0]);
@@ -101,6 +111,13 @@ pub fn ingest<'scope>(
                 else {
                     break;
                 };
+                let output = context
+                    .output_frontier
+                    .with_frontier(|f| f.iter().next().copied());
+                if output.is_some_and(|f| state.clock.watermark() > f.saturating_add(MAX_LEAD)) {
+                    waiting = true;
+                    break;
+                }
                 arrivals.clear();
                 let poll = match state.partition.poll(&mut arrivals, POLL_CHUNK) {
                     Ok(poll) => poll,
@@ -168,7 +185,9 @@ pub fn ingest<'scope>(
                             cap.downgrade(&time);
                         }
                     }
-                    if all_idle {
+                    if waiting {
+                        activator.activate_after(LEAD_RETRY);
+                    } else if all_idle {
                         activator.activate_after(IDLE_RETRY);
                     } else {
                         activator.activate();

@@ -1,7 +1,7 @@
 //! Live counters shared by the workers of a process: what the status line shows and what
 //! the run reports at the end.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{Accounting, StreamCounts};
@@ -34,6 +34,8 @@ pub struct Progress {
     pub frontier: AtomicU64,
     /// Batches emitted.
     pub batches: AtomicU64,
+    /// Updates held in the join arrangements, over all workers of the process.
+    pub arranged: AtomicI64,
 }
 
 impl Default for Progress {
@@ -43,11 +45,19 @@ impl Default for Progress {
             dedup: Default::default(),
             frontier: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            arranged: AtomicI64::new(0),
         }
     }
 }
 
 impl Progress {
+    /// Records held in state now: updates in the join arrangements plus ids held by dedup.
+    /// Retention keeps this bounded by the event rate times (retention + window +
+    /// allowed lateness + disorder), not by the length of the run.
+    pub fn held_records(&self) -> i64 {
+        self.arranged.load(Ordering::Relaxed) + self.dedup.iter().map(|d| d.held()).sum::<i64>()
+    }
+
     /// A snapshot of the accounting of every record read so far.
     pub fn accounting(&self) -> Accounting {
         let mut accounting = Accounting::default();
