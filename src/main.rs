@@ -12,7 +12,7 @@ fn main() {
     let outcome = match &cli.command {
         Commands::Run(args) => run(args),
         Commands::Gen(args) => gen(args),
-        Commands::Check { graph } => check(graph),
+        Commands::Check { graph, input } => check(graph, input.as_deref()),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

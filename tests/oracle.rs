@@ -5,7 +5,7 @@
 //! source with the same partitions whose partitions pause (poll `Idle`) after every chunk,
 //! so that the frontier stops at many more places and more batches are checked.
 //!
-//! `PROPTEST_CASES` sets the number of cases (64 by default); failing seeds are kept in
+//! `PROPTEST_CASES` sets the number of cases (256 by default); failing seeds are kept in
 //! `proptest-regressions/oracle.txt` and replayed first.
 
 mod support;
@@ -26,7 +26,7 @@ fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+        .unwrap_or(256);
     ProptestConfig {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(

@@ -33,6 +33,9 @@ pub enum Commands {
     Check {
         /// The graph file, e.g. graphs/ad_funnel.toml.
         graph: PathBuf,
+        /// Replace the folder of a files source (as `run --input` does).
+        #[arg(long)]
+        input: Option<PathBuf>,
     },
 }
 

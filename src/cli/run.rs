@@ -53,7 +53,11 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let status = (args.status_every > 0.0)
         .then(|| StatusLine::start(progress, Duration::from_secs_f64(args.status_every)));
+    let bar = plan.file_progress.as_ref().and_then(|(total, read)| {
+        std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| progress_bar(*total, read))
+    });
     let outcome = funnel.workers(args.workers).run();
+    drop(bar);
     drop(status);
     match outcome {
         Ok(report) => {
@@ -76,5 +80,44 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             Err(CliError::Config(format!("{}: {e}", args.graph.display())))
         }
         Err(e) => Err(CliError::Runtime(e.to_string())),
+    }
+}
+
+/// A progress bar over the bytes of a file replay, drawn while stderr is a terminal.
+struct ProgressBar {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn progress_bar(total: u64, read: &std::sync::Arc<std::sync::atomic::AtomicU64>) -> ProgressBar {
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (read, stopped) = (std::sync::Arc::clone(read), std::sync::Arc::clone(&stop));
+    let thread = std::thread::spawn(move || {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        while !stopped.load(Ordering::Relaxed) {
+            bar.set_position(read.load(Ordering::Relaxed));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bar.finish_and_clear();
+    });
+    ProgressBar {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for ProgressBar {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::{Arrival, Partition, Poll, Source};
 use crate::event::{
@@ -16,10 +18,11 @@ use crate::event::{
 /// so each file is read by exactly one worker. Each worker reads its files in step by
 /// event time (the ingest operator always polls the partition with the lowest
 /// watermark), never one whole file before the next.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct FileSource {
     format: Format,
     files: Vec<(StreamKind, PathBuf)>,
+    bytes_read: Arc<AtomicU64>,
 }
 
 /// A stream whose files could not be found.
@@ -58,7 +61,25 @@ impl FileSource {
             matched.sort();
             files.extend(matched.into_iter().map(|path| (*stream, path)));
         }
-        Ok(FileSource { format, files })
+        Ok(FileSource {
+            format,
+            files,
+            bytes_read: Arc::default(),
+        })
+    }
+
+    /// Total size of the files in bytes, for a progress bar.
+    pub fn total_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter_map(|(_, path)| std::fs::metadata(path).ok())
+            .map(|meta| meta.len())
+            .sum()
+    }
+
+    /// Bytes read so far by all partitions of this source in this process.
+    pub fn bytes_read(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.bytes_read)
     }
 
     /// The glob for a stream's files in `folder`: `<folder>/<stream>*.<ext>`.
@@ -98,6 +119,7 @@ impl Source for FileSource {
                     line_no: 0,
                     decoder: None,
                     fields: csv::StringRecord::new(),
+                    bytes_read: Arc::clone(&self.bytes_read),
                 }) as Box<dyn Partition>)
             })
             .collect()
@@ -116,6 +138,7 @@ struct FilePartition {
     /// The CSV decoder built from the header; `Err` when the header is unusable.
     decoder: Option<Result<CsvDecoder, Invalid>>,
     fields: csv::StringRecord,
+    bytes_read: Arc<AtomicU64>,
 }
 
 impl FilePartition {
@@ -204,17 +227,24 @@ impl Partition for FilePartition {
 
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
         let mut produced = 0;
-        while produced < max {
-            self.line.clear();
-            if self.reader.read_until(b'\n', &mut self.line)? == 0 {
-                return Ok(Poll::Done);
+        let mut bytes = 0;
+        let poll = loop {
+            if produced >= max {
+                break Poll::Ready;
             }
+            self.line.clear();
+            let read = self.reader.read_until(b'\n', &mut self.line)?;
+            if read == 0 {
+                break Poll::Done;
+            }
+            bytes += read as u64;
             self.line_no += 1;
             if let Some(arrival) = self.decode_line() {
                 out.push(arrival);
                 produced += 1;
             }
-        }
-        Ok(Poll::Ready)
+        };
+        self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        Ok(poll)
     }
 }

@@ -19,6 +19,8 @@ pub struct Plan {
     pub settings: FunnelSettings,
     source: Arc<dyn Source>,
     source_description: String,
+    /// For a files source: total bytes and a counter of bytes read, for a progress bar.
+    pub file_progress: Option<(u64, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 /// Changes the command line makes to a graph.
@@ -47,6 +49,7 @@ impl GraphSpec {
             }
         }
         let settings = self.funnel.settings();
+        let mut file_progress = None;
         let (source, source_description): (Arc<dyn Source>, String) = match &mut self.source {
             SourceSpec::Generator(config) => {
                 if let Some(bids) = overrides.bids {
@@ -77,7 +80,11 @@ impl GraphSpec {
                         (Some(glob), _) => (glob.clone(), format!("source.{key}")),
                         (None, Some(path)) => (
                             FileSource::folder_pattern(path, files.format, kind),
-                            "source.path".to_owned(),
+                            if overrides.input.is_some() {
+                                "source.path (set by --input)".to_owned()
+                            } else {
+                                "source.path".to_owned()
+                            },
                         ),
                         (None, None) => {
                             return Err(GraphError::at_key(
@@ -101,6 +108,7 @@ impl GraphSpec {
                 for (kind, path) in source.files() {
                     let _ = write!(description, "\n      {kind:<10} {}", path.display());
                 }
+                file_progress = Some((source.total_bytes(), source.bytes_read()));
                 (Arc::new(source), description)
             }
         };
@@ -109,6 +117,7 @@ impl GraphSpec {
             settings,
             source,
             source_description,
+            file_progress,
         })
     }
 }
