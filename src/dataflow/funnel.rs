@@ -9,7 +9,7 @@ use timely::dataflow::operators::core::Partition;
 use super::{
     Attribute, Attribution, DedupById, DedupCounters, FunnelSettings, Measures, Parent, ParentTrace,
 };
-use crate::event::{Event, Millis, Record, StreamKind};
+use crate::event::{Event, Millis, Record};
 
 /// The aggregate key: window start and dims.
 pub type AggregateKey = (Millis, Attribution);
@@ -54,43 +54,38 @@ pub fn ad_funnel<'scope>(
     let mut next = || parts.next().expect("four streams");
     let (bids, impressions, clicks, conversions) = (next(), next(), next(), next());
 
-    let release = move |kind: StreamKind| move |ts: Millis| lateness.release_time(kind, ts);
-    let bids = bids
-        .flat_map(|e| match e {
+    let bids = dedup_stream(
+        bids.flat_map(|e| match e {
             Event::Bid(b) => Some(b),
             _ => None,
-        })
-        .dedup_by_id(
-            move |r| release(StreamKind::Bid)(r.ts()),
-            Arc::clone(&counts[0]),
-        );
-    let impressions = impressions
-        .flat_map(|e| match e {
+        }),
+        lateness,
+        counts,
+    );
+    let impressions = dedup_stream(
+        impressions.flat_map(|e| match e {
             Event::Impression(i) => Some(i),
             _ => None,
-        })
-        .dedup_by_id(
-            move |r| release(StreamKind::Impression)(r.ts()),
-            Arc::clone(&counts[1]),
-        );
-    let clicks = clicks
-        .flat_map(|e| match e {
+        }),
+        lateness,
+        counts,
+    );
+    let clicks = dedup_stream(
+        clicks.flat_map(|e| match e {
             Event::Click(c) => Some(c),
             _ => None,
-        })
-        .dedup_by_id(
-            move |r| release(StreamKind::Click)(r.ts()),
-            Arc::clone(&counts[2]),
-        );
-    let conversions = conversions
-        .flat_map(|e| match e {
+        }),
+        lateness,
+        counts,
+    );
+    let conversions = dedup_stream(
+        conversions.flat_map(|e| match e {
             Event::Conversion(c) => Some(c),
             _ => None,
-        })
-        .dedup_by_id(
-            move |r| release(StreamKind::Conversion)(r.ts()),
-            Arc::clone(&counts[3]),
-        );
+        }),
+        lateness,
+        counts,
+    );
 
     let bid_dims = {
         let group_by = group_by.clone();
@@ -144,4 +139,16 @@ pub fn ad_funnel<'scope>(
         .explode(move |(c, a)| Some(((window(c.ts), a), Measures::conversion(c.value_micros))));
     let aggregates = bids.concat(impressions).concat(clicks).concat(conversions);
     (aggregates, traces)
+}
+
+/// Dedups one stream, releasing each record at its release time.
+fn dedup_stream<'scope, R: Record + timely::ExchangeData>(
+    records: VecCollection<'scope, Millis, R>,
+    lateness: super::Lateness,
+    counts: &FunnelDedupCounts,
+) -> VecCollection<'scope, Millis, R> {
+    records.dedup_by_id(
+        move |r| lateness.release_time(R::KIND, r.ts()),
+        Arc::clone(&counts[R::KIND.index()]),
+    )
 }
