@@ -194,7 +194,7 @@ fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
         "name = \"cli_replay\"\n\
          [source]\nkind = \"files\"\nformat = \"{format_name}\"\npath = '{}'\n\
          [funnel]\nwindow = \"1m\"\ngroup_by = [\"campaign_id\", \"region\"]\n\
-         max_disorder = \"2s\"\nallowed_lateness = \"2m\"\nbid_retention = \"5m\"\n\
+         max_disorder = \"2s\"\nmax_future_skew = \"24h\"\nallowed_lateness = \"2m\"\nbid_retention = \"5m\"\n\
          click_retention = \"5m\"\nemit_interval = \"0ms\"\n\
          [[sink]]\nkind = \"csv\"\npath = '{}'\n",
         dir.join("data").display(),
@@ -211,6 +211,7 @@ fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
         },
         group_by: GroupBy::new([Dim::Campaign, Dim::Region]),
         max_disorder: 2_000,
+        max_future_skew: 86_400_000,
         emit_interval: Duration::ZERO,
     };
     let parsed = GraphSpec::load(&graph).expect("the graph loads");
@@ -298,7 +299,7 @@ fn gen_then_run_matches_the_oracle(format: Format) {
     );
     assert_eq!(
         row_set(&out.join("dead_letters.csv"), DEAD_LETTER_KEY_COLUMNS),
-        expected_dead_letters(&oracle),
+        expected_dead_letters(&oracle, &names),
         "dead letters (source, position, stream)"
     );
     assert_eq!(

@@ -23,12 +23,18 @@ pub struct FunnelSettings {
     /// *Max disorder*: a partition's watermark is `max ts seen − max_disorder`. Records at
     /// most this much older than the newest record of their partition are not late.
     pub max_disorder: Millis,
+    /// *Max future skew*: a record whose `ts` is more than this ahead of its partition's
+    /// watermark is dead-lettered instead of applied, so one far-future timestamp cannot
+    /// drag the watermark forward and make the rest of the partition too late. Not
+    /// applied to a partition's first record, which has no watermark to compare with.
+    pub max_future_skew: Millis,
     /// Least wall-clock time between two emitted batches (zero: at every frontier move).
     pub emit_interval: Duration,
 }
 
 impl Default for FunnelSettings {
-    /// 15-minute windows by campaign and region, 5 s disorder, 1 h allowed lateness,
+    /// 15-minute windows by campaign and region, 5 s disorder, 24 h max future skew,
+    /// 1 h allowed lateness,
     /// 36 h match bounds for bids and clicks, a batch at most every second.
     fn default() -> Self {
         FunnelSettings {
@@ -40,6 +46,7 @@ impl Default for FunnelSettings {
             },
             group_by: GroupBy::new([Dim::Campaign, Dim::Region]),
             max_disorder: 5 * SECOND,
+            max_future_skew: 24 * HOUR,
             emit_interval: Duration::from_secs(1),
         }
     }

@@ -76,6 +76,9 @@ pub struct FunnelSpec {
     pub group_by: Vec<Dim>,
     /// A partition's watermark is `max ts seen − max_disorder` (default `5s`).
     pub max_disorder: DurationText,
+    /// A record more than this ahead of its partition's watermark is dead-lettered, so
+    /// it cannot drag the watermark forward (default `24h`).
+    pub max_future_skew: DurationText,
     /// How long after its end a window takes corrections before it is final
     /// (default `1h`).
     pub allowed_lateness: DurationText,
@@ -103,6 +106,7 @@ impl From<&FunnelSettings> for FunnelSpec {
             window: DurationText::from_millis(l.window),
             group_by: settings.group_by.dims().to_vec(),
             max_disorder: DurationText::from_millis(settings.max_disorder),
+            max_future_skew: DurationText::from_millis(settings.max_future_skew),
             allowed_lateness: DurationText::from_millis(l.allowed_lateness),
             bid_retention: DurationText::from_millis(l.bid_bound),
             click_retention: DurationText::from_millis(l.click_bound),
@@ -123,6 +127,7 @@ impl FunnelSpec {
             },
             group_by: GroupBy::new(self.group_by.iter().copied()),
             max_disorder: self.max_disorder.millis(),
+            max_future_skew: self.max_future_skew.millis(),
             emit_interval: self.emit_interval.to_std(),
         }
     }

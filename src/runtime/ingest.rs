@@ -16,7 +16,7 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 use super::{Accounting, Admission, PartitionClock, Progress};
 use crate::connectors::{Arrival, Partition, Poll};
 use crate::dataflow::FunnelSettings;
-use crate::event::{Event, Millis, Origin, Rejected, TooLate};
+use crate::event::{to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate};
 
 /// Records read from one partition per poll.
 const POLL_CHUNK: usize = 4096;
@@ -74,7 +74,10 @@ pub fn ingest<'scope>(
         .into_iter()
         .map(|partition| PartitionState {
             partition,
-            clock: PartitionClock::new(settings.max_disorder),
+            clock: PartitionClock::with_future_skew(
+                settings.max_disorder,
+                settings.max_future_skew,
+            ),
             done: false,
         })
         .collect();
@@ -148,6 +151,15 @@ pub fn ingest<'scope>(
                                     counts.attribution_only += u64::from(attribution_only);
                                     events_session.give((event, entry, 1isize));
                                 }
+                                Admission::TooFarInFuture { ahead_ms } => {
+                                    counts.dead_lettered += 1;
+                                    rejects_session.give(Rejected::DeadLetter(too_far_ahead(
+                                        &event,
+                                        state.partition.name(),
+                                        position,
+                                        ahead_ms,
+                                    )));
+                                }
                                 Admission::TooLate { watermark } => {
                                     counts.too_late += 1;
                                     rejects_session.give(Rejected::TooLate(too_late(
@@ -199,6 +211,22 @@ pub fn ingest<'scope>(
     });
 
     (events.as_collection(), rejects)
+}
+
+fn too_far_ahead(event: &Event, source: &str, position: u64, ahead_ms: Millis) -> DeadLetter {
+    DeadLetter {
+        stream: event.kind(),
+        origin: Origin {
+            source: source.to_owned(),
+            position,
+        },
+        raw: to_csv_fields(event).join(","),
+        reason: Invalid::TooFarInFuture {
+            ts: event.ts(),
+            ahead_ms,
+        }
+        .to_string(),
+    }
 }
 
 fn too_late(event: &Event, source: &str, position: u64, watermark: Millis) -> TooLate {

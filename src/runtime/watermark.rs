@@ -15,6 +15,12 @@ pub enum Admission {
         /// A parent whose own window is already final: it only attributes children.
         attribution_only: bool,
     },
+    /// The record's `ts` is more than `max_future_skew` ahead of the watermark: it is
+    /// dead-lettered and does not move the watermark.
+    TooFarInFuture {
+        /// How far ahead of the watermark it was.
+        ahead_ms: Millis,
+    },
     /// *Too late*: the watermark had reached the record's release time, so every window it
     /// could affect is final. It goes to the late output and never enters any state.
     TooLate {
@@ -48,14 +54,23 @@ pub enum Admission {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionClock {
     max_disorder: Millis,
+    max_future_skew: Millis,
     max_seen: Option<Millis>,
 }
 
 impl PartitionClock {
-    /// A clock for a partition that has seen nothing yet (watermark 0).
+    /// A clock for a partition that has seen nothing yet (watermark 0), with no bound
+    /// on future skew.
     pub fn new(max_disorder: Millis) -> PartitionClock {
+        PartitionClock::with_future_skew(max_disorder, Millis::MAX)
+    }
+
+    /// A clock that dead-letters records more than `max_future_skew` ahead of its
+    /// watermark (once it has seen a record).
+    pub fn with_future_skew(max_disorder: Millis, max_future_skew: Millis) -> PartitionClock {
         PartitionClock {
             max_disorder,
+            max_future_skew,
             max_seen: None,
         }
     }
@@ -71,6 +86,10 @@ impl PartitionClock {
     pub fn admit(&mut self, lateness: &Lateness, event: &Event) -> Admission {
         let watermark = self.watermark();
         let ts = event.ts();
+        let ahead_ms = ts.saturating_sub(watermark);
+        if self.max_seen.is_some() && ahead_ms > self.max_future_skew {
+            return Admission::TooFarInFuture { ahead_ms };
+        }
         if watermark >= lateness.release_time(event.kind(), ts) {
             return Admission::TooLate { watermark };
         }

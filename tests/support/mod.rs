@@ -36,6 +36,7 @@ pub fn settings(
         group_by: GroupBy::new([Dim::Campaign]),
         max_disorder,
         emit_interval: Duration::ZERO,
+        ..FunnelSettings::default()
     }
 }
 

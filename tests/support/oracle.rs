@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use differential_dataflow::difference::Semigroup;
 use diffmill::connectors::Arrival;
 use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
-use diffmill::event::{DeadLetter, Event, EventId, Millis, Origin, StreamKind, TooLate};
+use diffmill::event::{
+    to_csv_fields, DeadLetter, Event, EventId, Invalid, Millis, Origin, StreamKind, TooLate,
+};
 use diffmill::runtime::Accounting;
 
 /// The aggregates at one time: the measures of every `(window start, dims)`.
@@ -122,6 +124,7 @@ impl Oracle {
 
     fn replay_partition(&mut self, partition: usize, arrivals: &[Arrival]) {
         let mut watermark: Millis = 0;
+        let mut entered_any = false;
         let mut after = Vec::with_capacity(arrivals.len());
         for arrival in arrivals {
             match arrival {
@@ -132,7 +135,30 @@ impl Oracle {
                     self.dead_letters.push(dead.clone());
                 }
                 Arrival::Event { event, position } => {
+                    // semantics.md §1 step 0: too far ahead of the watermark.
+                    let ahead_ms = event.ts().saturating_sub(watermark);
+                    if entered_any && ahead_ms > self.settings.max_future_skew {
+                        let counts = self.accounting.stream_mut(event.kind());
+                        counts.read += 1;
+                        counts.dead_lettered += 1;
+                        self.dead_letters.push(DeadLetter {
+                            stream: event.kind(),
+                            origin: Origin {
+                                source: format!("memory/{partition}"),
+                                position: *position,
+                            },
+                            raw: to_csv_fields(event).join(","),
+                            reason: Invalid::TooFarInFuture {
+                                ts: event.ts(),
+                                ahead_ms,
+                            }
+                            .to_string(),
+                        });
+                        after.push(watermark);
+                        continue;
+                    }
                     let fate = self.classify(event, watermark);
+                    entered_any |= matches!(fate, Fate::Entered { .. });
                     let counts = self.accounting.stream_mut(event.kind());
                     counts.read += 1;
                     match fate {
