@@ -69,16 +69,18 @@ pub struct Funnel {
     source: Option<Arc<dyn Source>>,
     sinks: Vec<Box<dyn Sink>>,
     progress: Arc<Progress>,
+    workers: usize,
 }
 
 impl Funnel {
-    /// A funnel with the given settings, no source and no sinks.
+    /// A funnel with the given settings, no source, no sinks and one worker.
     pub fn new(settings: FunnelSettings) -> Funnel {
         Funnel {
             settings,
             source: None,
             sinks: Vec::new(),
             progress: Arc::default(),
+            workers: 1,
         }
     }
 
@@ -116,28 +118,20 @@ impl Funnel {
         Arc::clone(&self.progress)
     }
 
-    /// Runs on `workers` threads in this process until the input is done.
-    ///
-    /// # Errors
-    /// A [`RunError`] when settings, source, sinks or workers fail.
-    pub fn run_workers(self, workers: usize) -> Result<RunReport, RunError> {
-        self.run_on(timely::Config::process(workers.max(1)))
+    /// Sets the number of worker threads [`Funnel::run`] uses (at least 1).
+    pub fn workers(mut self, workers: usize) -> Funnel {
+        self.workers = workers.max(1);
+        self
     }
 
-    /// Runs on one worker per thread given by the shortcut [`Funnel::workers`].
+    /// Runs on the chosen number of worker threads in this process until the input is
+    /// done.
     ///
     /// # Errors
     /// A [`RunError`] when settings, source, sinks or workers fail.
     pub fn run(self) -> Result<RunReport, RunError> {
-        self.run_workers(1)
-    }
-
-    /// Sets the number of worker threads used by [`Funnel::run`].
-    pub fn workers(self, workers: usize) -> WorkersFunnel {
-        WorkersFunnel {
-            funnel: self,
-            workers,
-        }
+        let config = timely::Config::process(self.workers);
+        self.run_on(config)
     }
 
     /// Runs on a timely configuration (threads, or a cluster of processes).
@@ -153,6 +147,7 @@ impl Funnel {
             source,
             sinks,
             progress,
+            workers: _,
         } = self;
         let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
         let sinks = Arc::new(Mutex::new(Some(sinks)));
@@ -232,22 +227,6 @@ impl Funnel {
                 batches: progress.batches.load(Ordering::Relaxed),
             }),
         }
-    }
-}
-
-/// A funnel with a chosen number of worker threads; see [`Funnel::workers`].
-pub struct WorkersFunnel {
-    funnel: Funnel,
-    workers: usize,
-}
-
-impl WorkersFunnel {
-    /// Runs the funnel on the chosen number of worker threads.
-    ///
-    /// # Errors
-    /// A [`RunError`] when settings, source, sinks or workers fail.
-    pub fn run(self) -> Result<RunReport, RunError> {
-        self.funnel.run_workers(self.workers)
     }
 }
 

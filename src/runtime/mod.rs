@@ -9,7 +9,7 @@ mod watermark;
 
 pub use accounting::{Accounting, StreamCounts};
 pub use emit::{emit, EmitContext};
-pub use funnel::{Funnel, RunError, RunReport, WorkersFunnel};
+pub use funnel::{Funnel, RunError, RunReport};
 pub use ingest::{ingest, IngestContext};
 pub use progress::{IngestCounters, Progress};
 pub use watermark::{Admission, PartitionClock};
