@@ -12,7 +12,9 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use diffmill::connectors::{Arrival, Batch, MemorySink, MemorySource, Partition, Poll, Source};
+use diffmill::connectors::{
+    owner, Arrival, Batch, MemorySink, MemorySource, Partition, Poll, Source,
+};
 use diffmill::dataflow::{Measures, WindowStatus};
 use diffmill::event::Millis;
 use diffmill::runtime::Funnel;
@@ -83,7 +85,7 @@ impl Source for Trickle {
             .partitions
             .iter()
             .enumerate()
-            .filter(|(p, _)| p % workers == worker)
+            .filter(|(p, _)| owner(*p, workers) == worker)
             .map(|(p, arrivals)| {
                 Box::new(TricklePartition {
                     name: format!("memory/{p}"),

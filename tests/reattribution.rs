@@ -28,7 +28,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diffmill::connectors::{Arrival, Batch, MemorySink, Partition, Poll, Sink, SinkError, Source};
+use diffmill::connectors::{
+    owner, Arrival, Batch, MemorySink, Partition, Poll, Sink, SinkError, Source,
+};
 use diffmill::dataflow::{Attribution, Measures, WindowStatus};
 use diffmill::event::StreamKind;
 use diffmill::runtime::{Funnel, RunReport, StreamCounts};
@@ -74,7 +76,7 @@ impl Source for Gated {
             .partitions
             .iter()
             .enumerate()
-            .filter(|(p, _)| p % workers == worker)
+            .filter(|(p, _)| owner(*p, workers) == worker)
             .map(|(p, arrivals)| {
                 let last = p + 1 == self.partitions.len();
                 Box::new(GatedPartition {

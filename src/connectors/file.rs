@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Arrival, Partition, Poll, Source};
+use super::{owner, Arrival, Partition, Poll, Source};
 use crate::event::{
     parse_json, raw_text, CsvDecoder, DeadLetter, Format, Invalid, Origin, StreamKind,
     MAX_RECORD_BYTES,
@@ -105,7 +105,7 @@ impl Source for FileSource {
         self.files
             .iter()
             .enumerate()
-            .filter(|(i, _)| i % workers == worker)
+            .filter(|(i, _)| owner(*i, workers) == worker)
             .map(|(_, (stream, path))| {
                 let file = File::open(path).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))

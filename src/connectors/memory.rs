@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::{Arrival, Batch, Partition, Poll, Sink, SinkError, Source};
+use super::{owner, positioned, Arrival, Batch, Partition, Poll, Sink, SinkError, Source};
 use crate::event::Event;
 
 /// A source whose partitions are vectors of arrivals held in memory.
@@ -37,21 +37,7 @@ impl MemorySource {
 
     /// A source of valid events, each at its index as position.
     pub fn from_events(partitions: Vec<Vec<Event>>) -> MemorySource {
-        MemorySource::new(
-            partitions
-                .into_iter()
-                .map(|events| {
-                    events
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, event)| Arrival::Event {
-                            event,
-                            position: i as u64 + 1,
-                        })
-                        .collect()
-                })
-                .collect(),
-        )
+        MemorySource::new(partitions.into_iter().map(positioned).collect())
     }
 
     /// Sets the most arrivals a single poll returns (at least 1).
@@ -71,7 +57,7 @@ impl Source for MemorySource {
             .partitions
             .iter()
             .enumerate()
-            .filter(|(p, _)| p % workers == worker)
+            .filter(|(p, _)| owner(*p, workers) == worker)
             .map(|(p, arrivals)| {
                 Box::new(MemoryPartition {
                     name: format!("memory/{p}"),

@@ -16,5 +16,5 @@ pub use csv_sink::{sum_change_log, CsvSink, AGGREGATES_FILE, DEAD_LETTERS_FILE, 
 pub use file::{FileSource, NoFiles};
 pub use memory::{MemorySink, MemorySource};
 pub use sink::{AggregateRow, Batch, Sink, SinkError};
-pub use source::{Arrival, Partition, Poll, Source};
+pub use source::{owner, positioned, Arrival, Partition, Poll, Source};
 pub use stdout::{utc, StdoutSink};

@@ -49,6 +49,25 @@ pub trait Partition: Send {
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error>;
 }
 
+/// The worker that owns partition `partition` of a source among `workers` workers:
+/// `partition % workers`. Every built-in source deals its partitions this way, so each
+/// partition is read by exactly one worker of the cluster.
+pub fn owner(partition: usize, workers: usize) -> usize {
+    partition % workers
+}
+
+/// Valid events as the arrivals of one partition, each at its 1-based index as position.
+pub fn positioned(events: Vec<Event>) -> Vec<Arrival> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| Arrival::Event {
+            event,
+            position: i as u64 + 1,
+        })
+        .collect()
+}
+
 /// A source: a set of partitions, divided among all workers of a run.
 pub trait Source: Send + Sync {
     /// The partitions that worker `worker` of `workers` owns. Every partition of the

@@ -10,7 +10,7 @@ pub mod oracle;
 use std::time::Duration;
 
 use differential_dataflow::difference::Semigroup;
-use diffmill::connectors::{AggregateRow, Arrival};
+use diffmill::connectors::{positioned, AggregateRow, Arrival};
 use diffmill::dataflow::{
     Attribution, Dim, DimValues, FunnelSettings, GroupBy, Lateness, Measures,
 };
@@ -90,19 +90,7 @@ pub fn conversion(
 
 /// Partitions of valid events, each at its index + 1 as position.
 pub fn partitions(events: Vec<Vec<Event>>) -> Vec<Vec<Arrival>> {
-    events
-        .into_iter()
-        .map(|events| {
-            events
-                .into_iter()
-                .enumerate()
-                .map(|(i, event)| Arrival::Event {
-                    event,
-                    position: i as u64 + 1,
-                })
-                .collect()
-        })
-        .collect()
+    events.into_iter().map(positioned).collect()
 }
 
 /// The dims key of campaign `campaign_id` under [`settings`]' grouping.
