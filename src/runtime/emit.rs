@@ -44,6 +44,10 @@ struct Emitter {
     seq: u64,
     last_emit: Option<Instant>,
     finished: bool,
+    /// Held at the frontier of the last batch written to every sink, so that the
+    /// emitter's output frontier (seen by a probe on every worker of the cluster) is the
+    /// *written* frontier: sources may rely on it to commit their read positions.
+    written: Option<Capability<Millis>>,
 }
 
 impl Emitter {
@@ -126,8 +130,13 @@ impl Emitter {
     }
 }
 
-/// Builds the emitter on every worker (its frontier is reported to `probe`); worker 0 of process 0 receives all aggregate
+/// Builds the emitter on every worker; worker 0 of process 0 receives all aggregate
 /// updates and rejected records and owns the sinks.
+///
+/// The emitter's input frontier is reported to `processed` (for flow control), and its
+/// output frontier to `written`, on every worker of the cluster: the frontier of the last
+/// batch written to every sink. Every record whose time is below it has its effect in
+/// the sinks.
 ///
 /// When the frontier (the least frontier of both inputs) has advanced and at least
 /// `emit_interval` has passed since the last batch — or the input is complete — it builds
@@ -139,22 +148,26 @@ pub fn emit<'scope>(
     settings: &FunnelSettings,
     sinks: Vec<Box<dyn Sink>>,
     context: EmitContext,
-    probe: &ProbeHandle<Millis>,
+    processed: &ProbeHandle<Millis>,
+    written: &ProbeHandle<Millis>,
 ) {
     let settings = settings.clone();
     let interval = settings.emit_interval;
     let to_first = Exchange::new(|_: &(AggregateKey, Millis, Measures)| 0u64);
     let rejects_to_first = Exchange::new(|_: &Rejected| 0u64);
     let activator_scope = aggregates.inner.scope();
+    let rejects = rejects.probe_with(processed);
     aggregates
         .inner
+        .probe_with(processed)
         .binary_frontier::<_, timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _, _>(
             rejects,
             to_first,
             rejects_to_first,
             "Emit",
-            move |_capability: Capability<Millis>, info| {
+            move |capability: Capability<Millis>, info| {
                 let activator = activator_scope.activator_for(info.address);
+                let written = (!sinks.is_empty()).then_some(capability);
                 let mut state = Emitter {
                     settings,
                     sinks,
@@ -165,6 +178,7 @@ pub fn emit<'scope>(
                     seq: 0,
                     last_emit: None,
                     finished: false,
+                    written,
                 };
                 move |(updates, updates_frontier), (rejects, rejects_frontier), _output| {
                     updates.for_each(|_capability, data| state.updates.append(data));
@@ -213,11 +227,20 @@ pub fn emit<'scope>(
                             context.abort.store(true, Ordering::Relaxed);
                             state.finished = true;
                             state.sinks.clear();
+                            state.written = None;
                             return;
                         }
+                    }
+                    match frontier {
+                        Some(f) => {
+                            if let Some(capability) = state.written.as_mut() {
+                                capability.downgrade(&f);
+                            }
+                        }
+                        None => state.written = None,
                     }
                 }
             },
         )
-        .probe_with(probe);
+        .probe_with(written);
 }

@@ -171,11 +171,13 @@ impl Funnel {
                 _ => Vec::new(),
             };
             let probe = timely::dataflow::ProbeHandle::new();
+            let written = timely::dataflow::ProbeHandle::new();
             let ingest_context = IngestContext {
                 progress: Arc::clone(&worker_progress),
                 abort: Arc::clone(&abort),
                 failure: Rc::new(RefCell::new(open_failure)),
                 output_frontier: probe.clone(),
+                written_frontier: written.clone(),
             };
             let emit_context = EmitContext {
                 progress: Arc::clone(&worker_progress),
@@ -194,6 +196,7 @@ impl Funnel {
                     sinks,
                     emit_context.clone(),
                     &probe,
+                    &written,
                 );
                 traces
             });

@@ -36,8 +36,12 @@ pub struct IngestContext {
     pub abort: Arc<AtomicBool>,
     /// The first transport failure of this worker's partitions.
     pub failure: Rc<RefCell<Option<std::io::Error>>>,
-    /// The frontier of the whole dataflow (at the emitter), for flow control.
+    /// The frontier of the whole dataflow (at the emitter's inputs), for flow control.
     pub output_frontier: ProbeHandle<Millis>,
+    /// The frontier of the last batch written to every sink (the emitter's output):
+    /// every record with a time below it has its effect in the sinks. Sources that
+    /// commit read positions (Kafka offsets) commit up to it.
+    pub written_frontier: ProbeHandle<Millis>,
 }
 
 /// Flow control: a partition whose watermark is more than this far (event time) ahead of
