@@ -80,6 +80,7 @@ fn main() -> anyhow::Result<()> {
                 abort: Arc::new(AtomicBool::new(false)),
                 failure: Rc::new(RefCell::new(None)),
                 output_frontier: probe.clone(),
+                written_frontier: probe.clone(),
             };
             let counts = Arc::clone(&worker_counts);
             let dedup = worker_progress.dedup.clone();
