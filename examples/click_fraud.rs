@@ -16,7 +16,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context};
@@ -27,7 +26,7 @@ use diffmill::dataflow::{
     Attribute, Attribution, DedupById, Dim, FunnelSettings, GroupBy, Lateness, Parent,
 };
 use diffmill::event::{Bid, Click, Event, Millis, StreamKind};
-use diffmill::runtime::{ingest, IngestContext, Progress};
+use diffmill::runtime::{ingest, IngestContext, Progress, Stop};
 use timely::dataflow::ProbeHandle;
 
 const MINUTE: Millis = 60_000;
@@ -77,7 +76,7 @@ fn main() -> anyhow::Result<()> {
             let probe = ProbeHandle::new();
             let context = IngestContext {
                 progress: Arc::clone(&worker_progress),
-                abort: Arc::new(AtomicBool::new(false)),
+                stop: Stop::new(),
                 failure: Rc::new(RefCell::new(None)),
                 output_frontier: probe.clone(),
                 written_frontier: probe.clone(),
@@ -87,8 +86,8 @@ fn main() -> anyhow::Result<()> {
             let settings = settings.clone();
             worker.dataflow::<Millis, _, _>(|scope| {
                 let lateness = settings.lateness;
-                // Dead letters and too-late records go to `_rejected`, unused here.
-                let (events, _rejected) = ingest(scope, &settings, partitions, context.clone());
+                // Dead letters, too-late records and stop notices are unused here.
+                let events = ingest(scope, &settings, partitions, context.clone()).events;
 
                 // Each record's state is released once every window it can change is
                 // final. Impressions are parents here: clicks follow them within the bid

@@ -14,8 +14,15 @@ fn main() {
         Commands::Gen(args) => gen(args),
         Commands::Check { graph, input } => check(graph, input.as_deref()),
     };
-    if let Err(error) = outcome {
-        eprintln!("error: {error}");
-        std::process::exit(error.exit_code());
+    match outcome {
+        Ok(()) => {}
+        Err(stopped @ diffmill::cli::CliError::Stopped { .. }) => {
+            eprintln!("{stopped}");
+            std::process::exit(stopped.exit_code());
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(error.exit_code());
+        }
     }
 }

@@ -6,21 +6,18 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use diffmill::connectors::sum_change_log;
-use diffmill::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
+use diffmill::dataflow::{Dim, FunnelSettings, GroupBy};
 use diffmill::event::{Format, StreamKind};
-use diffmill::graph::GraphSpec;
 use tempfile::TempDir;
 
 use support::cli::{
     as_csv, command, counts_row, diffmill, diffmill_ok, expected_dead_letters, expected_too_late,
-    file_partitions, graphs_dir, read_csv, row_set, summary_counts,
+    file_partitions, files_graph, generate, graphs_dir, read_csv, row_set, summary_counts,
 };
 use support::oracle::Oracle;
 
@@ -183,89 +180,10 @@ fn every_graph_checks_and_runs_on_a_small_input() {
     }
 }
 
-/// The graph of the `gen` → `run` tests: files in `data`, short windows so that late and
-/// too-late records occur within a few minutes of event time.
-fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
-    let format_name = match format {
-        Format::Csv => "csv",
-        Format::Json => "json",
-    };
-    let text = format!(
-        "name = \"cli_replay\"\n\
-         [source]\nkind = \"files\"\nformat = \"{format_name}\"\npath = '{}'\n\
-         [funnel]\nwindow = \"1m\"\ngroup_by = [\"campaign_id\", \"region\"]\n\
-         max_disorder = \"2s\"\nmax_future_skew = \"24h\"\nallowed_lateness = \"2m\"\nbid_retention = \"5m\"\n\
-         click_retention = \"5m\"\nemit_interval = \"0ms\"\n\
-         [[sink]]\nkind = \"csv\"\npath = '{}'\n",
-        dir.join("data").display(),
-        dir.join("out").display()
-    );
-    let graph = dir.join("graph.toml");
-    std::fs::write(&graph, text).expect("the graph writes");
-    let settings = FunnelSettings {
-        lateness: Lateness {
-            window: 60_000,
-            allowed_lateness: 120_000,
-            bid_bound: 300_000,
-            click_bound: 300_000,
-        },
-        group_by: GroupBy::new([Dim::Campaign, Dim::Region]),
-        max_disorder: 2_000,
-        max_future_skew: 86_400_000,
-        emit_interval: Duration::ZERO,
-    };
-    let parsed = GraphSpec::load(&graph).expect("the graph loads");
-    assert_eq!(parsed.funnel.settings(), settings, "the graph's settings");
-    (graph, settings)
-}
-
-/// Writes the `gen` files of `seed` into `dir/data`, placing late records for `graph`.
-fn generate(dir: &Path, graph: &Path, format: Format, seed: u64) {
-    let format = match format {
-        Format::Csv => "csv",
-        Format::Json => "json",
-    };
-    let data = dir.join("data");
-    let seed = seed.to_string();
-    let flags = [
-        "--bids",
-        "4000",
-        "--rate",
-        "20",
-        "--partitions",
-        "2",
-        "--seed",
-        &seed,
-        "--late",
-        "0.01",
-        "--too-late",
-        "0.01",
-        "--duplicate",
-        "0.01",
-        "--conflicting",
-        "0.005",
-        "--orphan",
-        "0.01",
-        "--malformed",
-        "0.01",
-        "--format",
-        format,
-    ];
-    let mut args = vec![
-        "gen".as_ref(),
-        "--out".as_ref(),
-        data.as_os_str(),
-        "--graph".as_ref(),
-        graph.as_os_str(),
-    ];
-    args.extend(flags.iter().map(OsStr::new));
-    diffmill_ok(dir, args);
-}
-
 fn gen_then_run_matches_the_oracle(format: Format) {
     let dir = tempdir();
     let (graph, settings) = files_graph(dir.path(), format);
-    generate(dir.path(), &graph, format, 5);
+    generate(dir.path(), &graph, format, 5, 4000);
     let ran = diffmill_ok(dir.path(), [Path::new("run"), &graph]);
 
     let (names, partitions) = file_partitions(format, &dir.path().join("data"));
@@ -358,7 +276,7 @@ fn gen_then_run_json_matches_the_oracle() {
 fn replays_agree_across_runs_and_worker_counts() {
     let dir = tempdir();
     let (graph, _) = files_graph(dir.path(), Format::Csv);
-    generate(dir.path(), &graph, Format::Csv, 11);
+    generate(dir.path(), &graph, Format::Csv, 11, 4000);
     let mut results = Vec::new();
     for workers in ["1", "1", "2"] {
         let out = dir.path().join(format!("out-{}", results.len()));

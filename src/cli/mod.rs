@@ -3,6 +3,7 @@
 mod check;
 mod gen;
 mod run;
+mod signals;
 mod status;
 
 use std::path::PathBuf;
@@ -48,6 +49,16 @@ pub enum CliError {
     /// The run failed.
     #[error("{0}")]
     Runtime(String),
+    /// The run was stopped by a signal (here or in another process of the cluster); the
+    /// summary was printed. Exits 128 + the signal's number (130 for SIGINT, 143 for
+    /// SIGTERM), as a shell does.
+    #[error("{message}")]
+    Stopped {
+        /// The exit code.
+        code: i32,
+        /// What stopped the run and what the sinks hold.
+        message: String,
+    },
 }
 
 impl CliError {
@@ -56,6 +67,7 @@ impl CliError {
         match self {
             CliError::Config(_) => 2,
             CliError::Runtime(_) => 1,
+            CliError::Stopped { code, .. } => *code,
         }
     }
 }

@@ -1,25 +1,41 @@
 //! `diffmill run`: run a graph file.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::signals::{exit_code, SignalGuard};
 use super::status::{summary, StatusLine};
 use super::CliError;
 use crate::connectors::SinkError;
 use crate::graph::{GraphSpec, Overrides, SinkSpec};
-use crate::runtime::RunError;
+use crate::runtime::{Cluster, Progress, RunError, StopReason, DEFAULT_BASE_PORT};
 
 /// Arguments of `diffmill run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The graph file, e.g. graphs/ad_funnel.toml.
     pub graph: PathBuf,
-    /// Worker threads in this process.
+    /// Worker threads in this process (every process of a cluster runs as many).
     #[arg(short = 'w', long, default_value_t = 1, env = "DIFFMILL_WORKERS",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub workers: usize,
+    /// Processes in the cluster; start each with the same arguments and its own -p.
+    #[arg(short = 'n', long, default_value_t = 1, env = "DIFFMILL_PROCESSES",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub processes: usize,
+    /// This process's index in the cluster, 0..processes.
+    #[arg(short = 'p', long, default_value_t = 0, env = "DIFFMILL_PROCESS")]
+    pub process: usize,
+    /// The cluster's addresses, one `host:port` per line, process 0 first (without it:
+    /// 127.0.0.1:2101, 127.0.0.1:2102, ...).
+    #[arg(long, env = "DIFFMILL_HOSTFILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Seconds to wait for every process of the cluster to connect.
+    #[arg(long, default_value_t = 60.0, env = "DIFFMILL_CONNECT_TIMEOUT")]
+    pub connect_timeout: f64,
     /// Replace the folder of a files source.
     #[arg(long)]
     pub input: Option<PathBuf>,
@@ -45,26 +61,78 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         output: args.output.clone(),
         bids: args.bids,
     };
+    let cluster = cluster(args)?;
     let plan = GraphSpec::load(&args.graph)?.plan(&args.graph, &overrides)?;
-    let funnel = plan
-        .funnel()
-        .map_err(|e| CliError::Runtime(format!("cannot open a sink: {e}")))?;
+    // Only process 0 writes the sinks: the others must not even open them.
+    let funnel = match cluster.process() {
+        0 => plan
+            .funnel()
+            .map_err(|e| CliError::Runtime(format!("cannot open a sink: {e}")))?,
+        _ => plan.funnel_without_sinks(),
+    };
     let progress = funnel.progress();
+    let stop = funnel.stop_handle();
+    let _signals = SignalGuard::install(stop, cluster.process())
+        .map_err(|e| CliError::Runtime(format!("cannot install signal handlers: {e}")))?;
+    if cluster.processes() > 1 {
+        eprintln!(
+            "process {} of {}: workers {}..{} of {}, waiting for the cluster at {}",
+            cluster.process(),
+            cluster.processes(),
+            cluster.first_worker(),
+            cluster.first_worker() + cluster.threads(),
+            cluster.workers(),
+            cluster.addresses().join(", ")
+        );
+        super::signals::exit_on_lost_peer(cluster.process(), Arc::clone(&progress));
+        watch_connection(
+            &cluster,
+            &progress,
+            Duration::from_secs_f64(args.connect_timeout.max(0.0)),
+        );
+    }
     let started = Instant::now();
-    let status = (args.status_every > 0.0)
-        .then(|| StatusLine::start(progress, Duration::from_secs_f64(args.status_every)));
+    let status = (args.status_every > 0.0).then(|| {
+        StatusLine::start(
+            Arc::clone(&progress),
+            Duration::from_secs_f64(args.status_every),
+        )
+    });
     let bar = plan.file_progress.as_ref().and_then(|(total, read)| {
         std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| progress_bar(*total, read))
     });
-    let outcome = funnel.workers(args.workers).run();
+    let outcome = funnel.cluster(cluster.clone()).run();
     drop(bar);
     drop(status);
     match outcome {
         Ok(report) => {
-            eprintln!(
-                "{}",
-                summary(&report.accounting, report.batches, started.elapsed())
-            );
+            if cluster.process() == 0 {
+                if cluster.processes() > 1 {
+                    eprintln!(
+                        "the cluster's accounting ({} processes):",
+                        cluster.processes()
+                    );
+                }
+                eprintln!(
+                    "{}",
+                    summary(&report.accounting, report.batches, started.elapsed())
+                );
+            } else {
+                eprintln!(
+                    "process {} of {}: read {} records in {:.2}s; process 0 reports the \
+                     cluster's accounting and writes the sinks",
+                    cluster.process(),
+                    cluster.processes(),
+                    report.accounting.total().read,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            if let Some(reason) = report.stopped {
+                return Err(stopped(&reason, &progress));
+            }
+            if cluster.process() != 0 {
+                return Ok(());
+            }
             for sink in &plan.spec.sinks {
                 if let SinkSpec::Csv(csv) = sink {
                     eprintln!(
@@ -79,8 +147,72 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         Err(RunError::Settings(e)) => {
             Err(CliError::Config(format!("{}: {e}", args.graph.display())))
         }
+        Err(RunError::Runtime(e)) if e.contains("networking") => Err(CliError::Runtime(format!(
+            "process {} cannot join the cluster at {}: {e}",
+            cluster.process(),
+            cluster.addresses().join(", ")
+        ))),
         Err(e) => Err(CliError::Runtime(e.to_string())),
     }
+}
+
+/// The cluster from the arguments.
+fn cluster(args: &RunArgs) -> Result<Cluster, CliError> {
+    let cluster = match &args.hostfile {
+        Some(path) => Cluster::from_hostfile(path, args.workers, args.processes, args.process),
+        None => Cluster::local(
+            args.workers,
+            args.processes,
+            args.process,
+            DEFAULT_BASE_PORT,
+        ),
+    };
+    cluster.map_err(|e| CliError::Config(e.to_string()))
+}
+
+/// What a stopped run reports: why, and what the sinks hold.
+fn stopped(reason: &StopReason, progress: &Progress) -> CliError {
+    let signal = match reason {
+        StopReason::Signal { signal, .. } => signal.as_str(),
+        _ => "SIGINT",
+    };
+    let frontier = progress.frontier.load(std::sync::atomic::Ordering::Relaxed);
+    let held = match frontier {
+        0 => "the sinks received no batch".to_owned(),
+        f => format!("the sinks hold a consistent state up to frontier {f} ms (not final)"),
+    };
+    CliError::Stopped {
+        code: exit_code(signal),
+        message: format!("stopped: {reason}; {held}"),
+    }
+}
+
+/// Exits with a clear message when the cluster has not formed within `timeout`: timely
+/// itself retries connecting forever.
+fn watch_connection(cluster: &Cluster, progress: &std::sync::Arc<Progress>, timeout: Duration) {
+    let progress = std::sync::Arc::clone(progress);
+    let (process, addresses) = (cluster.process(), cluster.addresses().to_vec());
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if progress
+                .workers_started
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "error: process {process}: the cluster did not form within {:.0}s: not every \
+             process of {} is up and reachable (check that each runs with its own -p, \
+             the same -n and hostfile, and that the ports are open)",
+            timeout.as_secs_f64(),
+            addresses.join(", ")
+        );
+        std::process::exit(1);
+    });
 }
 
 /// A progress bar over the bytes of a file replay, drawn while stderr is a terminal.

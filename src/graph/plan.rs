@@ -181,12 +181,18 @@ impl Plan {
         text
     }
 
+    /// The funnel with its source and settings but no sinks: what processes other than
+    /// process 0 of a cluster run (only process 0 writes the sinks).
+    pub fn funnel_without_sinks(&self) -> Funnel {
+        Funnel::new(self.settings.clone()).shared_source(Arc::clone(&self.source))
+    }
+
     /// Opens the sinks and returns the funnel, ready to run.
     ///
     /// # Errors
     /// A [`SinkError`] when a sink cannot be opened.
     pub fn funnel(&self) -> Result<Funnel, SinkError> {
-        let mut funnel = Funnel::new(self.settings.clone()).shared_source(Arc::clone(&self.source));
+        let mut funnel = self.funnel_without_sinks();
         for sink in &self.spec.sinks {
             let sink: Box<dyn Sink> = match sink {
                 SinkSpec::Csv(csv) => Box::new(CsvSink::create(

@@ -3,13 +3,13 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use differential_dataflow::difference::{IsZero, Semigroup};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::core::Probe;
+use timely::dataflow::operators::core::{Concat, Map, Probe};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::{ProbeHandle, Stream};
@@ -18,13 +18,13 @@ use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
 use crate::dataflow::{AggregateKey, Aggregates, FunnelSettings, Measures};
 use crate::event::{Millis, Rejected};
 
-use super::Progress;
+use super::{Progress, Stop, StopNotice, StopReason};
 
 /// Shared state the emitter reports into.
 #[derive(Clone)]
 pub struct EmitContext {
-    /// Set when the run must stop; the emitter sets it when a sink fails.
-    pub abort: Arc<AtomicBool>,
+    /// The process's stop handle; the emitter requests a stop when a sink fails.
+    pub stop: Stop,
     /// The first sink failure.
     pub failure: Rc<RefCell<Option<SinkError>>>,
     /// The process's live counters (frontier, batches).
@@ -48,6 +48,15 @@ struct Emitter {
     /// emitter's output frontier (seen by a probe on every worker of the cluster) is the
     /// *written* frontier: sources may rely on it to commit their read positions.
     written: Option<Capability<Millis>>,
+    /// The least time of a stop notice received: the run is being abandoned.
+    stop_at: Option<Millis>,
+}
+
+/// What the emitter's second input carries: rejected records, and stop notices.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum Notice {
+    Rejected(Rejected),
+    Stop(StopNotice),
 }
 
 impl Emitter {
@@ -116,6 +125,43 @@ impl Emitter {
         batch
     }
 
+    /// Writes `batch` to every sink (and closes them after the last batch of a complete
+    /// input). On a failure the run is stopped and nothing more is written.
+    fn write(&mut self, batch: &Batch, context: &EmitContext, worker: usize) {
+        let progress = &context.progress;
+        progress.batches.fetch_add(1, Ordering::Relaxed);
+        progress
+            .frontier
+            .store(batch.frontier.unwrap_or(u64::MAX), Ordering::Relaxed);
+        let close = batch.frontier.is_none();
+        for sink in self.sinks.iter_mut() {
+            progress.writing.store(true, Ordering::SeqCst);
+            let written =
+                sink.write_batch(batch)
+                    .and_then(|()| if close { sink.close() } else { Ok(()) });
+            progress.writing.store(false, Ordering::SeqCst);
+            if let Err(error) = written {
+                context.stop.request(StopReason::Failure {
+                    worker,
+                    message: error.to_string(),
+                });
+                context.failure.borrow_mut().get_or_insert(error);
+                self.finished = true;
+                self.sinks.clear();
+                self.written = None;
+                return;
+            }
+        }
+        match batch.frontier {
+            Some(f) => {
+                if let Some(capability) = self.written.as_mut() {
+                    capability.downgrade(&f);
+                }
+            }
+            None => self.written = None,
+        }
+    }
+
     /// The least window start whose window is not final at frontier `f`.
     fn first_not_final(&self, f: Millis) -> Millis {
         let lateness = self.settings.lateness;
@@ -140,11 +186,18 @@ impl Emitter {
 ///
 /// When the frontier (the least frontier of both inputs) has advanced and at least
 /// `emit_interval` has passed since the last batch — or the input is complete — it builds
-/// one [`Batch`] and writes it to every sink, in order. A sink failure stops the run
-/// (`abort`) and is reported.
+/// one [`Batch`] and writes it to every sink, in order. A sink failure stops the run and
+/// is reported.
+///
+/// A [`StopNotice`] (from `notices`, the broadcast stream of [`super::ingest`]) means the
+/// run is abandoned: the emitter writes one last batch up to the frontier reached — a
+/// consistent state, not a final one: no window is finalized for the end of input and the
+/// sinks are not closed — and writes nothing after it.
+#[allow(clippy::too_many_arguments)]
 pub fn emit<'scope>(
     aggregates: Aggregates<'scope>,
     rejects: Stream<'scope, Millis, Vec<Rejected>>,
+    notices: Stream<'scope, Millis, Vec<StopNotice>>,
     settings: &FunnelSettings,
     sinks: Vec<Box<dyn Sink>>,
     context: EmitContext,
@@ -154,9 +207,13 @@ pub fn emit<'scope>(
     let settings = settings.clone();
     let interval = settings.emit_interval;
     let to_first = Exchange::new(|_: &(AggregateKey, Millis, Measures)| 0u64);
-    let rejects_to_first = Exchange::new(|_: &Rejected| 0u64);
+    let rejects_to_first = Exchange::new(|_: &Notice| 0u64);
     let activator_scope = aggregates.inner.scope();
-    let rejects = rejects.probe_with(processed);
+    let worker = activator_scope.index();
+    let rejects = rejects
+        .probe_with(processed)
+        .map(Notice::Rejected)
+        .concat(notices.map(Notice::Stop));
     aggregates
         .inner
         .probe_with(processed)
@@ -179,12 +236,22 @@ pub fn emit<'scope>(
                     last_emit: None,
                     finished: false,
                     written,
+                    stop_at: None,
                 };
                 move |(updates, updates_frontier), (rejects, rejects_frontier), _output| {
                     updates.for_each(|_capability, data| state.updates.append(data));
                     rejects.for_each(|capability, data| {
                         let time = capability.least().copied().unwrap_or_default();
-                        state.rejects.extend(data.drain(..).map(|r| (time, r)));
+                        for notice in data.drain(..) {
+                            match notice {
+                                Notice::Rejected(rejected) => state.rejects.push((time, rejected)),
+                                Notice::Stop(notice) => {
+                                    state.stop_at =
+                                        Some(state.stop_at.map_or(time, |t| t.min(time)));
+                                    context.stop.hear(notice.reason);
+                                }
+                            }
+                        }
                     });
                     if state.finished {
                         return;
@@ -193,6 +260,19 @@ pub fn emit<'scope>(
                         .iter()
                         .flat_map(|f| f.iter().copied())
                         .min();
+                    if let Some(stop_at) = state.stop_at {
+                        // Abandoned: everything below the frontier reached (which the
+                        // notice holds at or below its time) is complete, so one last
+                        // consistent batch up to it; then nothing more.
+                        let reached = frontier.map_or(stop_at, |f| f.min(stop_at));
+                        state.finished = true;
+                        if reached > state.previous && !state.sinks.is_empty() {
+                            let batch = state.batch(Some(reached));
+                            state.write(&batch, &context, worker);
+                        }
+                        state.written = None;
+                        return;
+                    }
                     if frontier.is_some_and(|f| f <= state.previous) {
                         return;
                     }
@@ -206,38 +286,8 @@ pub fn emit<'scope>(
                     let batch = state.batch(frontier);
                     state.last_emit = Some(Instant::now());
                     state.finished = frontier.is_none();
-                    if state.sinks.is_empty() {
-                        return;
-                    }
-                    let progress = &context.progress;
-                    progress.batches.fetch_add(1, Ordering::Relaxed);
-                    progress
-                        .frontier
-                        .store(frontier.unwrap_or(u64::MAX), Ordering::Relaxed);
-                    for sink in state.sinks.iter_mut() {
-                        let written = sink.write_batch(&batch).and_then(|()| {
-                            if state.finished {
-                                sink.close()
-                            } else {
-                                Ok(())
-                            }
-                        });
-                        if let Err(error) = written {
-                            context.failure.borrow_mut().get_or_insert(error);
-                            context.abort.store(true, Ordering::Relaxed);
-                            state.finished = true;
-                            state.sinks.clear();
-                            state.written = None;
-                            return;
-                        }
-                    }
-                    match frontier {
-                        Some(f) => {
-                            if let Some(capability) = state.written.as_mut() {
-                                capability.downgrade(&f);
-                            }
-                        }
-                        None => state.written = None,
+                    if !state.sinks.is_empty() {
+                        state.write(&batch, &context, worker);
                     }
                 }
             },

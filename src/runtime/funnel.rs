@@ -2,12 +2,13 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::emit::{emit, EmitContext};
 use super::ingest::{ingest, IngestContext};
-use super::{Accounting, Progress};
+use super::tally::tally;
+use super::{hear_stops, Accounting, Cluster, Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError, Source};
 use crate::dataflow::{ad_funnel, FunnelSettings, ParentTrace};
 use crate::event::Millis;
@@ -17,10 +18,15 @@ use differential_dataflow::trace::TraceReader;
 /// What a finished run reports.
 #[derive(Clone, Debug, Default)]
 pub struct RunReport {
-    /// Per-stream accounting of every record read (by this process).
+    /// Per-stream accounting of every record read in the cluster, on process 0; on the
+    /// other processes, their own counts (which need not balance: dedup counts a record
+    /// where its id is owned, which may be another process).
     pub accounting: Accounting,
     /// Batches emitted to the sinks.
     pub batches: u64,
+    /// Why the run stopped before its input was complete (a signal, or a request), if it
+    /// did; the sinks then hold a consistent but not final state.
+    pub stopped: Option<StopReason>,
 }
 
 /// Why a run failed.
@@ -38,6 +44,9 @@ pub enum RunError {
     /// Timely could not start or a worker failed.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// Another worker of the cluster failed, and this process stopped with it.
+    #[error("stopped because {0}")]
+    Stopped(StopReason),
 }
 
 /// The ad funnel, ready to run: the Rust builder that graph files are a front end to.
@@ -69,7 +78,8 @@ pub struct Funnel {
     source: Option<Arc<dyn Source>>,
     sinks: Vec<Box<dyn Sink>>,
     progress: Arc<Progress>,
-    workers: usize,
+    cluster: Cluster,
+    stop: Stop,
 }
 
 impl Funnel {
@@ -80,7 +90,8 @@ impl Funnel {
             source: None,
             sinks: Vec::new(),
             progress: Arc::default(),
-            workers: 1,
+            cluster: Cluster::single(1),
+            stop: Stop::new(),
         }
     }
 
@@ -118,19 +129,34 @@ impl Funnel {
         Arc::clone(&self.progress)
     }
 
+    /// The handle that stops the run from outside (a signal handler, the embedding
+    /// program): [`Stop::request`] ends reading in every process of the cluster, and the
+    /// sinks get one last consistent batch.
+    pub fn stop_handle(&self) -> Stop {
+        self.stop.clone()
+    }
+
     /// Sets the number of worker threads [`Funnel::run`] uses (at least 1).
     pub fn workers(mut self, workers: usize) -> Funnel {
-        self.workers = workers.max(1);
+        self.cluster = Cluster::single(workers);
         self
     }
 
-    /// Runs on the chosen number of worker threads in this process until the input is
-    /// done.
+    /// Runs as one process of a cluster (which sets the worker threads too). Every
+    /// process of the cluster runs the same funnel; only process 0's sinks are used, so
+    /// give the others none.
+    pub fn cluster(mut self, cluster: Cluster) -> Funnel {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Runs on the chosen workers and processes until the input is done or the run is
+    /// stopped ([`Funnel::stop_handle`]).
     ///
     /// # Errors
     /// A [`RunError`] when settings, source, sinks or workers fail.
     pub fn run(self) -> Result<RunReport, RunError> {
-        let config = timely::Config::process(self.workers);
+        let config = self.cluster.config();
         self.run_on(config)
     }
 
@@ -147,18 +173,28 @@ impl Funnel {
             source,
             sinks,
             progress,
-            workers: _,
+            cluster,
+            stop,
         } = self;
+        let threads = cluster.threads();
+        let cluster_accounting: Arc<Mutex<Option<Accounting>>> = Arc::default();
+        let worker_accounting = Arc::clone(&cluster_accounting);
         let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
         let sinks = Arc::new(Mutex::new(Some(sinks)));
-        let abort = Arc::new(AtomicBool::new(false));
+        let worker_stop = stop.clone();
         let worker_progress = Arc::clone(&progress);
         let guards = timely::execute(config, move |worker| -> Result<(), RunError> {
+            worker_progress
+                .workers_started
+                .fetch_add(1, Ordering::Relaxed);
             let (partitions, open_failure) = match source.partitions(worker.index(), worker.peers())
             {
                 Ok(partitions) => (partitions, None),
                 Err(error) => {
-                    abort.store(true, Ordering::Relaxed);
+                    worker_stop.request(StopReason::Failure {
+                        worker: worker.index(),
+                        message: format!("cannot open the source: {error}"),
+                    });
                     (Vec::new(), Some(error))
                 }
             };
@@ -174,24 +210,25 @@ impl Funnel {
             let written = timely::dataflow::ProbeHandle::new();
             let ingest_context = IngestContext {
                 progress: Arc::clone(&worker_progress),
-                abort: Arc::clone(&abort),
+                stop: worker_stop.clone(),
                 failure: Rc::new(RefCell::new(open_failure)),
                 output_frontier: probe.clone(),
                 written_frontier: written.clone(),
             };
             let emit_context = EmitContext {
                 progress: Arc::clone(&worker_progress),
-                abort: Arc::clone(&abort),
+                stop: worker_stop.clone(),
                 failure: Rc::new(RefCell::new(None)),
             };
             let dedup_counts = worker_progress.dedup.clone();
             let traces = worker.dataflow::<Millis, _, _>(|scope| {
-                let (events, rejects) =
-                    ingest(scope, &settings, partitions, ingest_context.clone());
-                let (aggregates, traces) = ad_funnel(events, &settings, &dedup_counts);
+                let ingested = ingest(scope, &settings, partitions, ingest_context.clone());
+                let notices = hear_stops(ingested.notices, ingest_context.stop.clone());
+                let (aggregates, traces) = ad_funnel(ingested.events, &settings, &dedup_counts);
                 emit(
                     aggregates,
-                    rejects,
+                    ingested.rejects,
+                    notices,
                     &settings,
                     sinks,
                     emit_context.clone(),
@@ -205,6 +242,16 @@ impl Funnel {
                 gauge.observe(&probe);
             }
             gauge.observe(&probe);
+            drop(gauge);
+
+            // Every worker of the process is done with the funnel (the probe saw the
+            // cluster's frontier empty), so the process's counters are complete.
+            let own = (worker.index() % threads == 0).then(|| worker_progress.accounting());
+            if let Some(sum) = tally(worker, own) {
+                if let Ok(mut slot) = worker_accounting.lock() {
+                    *slot = Some(sum);
+                }
+            }
 
             if let Some(error) = ingest_context.failure.borrow_mut().take() {
                 return Err(RunError::Source(error));
@@ -223,11 +270,18 @@ impl Funnel {
             };
             first_error.get_or_insert(failure);
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(RunReport {
-                accounting: progress.accounting(),
+        let stopped = stop.reason();
+        match (first_error, stopped) {
+            (Some(error), _) => Err(error),
+            (None, Some(reason)) if reason.is_failure() => Err(RunError::Stopped(reason)),
+            (None, stopped) => Ok(RunReport {
+                accounting: cluster_accounting
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.take())
+                    .unwrap_or_else(|| progress.accounting()),
                 batches: progress.batches.load(Ordering::Relaxed),
+                stopped,
             }),
         }
     }

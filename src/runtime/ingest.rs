@@ -3,17 +3,17 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
-use super::{Accounting, Admission, PartitionClock, Progress};
+use super::{Accounting, Admission, PartitionClock, Progress, Stop, StopNotice, StopReason};
 use crate::connectors::{Arrival, Partition, Poll};
 use crate::dataflow::FunnelSettings;
 use crate::event::{to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate};
@@ -32,8 +32,9 @@ const IDLE_RETRY: Duration = Duration::from_millis(10);
 pub struct IngestContext {
     /// The process's live counters.
     pub progress: Arc<Progress>,
-    /// Set when the run must stop (a failure anywhere in the process).
-    pub abort: Arc<AtomicBool>,
+    /// The process's stop handle: a stop requested here is announced to the cluster, and
+    /// a stop requested or heard ends reading.
+    pub stop: Stop,
     /// The first transport failure of this worker's partitions.
     pub failure: Rc<RefCell<Option<std::io::Error>>>,
     /// The frontier of the whole dataflow (at the emitter's inputs), for flow control.
@@ -55,6 +56,16 @@ struct PartitionState {
     done: bool,
 }
 
+/// The streams that ingestion produces.
+pub struct Ingested<'scope> {
+    /// Admitted events, each `(event, entry time, +1)`.
+    pub events: VecCollection<'scope, Millis, Event>,
+    /// Dead letters and too-late records, at the time they were rejected.
+    pub rejects: Stream<'scope, Millis, Vec<Rejected>>,
+    /// Stop notices announced by this worker (see [`super::hear_stops`]).
+    pub notices: Stream<'scope, Millis, Vec<StopNotice>>,
+}
+
 /// Builds the ingest operator over this worker's `partitions`.
 ///
 /// The operator holds a capability at the worker's frontier: the least watermark over its
@@ -62,17 +73,19 @@ struct PartitionState {
 /// is lowest, so the frontier advances during a replay. Each valid record is admitted by
 /// its partition's [`PartitionClock`]; entering records become `(event, entry, +1)`
 /// updates; dead letters and too-late records go to the second stream. When every
-/// partition is done (or the run aborts) the capability is dropped, completing every
-/// window downstream.
+/// partition is done the capability is dropped, completing every window downstream.
+///
+/// When the process's [`Stop`] is stopping (requested here or heard from the cluster),
+/// the operator announces a [`StopNotice`] on the third stream, at its frontier, and
+/// stops reading. Broadcast that stream to every worker (see [`super::hear_stops`]) and
+/// give it to the emitter, which then knows the end of input is an abandonment.
 pub fn ingest<'scope>(
     scope: Scope<'scope, Millis>,
     settings: &FunnelSettings,
     partitions: Vec<Box<dyn Partition>>,
     context: IngestContext,
-) -> (
-    VecCollection<'scope, Millis, Event>,
-    Stream<'scope, Millis, Vec<Rejected>>,
-) {
+) -> Ingested<'scope> {
+    let worker = scope.index();
     let lateness = settings.lateness;
     let mut states: Vec<PartitionState> = partitions
         .into_iter()
@@ -91,8 +104,11 @@ pub fn ingest<'scope>(
     let activator = scope.activator_for(info.address);
     let (events_output, events) = builder.new_output();
     let (rejects_output, rejects) = builder.new_output();
+    let (notices_output, notices) = builder.new_output();
     let mut events_output = OutputBuilder::from(events_output);
     let mut rejects_output = OutputBuilder::from(rejects_output);
+    let mut notices_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<StopNotice>>>::from(notices_output);
 
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
@@ -109,7 +125,7 @@ pub fn ingest<'scope>(
             let mut events_session = events_handle.session(&caps[0]);
             let mut rejects_session = rejects_handle.session(&caps[1]);
             let mut accounting = Accounting::default();
-            while started.elapsed() < SLICE && !context.abort.load(Ordering::Relaxed) {
+            while started.elapsed() < SLICE && !context.stop.is_stopping() {
                 // The open partition with the lowest watermark, so the frontier moves.
                 let Some(state) = states
                     .iter_mut()
@@ -129,8 +145,11 @@ pub fn ingest<'scope>(
                 let poll = match state.partition.poll(&mut arrivals, POLL_CHUNK) {
                     Ok(poll) => poll,
                     Err(error) => {
+                        context.stop.request(StopReason::Failure {
+                            worker,
+                            message: format!("{}: {error}", state.partition.name()),
+                        });
                         context.failure.borrow_mut().get_or_insert(error);
-                        context.abort.store(true, Ordering::Relaxed);
                         break;
                     }
                 };
@@ -194,8 +213,18 @@ pub fn ingest<'scope>(
                 .filter(|s| !s.done)
                 .map(|s| s.clock.watermark())
                 .min();
+            if context.stop.is_stopping() {
+                // Announce at the frontier, then stop: the notice holds the frontier
+                // until every worker (and the emitter) has received it.
+                if let Some(reason) = context.stop.reason() {
+                    let mut notices_handle = notices_output.activate();
+                    notices_handle.session(&caps[2]).give(StopNotice { reason });
+                }
+                capabilities = None;
+                return;
+            }
             match frontier {
-                Some(time) if !context.abort.load(Ordering::Relaxed) => {
+                Some(time) => {
                     for cap in caps.iter_mut() {
                         if *cap.time() < time {
                             cap.downgrade(&time);
@@ -214,7 +243,11 @@ pub fn ingest<'scope>(
         }
     });
 
-    (events.as_collection(), rejects)
+    Ingested {
+        events: events.as_collection(),
+        rejects,
+        notices,
+    }
 }
 
 fn too_far_ahead(event: &Event, source: &str, position: u64, ahead_ms: Millis) -> DeadLetter {

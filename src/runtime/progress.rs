@@ -1,7 +1,7 @@
 //! Live counters shared by the workers of a process: what the status line shows and what
 //! the run reports at the end.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::{Accounting, StreamCounts};
@@ -36,6 +36,12 @@ pub struct Progress {
     pub batches: AtomicU64,
     /// Updates held in the join arrangements, over all workers of the process.
     pub arranged: AtomicI64,
+    /// Workers of this process that have started: a cluster has formed once this is
+    /// non-zero (timely connects all processes before any worker starts).
+    pub workers_started: AtomicUsize,
+    /// True while the emitter is writing a batch to the sinks: a process that must exit
+    /// abruptly (a lost cluster connection) waits for it, so no batch is cut in half.
+    pub writing: AtomicBool,
 }
 
 impl Default for Progress {
@@ -46,6 +52,8 @@ impl Default for Progress {
             frontier: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             arranged: AtomicI64::new(0),
+            workers_started: AtomicUsize::new(0),
+            writing: AtomicBool::new(false),
         }
     }
 }

@@ -5,10 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use diffmill::connectors::{Arrival, FileSource, Poll, Source};
-use diffmill::dataflow::{Attribution, Dim, FunnelSettings};
+use diffmill::dataflow::{Attribution, Dim, FunnelSettings, GroupBy, Lateness};
 use diffmill::event::{Format, StreamKind};
+use diffmill::graph::GraphSpec;
 use diffmill::runtime::StreamCounts;
 
 use super::oracle::{Aggregates, Oracle};
@@ -264,4 +266,85 @@ pub fn counts_row(c: &StreamCounts) -> [u64; 7] {
         c.late,
         c.attribution_only,
     ]
+}
+
+/// The graph of the `gen` → `run` tests: files in `data`, short windows so that late and
+/// too-late records occur within a few minutes of event time.
+pub fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
+    let format_name = match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+    };
+    let text = format!(
+        "name = \"cli_replay\"\n\
+         [source]\nkind = \"files\"\nformat = \"{format_name}\"\npath = '{}'\n\
+         [funnel]\nwindow = \"1m\"\ngroup_by = [\"campaign_id\", \"region\"]\n\
+         max_disorder = \"2s\"\nmax_future_skew = \"24h\"\nallowed_lateness = \"2m\"\nbid_retention = \"5m\"\n\
+         click_retention = \"5m\"\nemit_interval = \"0ms\"\n\
+         [[sink]]\nkind = \"csv\"\npath = '{}'\n",
+        dir.join("data").display(),
+        dir.join("out").display()
+    );
+    let graph = dir.join("graph.toml");
+    std::fs::write(&graph, text).expect("the graph writes");
+    let settings = FunnelSettings {
+        lateness: Lateness {
+            window: 60_000,
+            allowed_lateness: 120_000,
+            bid_bound: 300_000,
+            click_bound: 300_000,
+        },
+        group_by: GroupBy::new([Dim::Campaign, Dim::Region]),
+        max_disorder: 2_000,
+        max_future_skew: 86_400_000,
+        emit_interval: Duration::ZERO,
+    };
+    let parsed = GraphSpec::load(&graph).expect("the graph loads");
+    assert_eq!(parsed.funnel.settings(), settings, "the graph's settings");
+    (graph, settings)
+}
+
+/// Writes the `gen` files of `seed` (`bids` bids, with every kind of perturbation) into
+/// `dir/data`, placing late records for `graph`.
+pub fn generate(dir: &Path, graph: &Path, format: Format, seed: u64, bids: u64) {
+    let format = match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+    };
+    let data = dir.join("data");
+    let seed = seed.to_string();
+    let bids = bids.to_string();
+    let flags = [
+        "--bids",
+        &bids,
+        "--rate",
+        "20",
+        "--partitions",
+        "2",
+        "--seed",
+        &seed,
+        "--late",
+        "0.01",
+        "--too-late",
+        "0.01",
+        "--duplicate",
+        "0.01",
+        "--conflicting",
+        "0.005",
+        "--orphan",
+        "0.01",
+        "--malformed",
+        "0.01",
+        "--format",
+        format,
+    ];
+    let mut args = vec![
+        "gen".as_ref(),
+        "--out".as_ref(),
+        data.as_os_str(),
+        "--graph".as_ref(),
+        graph.as_os_str(),
+    ];
+    args.extend(flags.iter().map(OsStr::new));
+    diffmill_ok(dir, args);
 }
