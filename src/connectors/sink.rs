@@ -90,6 +90,12 @@ pub enum SinkError {
 /// in one transaction. When `write_batch` returns `Ok`, the batch is durable to the extent
 /// the sink documents. An `Err` stops the run; batches after it are not attempted, and
 /// the failed batch must not be partly visible.
+///
+/// In a cluster, only process 0 has sinks; its worker 0 receives every change by an
+/// exchange, so the contract does not depend on the number of workers or processes. When
+/// a run is stopped before its input is complete (a signal, a failure elsewhere), the
+/// last batch still has a frontier (`Some`), it is consistent at that frontier, and
+/// `close` is not called: the sink holds a consistent, not final, state.
 pub trait Sink: Send {
     /// The sink's name, for messages.
     fn name(&self) -> &str;
