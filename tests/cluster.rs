@@ -1,7 +1,8 @@
 //! Clusters from the CLI (issue #5): the real binary as 2 processes × 2 workers, over
 //! timely's TCP runtime on 127.0.0.1, agrees with 1 worker and with the oracle; each
 //! record is read once; a killed process stops the others with a clear error; a signal on
-//! one process stops the whole cluster and leaves a consistent output; cluster
+//! one process stops the whole cluster and leaves a consistent output; a second signal
+//! exits at once even while a sink is stuck; cluster
 //! configuration errors are named.
 
 mod support;
@@ -443,4 +444,47 @@ fn a_cluster_that_does_not_form_is_an_error_after_the_connect_timeout() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn a_second_signal_exits_at_once_while_a_sink_is_stuck() {
+    let dir = tempdir();
+    // A stdout sink whose reader never reads: once the pipe is full, the batch in
+    // flight cannot finish, so the first signal's clean stop waits for it.
+    let graph = dir.path().join("stuck.toml");
+    std::fs::write(
+        &graph,
+        "name = \"stuck\"\n[source]\nkind = \"generator\"\nbids = 50_000_000\nrate = 250\n\
+         [funnel]\nwindow = \"1m\"\ngroup_by = [\"campaign_id\", \"region\"]\n\
+         emit_interval = \"0ms\"\n[[sink]]\nkind = \"stdout\"\nmax_rows = 1_000_000\n",
+    )
+    .expect("the graph writes");
+    let stderr = dir.path().join("run.stderr");
+    let mut child = command(dir.path())
+        .args(["run".as_ref(), graph.as_os_str()])
+        .args(["--status-every", "0"])
+        .stdout(Stdio::piped())
+        .stderr(File::create(&stderr).expect("the stderr file"))
+        .spawn()
+        .expect("diffmill starts");
+    let _unread = child.stdout.take();
+    let mut process = Process { child, stderr };
+    // Enough time to fill a 64 KiB pipe with rows.
+    std::thread::sleep(Duration::from_secs(3));
+    process.signal("INT");
+    let waited = process.wait_at_most(Duration::from_secs(2));
+    let log = std::fs::read_to_string(&process.stderr).unwrap_or_default();
+    assert!(
+        waited.is_none(),
+        "the first signal waits for the stuck batch:\n{log}"
+    );
+    process.signal("INT");
+    let status = process.wait_at_most(Duration::from_secs(10));
+    let log = std::fs::read_to_string(&process.stderr).unwrap_or_default();
+    let Some(status) = status else {
+        let _ = process.child.kill();
+        panic!("the second signal did not exit the process:\n{log}");
+    };
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("SIGINT again: exiting at once"), "{log}");
 }
