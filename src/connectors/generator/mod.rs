@@ -142,8 +142,8 @@ impl Source for Generator {
                 format!("worker {worker} of {workers} does not exist"),
             ));
         }
-        Ok((worker..self.partition_count())
-            .step_by(workers)
+        Ok((0..self.partition_count())
+            .filter(|&p| crate::connectors::owner(p, workers) == worker)
             .map(|p| {
                 Box::new(ShardPartition {
                     name: format!("generator/{p}"),
