@@ -78,15 +78,26 @@ impl Process {
         None
     }
 
-    /// Waits for the exit (at most 5 minutes) and returns the status and stderr.
-    fn finish(mut self) -> (ExitStatus, String) {
-        let status = self.wait_at_most(Duration::from_secs(300));
-        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+    /// The process's stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits at most `limit` for the exit and returns the status and stderr; kills the
+    /// process and fails the test, saying `what` was expected, when it does not exit.
+    fn exit_within(&mut self, limit: Duration, what: &str) -> (ExitStatus, String) {
+        let status = self.wait_at_most(limit);
+        let stderr = self.log();
         let Some(status) = status else {
             let _ = self.child.kill();
-            panic!("the process did not exit within 5 minutes:\n{stderr}");
+            panic!("{what}: still running after {limit:?}:\n{stderr}");
         };
         (status, stderr)
+    }
+
+    /// Waits for the exit (at most 5 minutes) and returns the status and stderr.
+    fn finish(mut self) -> (ExitStatus, String) {
+        self.exit_within(Duration::from_secs(300), "the process exits")
     }
 
     /// Sends `signal` (e.g. "INT") to the process.
@@ -259,12 +270,10 @@ fn a_killed_process_stops_the_others_with_a_clear_error() {
 
     second.child.kill().expect("process 1 is killed");
     let _ = second.child.wait();
-    let status = first.wait_at_most(Duration::from_secs(30));
-    let stderr = std::fs::read_to_string(&first.stderr).unwrap_or_default();
-    let Some(status) = status else {
-        let _ = first.child.kill();
-        panic!("process 0 still runs 30 s after process 1 was killed:\n{stderr}");
-    };
+    let (status, stderr) = first.exit_within(
+        Duration::from_secs(30),
+        "process 0 exits once process 1 was killed",
+    );
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("process 0 lost its connection to the cluster"),
@@ -432,12 +441,10 @@ fn a_cluster_that_does_not_form_is_an_error_after_the_connect_timeout() {
         args.insert(0, graph.clone().into());
         args.push(dir.path().join(format!("out-{index}")).into());
         let mut alone = Process::start(dir.path(), &args, &hosts, 2, index);
-        let status = alone.wait_at_most(Duration::from_secs(30));
-        let stderr = std::fs::read_to_string(&alone.stderr).unwrap_or_default();
-        let Some(status) = status else {
-            let _ = alone.child.kill();
-            panic!("process {index} alone still waits after 30 s:\n{stderr}");
-        };
+        let (status, stderr) = alone.exit_within(
+            Duration::from_secs(30),
+            "a process alone gives up after the connect timeout",
+        );
         assert_eq!(status.code(), Some(1), "{stderr}");
         assert!(
             stderr.contains("the cluster did not form within 2s"),
@@ -473,18 +480,14 @@ fn a_second_signal_exits_at_once_while_a_sink_is_stuck() {
     std::thread::sleep(Duration::from_secs(3));
     process.signal("INT");
     let waited = process.wait_at_most(Duration::from_secs(2));
-    let log = std::fs::read_to_string(&process.stderr).unwrap_or_default();
     assert!(
         waited.is_none(),
-        "the first signal waits for the stuck batch:\n{log}"
+        "the first signal waits for the stuck batch:\n{}",
+        process.log()
     );
     process.signal("INT");
-    let status = process.wait_at_most(Duration::from_secs(10));
-    let log = std::fs::read_to_string(&process.stderr).unwrap_or_default();
-    let Some(status) = status else {
-        let _ = process.child.kill();
-        panic!("the second signal did not exit the process:\n{log}");
-    };
+    let (status, log) =
+        process.exit_within(Duration::from_secs(10), "the second signal exits at once");
     assert_eq!(status.code(), Some(130), "{log}");
     assert!(log.contains("SIGINT again: exiting at once"), "{log}");
 }
