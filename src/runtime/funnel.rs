@@ -270,7 +270,9 @@ impl Funnel {
             };
             first_error.get_or_insert(failure);
         }
-        let stopped = stop.reason();
+        // A stop that was never announced (every worker here had finished reading) did
+        // not change the run: it completed.
+        let stopped = stop.reason().filter(|_| stop.was_heard());
         match (first_error, stopped) {
             (Some(error), _) => Err(error),
             (None, Some(reason)) if reason.is_failure() => Err(RunError::Stopped(reason)),

@@ -85,6 +85,7 @@ pub struct Stop {
 #[derive(Debug, Default)]
 struct StopState {
     stopping: AtomicBool,
+    heard: AtomicBool,
     reason: Mutex<Option<StopReason>>,
 }
 
@@ -97,15 +98,23 @@ impl Stop {
     /// Asks the run to stop for `reason`. The first reason stands; later ones are
     /// ignored.
     pub fn request(&self, reason: StopReason) {
-        self.hear(reason);
-    }
-
-    /// Records a notice that arrived from the cluster (the first reason stands).
-    pub fn hear(&self, reason: StopReason) {
         if let Ok(mut slot) = self.state.reason.lock() {
             slot.get_or_insert(reason);
         }
         self.state.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Records a notice that arrived through the dataflow (the first reason stands).
+    pub fn hear(&self, reason: StopReason) {
+        self.request(reason);
+        self.state.heard.store(true, Ordering::SeqCst);
+    }
+
+    /// True once a notice arrived through the dataflow: the stop took effect. A stop
+    /// requested after every worker of this process had finished reading is never
+    /// announced, and the run then completes normally.
+    pub fn was_heard(&self) -> bool {
+        self.state.heard.load(Ordering::SeqCst)
     }
 
     /// True once a stop was requested here or heard from the cluster.
@@ -141,11 +150,12 @@ mod tests {
         assert!(!stop.is_stopping());
         assert_eq!(stop.reason(), None);
         stop.request(StopReason::Requested { process: 0 });
+        assert!(stop.is_stopping() && !stop.was_heard());
         stop.hear(StopReason::Failure {
             worker: 3,
             message: "disk".into(),
         });
-        assert!(stop.is_stopping());
+        assert!(stop.is_stopping() && stop.was_heard());
         assert_eq!(stop.reason(), Some(StopReason::Requested { process: 0 }));
         assert!(!StopReason::Requested { process: 0 }.is_failure());
     }
