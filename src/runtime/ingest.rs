@@ -54,6 +54,9 @@ struct PartitionState {
     partition: Box<dyn Partition>,
     clock: PartitionClock,
     done: bool,
+    /// Said `Idle` in this activation: not asked again until the next one, so an idle
+    /// partition never keeps the others from being read.
+    idle: bool,
 }
 
 /// The streams that ingestion produces.
@@ -96,6 +99,7 @@ pub fn ingest<'scope>(
                 settings.max_future_skew,
             ),
             done: false,
+            idle: false,
         })
         .collect();
 
@@ -129,7 +133,7 @@ pub fn ingest<'scope>(
                 // The open partition with the lowest watermark, so the frontier moves.
                 let Some(state) = states
                     .iter_mut()
-                    .filter(|s| !s.done)
+                    .filter(|s| !s.done && !s.idle)
                     .min_by_key(|s| s.clock.watermark())
                 else {
                     break;
@@ -202,11 +206,14 @@ pub fn ingest<'scope>(
                         state.done = true;
                         all_idle = false;
                     }
-                    Poll::Idle => break,
+                    Poll::Idle => state.idle = true,
                 }
             }
             drop(events_session);
             drop(rejects_session);
+            for state in states.iter_mut() {
+                state.idle = false;
+            }
             context.progress.add_ingest(&accounting);
             let frontier = states
                 .iter()
