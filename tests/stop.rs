@@ -102,7 +102,7 @@ fn generated(settings: &FunnelSettings) -> Vec<Vec<Arrival>> {
 fn sum_rows(batches: &[diffmill::connectors::Batch]) -> Aggregates {
     let mut sums: Aggregates = Aggregates::new();
     for row in batches.iter().flat_map(|b| &b.rows) {
-        sums.entry((row.window_start, row.dims.clone()))
+        sums.entry((row.window_start, row.dims))
             .or_default()
             .plus_equals(&row.delta);
     }
