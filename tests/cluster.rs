@@ -491,3 +491,38 @@ fn a_second_signal_exits_at_once_while_a_sink_is_stuck() {
     assert_eq!(status.code(), Some(130), "{log}");
     assert!(log.contains("SIGINT again: exiting at once"), "{log}");
 }
+
+#[test]
+fn two_processes_with_the_same_index_on_one_machine_are_an_error() {
+    let dir = tempdir();
+    let hosts = hostfile(dir.path(), &free_ports(2));
+    let graph = graphs_dir().join("ad_funnel.toml");
+    let args = |name: &str| -> Vec<OsString> {
+        vec![
+            graph.clone().into(),
+            "--connect-timeout".into(),
+            "20".into(),
+            "--output".into(),
+            dir.path().join(name).into(),
+        ]
+    };
+    let mut first = Process::start(dir.path(), &args("out-first"), &hosts, 2, 0);
+    // Wait until the first one listens on process 0's address.
+    let started = Instant::now();
+    while !first.log().contains("waiting for the cluster")
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut twin = Process::start(dir.path(), &args("out-twin"), &hosts, 2, 0);
+    let (status, stderr) =
+        twin.exit_within(Duration::from_secs(10), "a second process 0 fails at once");
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("process 0 cannot join the cluster") && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
