@@ -106,6 +106,14 @@ pub trait Sink: Send {
     /// A [`SinkError`] when the batch could not be made visible.
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError>;
 
+    /// The frontier up to which this sink already holds every batch, from an earlier
+    /// run; `None` (the default) when it holds nothing. The emitter then cuts a batch at
+    /// exactly this frontier, so that the sink can skip the batches at or below it and
+    /// apply the rest without counting anything twice.
+    fn resume_frontier(&self) -> Option<Millis> {
+        None
+    }
+
     /// Called once after the last batch of a complete input. The default does nothing.
     ///
     /// # Errors

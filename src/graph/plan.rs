@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
-use crate::connectors::{CsvSink, FileSource, Sink, SinkError, Source, StdoutSink};
+use crate::connectors::{CsvSink, FileSource, PostgresSink, Sink, SinkError, Source, StdoutSink};
 use crate::dataflow::FunnelSettings;
 use crate::event::StreamKind;
 use crate::runtime::Funnel;
@@ -46,6 +46,13 @@ impl GraphSpec {
                 if let SinkSpec::Csv(csv) = sink {
                     csv.path = output.clone();
                 }
+            }
+        }
+        for (index, sink) in self.sinks.iter().enumerate() {
+            if let SinkSpec::Postgres(postgres) = sink {
+                postgres.resolve_url().map_err(|p| {
+                    GraphError::at_key(file, format!("sink[{index}].{}", p.key), p.problem)
+                })?;
             }
         }
         let settings = self.funnel.settings();
@@ -176,6 +183,22 @@ impl Plan {
                         out.max_rows
                     );
                 }
+                SinkSpec::Postgres(postgres) => {
+                    let _ = write!(
+                        text,
+                        "\n    postgres {}.{} (progress in {}.{} as `{}`{})",
+                        postgres.schema,
+                        postgres.table,
+                        postgres.schema,
+                        postgres.progress_table,
+                        postgres.sink_name(),
+                        postgres
+                            .change_log_table
+                            .as_ref()
+                            .map(|c| format!(", change log {}.{c}", postgres.schema))
+                            .unwrap_or_default()
+                    );
+                }
             }
         }
         text
@@ -202,6 +225,9 @@ impl Plan {
                 )?),
                 SinkSpec::Stdout(out) => {
                     Box::new(StdoutSink::new(self.settings.group_by.dims(), out.max_rows))
+                }
+                SinkSpec::Postgres(postgres) => {
+                    Box::new(PostgresSink::open(postgres, self.settings.group_by.dims())?)
                 }
             };
             funnel = funnel.boxed_sink(sink);

@@ -141,6 +141,8 @@ pub enum SinkSpec {
     Csv(CsvSinkSpec),
     /// A human-readable preview on standard output.
     Stdout(StdoutSinkSpec),
+    /// A PostgreSQL table of aggregate totals, one transaction per batch.
+    Postgres(crate::connectors::PostgresConfig),
 }
 
 /// The CSV sink's settings.

@@ -50,6 +50,8 @@ struct Emitter {
     written: Option<Capability<Millis>>,
     /// The least time of a stop notice received: the run is being abandoned.
     stop_at: Option<Millis>,
+    /// Frontiers at which a batch must end: where sinks resume ([`Sink::resume_frontier`]).
+    cuts: BTreeSet<Millis>,
 }
 
 /// What the emitter's second input carries: rejected records, and stop notices.
@@ -162,6 +164,22 @@ impl Emitter {
         }
     }
 
+    /// Writes one batch ending at each resume frontier below `frontier` (all of them
+    /// when `None`) that the batches have not reached yet: a sink that holds everything
+    /// below a resume frontier then sees a batch boundary exactly there.
+    fn cut(&mut self, frontier: Option<Millis>, context: &EmitContext, worker: usize) {
+        while let Some(cut) = self.cuts.pop_first() {
+            if frontier.is_some_and(|f| cut >= f) {
+                self.cuts.insert(cut);
+                return;
+            }
+            if cut > self.previous && !self.sinks.is_empty() {
+                let batch = self.batch(Some(cut));
+                self.write(&batch, context, worker);
+            }
+        }
+    }
+
     /// The least window start whose window is not final at frontier `f`.
     fn first_not_final(&self, f: Millis) -> Millis {
         let lateness = self.settings.lateness;
@@ -225,6 +243,7 @@ pub fn emit<'scope>(
             move |capability: Capability<Millis>, info| {
                 let activator = activator_scope.activator_for(info.address);
                 let written = (!sinks.is_empty()).then_some(capability);
+                let cuts = sinks.iter().filter_map(|s| s.resume_frontier()).collect();
                 let mut state = Emitter {
                     settings,
                     sinks,
@@ -237,6 +256,7 @@ pub fn emit<'scope>(
                     finished: false,
                     written,
                     stop_at: None,
+                    cuts,
                 };
                 move |(updates, updates_frontier), (rejects, rejects_frontier), _output| {
                     updates.for_each(|_capability, data| state.updates.append(data));
@@ -266,6 +286,7 @@ pub fn emit<'scope>(
                         // consistent batch up to it; then nothing more.
                         let reached = frontier.map_or(stop_at, |f| f.min(stop_at));
                         state.finished = true;
+                        state.cut(Some(reached), &context, worker);
                         if reached > state.previous && !state.sinks.is_empty() {
                             let batch = state.batch(Some(reached));
                             state.write(&batch, &context, worker);
@@ -282,6 +303,10 @@ pub fn emit<'scope>(
                             activator.activate_after(interval - since);
                             return;
                         }
+                    }
+                    state.cut(frontier, &context, worker);
+                    if state.finished {
+                        return;
                     }
                     let batch = state.batch(frontier);
                     state.last_emit = Some(Instant::now());

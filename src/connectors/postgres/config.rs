@@ -1,0 +1,230 @@
+//! The PostgreSQL sink's settings, as written in a graph's `[[sink]]` table.
+
+use serde::{Deserialize, Serialize};
+
+use crate::graph::DurationText;
+
+/// The environment variable read for the connection string when a graph gives neither
+/// `url` nor `url_env`.
+pub const DEFAULT_URL_ENV: &str = "DIFFMILL_POSTGRES_URL";
+
+/// Whether the connection uses TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Never TLS.
+    Disable,
+    /// TLS when the server offers it, plain otherwise.
+    Prefer,
+    /// TLS or no connection; the server's certificate must be valid for its host.
+    Require,
+}
+
+/// `kind = "postgres"`: the aggregates as a serving table, one transaction per batch.
+///
+/// The connection string comes from `url`, or from the environment variable named by
+/// `url_env` (default `DIFFMILL_POSTGRES_URL`), so that no password need be written in a
+/// graph file. It is a libpq-style URL or key-value string, e.g.
+/// `postgresql://diffmill@db.example:5432/reports`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// The connection string. Prefer `url_env`: a graph file is no place for a password.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The environment variable holding the connection string (default
+    /// `DIFFMILL_POSTGRES_URL`); not allowed together with `url`.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// TLS: `disable`, `prefer` or `require`. Unset, the connection string's `sslmode`
+    /// decides (`prefer` when it has none).
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    /// The schema of the tables, created if missing (default `public`).
+    #[serde(default = "default_schema")]
+    pub schema: String,
+    /// The aggregates table, created if missing (default `diffmill_aggregates`).
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// The progress table, created if missing, shared by sinks (default
+    /// `diffmill_progress`).
+    #[serde(default = "default_progress_table")]
+    pub progress_table: String,
+    /// A change-log table to which every batch's aggregate diffs are also appended
+    /// (default: none).
+    #[serde(default)]
+    pub change_log_table: Option<String>,
+    /// The sink's key in the progress table (default `<schema>.<table>`). Two runs with
+    /// the same name continue each other: the second skips what the first applied.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How long one batch is retried on transient errors (lost connection, server
+    /// restarting) before the run stops (default `60s`).
+    #[serde(default = "default_retry_for")]
+    pub retry_for: DurationText,
+}
+
+fn default_schema() -> String {
+    "public".to_owned()
+}
+
+fn default_table() -> String {
+    "diffmill_aggregates".to_owned()
+}
+
+fn default_progress_table() -> String {
+    "diffmill_progress".to_owned()
+}
+
+fn default_retry_for() -> DurationText {
+    DurationText::from_millis(60_000)
+}
+
+/// A setting that cannot be used: the key (relative to the sink's table) and the problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The key, e.g. `url_env`.
+    pub key: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl PostgresConfig {
+    /// A config reading the connection string from `DIFFMILL_POSTGRES_URL`, with the
+    /// default table names.
+    pub fn from_env() -> PostgresConfig {
+        PostgresConfig {
+            url: None,
+            url_env: None,
+            tls: None,
+            schema: default_schema(),
+            table: default_table(),
+            progress_table: default_progress_table(),
+            change_log_table: None,
+            name: None,
+            retry_for: default_retry_for(),
+        }
+    }
+
+    /// A config with the connection string `url` and the default table names.
+    pub fn with_url(url: impl Into<String>) -> PostgresConfig {
+        PostgresConfig {
+            url: Some(url.into()),
+            ..PostgresConfig::from_env()
+        }
+    }
+
+    /// The sink's key in the progress table.
+    pub fn sink_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", self.schema, self.table))
+    }
+
+    /// Checks the names and resolves the connection string.
+    ///
+    /// # Errors
+    /// A [`ConfigProblem`] naming the key: a table or schema name that is not a plain
+    /// lower-case SQL identifier, both `url` and `url_env`, an unset variable.
+    pub fn resolve_url(&self) -> Result<String, ConfigProblem> {
+        self.check_names()?;
+        match (&self.url, &self.url_env) {
+            (Some(_), Some(_)) => Err(ConfigProblem {
+                key: "url",
+                problem: "give `url` or `url_env`, not both".to_owned(),
+            }),
+            (Some(url), None) => Ok(url.clone()),
+            (None, env) => {
+                let (key, var) = match env {
+                    Some(var) => ("url_env", var.as_str()),
+                    None => ("url", DEFAULT_URL_ENV),
+                };
+                match std::env::var(var) {
+                    Ok(url) if !url.trim().is_empty() => Ok(url),
+                    _ => Err(ConfigProblem {
+                        key,
+                        problem: format!(
+                            "the environment variable {var} (the connection string) is not set"
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn check_names(&self) -> Result<(), ConfigProblem> {
+        let mut names = vec![
+            ("schema", &self.schema),
+            ("table", &self.table),
+            ("progress_table", &self.progress_table),
+        ];
+        if let Some(change_log) = &self.change_log_table {
+            names.push(("change_log_table", change_log));
+        }
+        for (key, name) in names {
+            if !is_identifier(name) {
+                return Err(ConfigProblem {
+                    key,
+                    problem: format!(
+                        "`{name}` is not a plain SQL name: use 1 to 63 lower-case letters, \
+                         digits and `_`, not starting with a digit"
+                    ),
+                });
+            }
+        }
+        let tables = [&self.table, &self.progress_table];
+        if self.table == self.progress_table
+            || self
+                .change_log_table
+                .as_ref()
+                .is_some_and(|c| tables.contains(&c))
+        {
+            return Err(ConfigProblem {
+                key: "table",
+                problem: "`table`, `progress_table` and `change_log_table` must differ".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// True for a name that needs no quoting in SQL: `[a-z_][a-z0-9_]{0,62}`.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && name.len() <= 63
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_plain_identifiers() {
+        assert!(is_identifier("diffmill_aggregates"));
+        assert!(is_identifier("_t1"));
+        for bad in ["", "1t", "Aggregates", "a-b", "a;drop", &"x".repeat(64)] {
+            assert!(!is_identifier(bad), "{bad:?}");
+        }
+        let mut config = PostgresConfig::with_url("postgresql://x@localhost/db");
+        config.table = "Bad Name".into();
+        assert_eq!(config.resolve_url().unwrap_err().key, "table");
+    }
+
+    #[test]
+    fn the_url_comes_from_one_place() {
+        let mut config = PostgresConfig::with_url("postgresql://x@localhost/db");
+        assert_eq!(config.resolve_url().unwrap(), "postgresql://x@localhost/db");
+        config.url_env = Some("DIFFMILL_TEST_UNSET_VARIABLE".into());
+        assert_eq!(config.resolve_url().unwrap_err().key, "url");
+        config.url = None;
+        let problem = config.resolve_url().unwrap_err();
+        assert_eq!(problem.key, "url_env");
+        assert!(problem.problem.contains("DIFFMILL_TEST_UNSET_VARIABLE"));
+        config.change_log_table = Some(config.table.clone());
+        config.url = Some("postgresql://x@localhost/db".into());
+        config.url_env = None;
+        assert_eq!(config.resolve_url().unwrap_err().key, "table");
+    }
+}

@@ -1,0 +1,381 @@
+//! The tables the PostgreSQL sink writes, and the SQL that reads and writes them.
+//!
+//! The aggregates table holds one row per `(window_start, dims…)` with the six measures
+//! as totals (the sum of all diffs applied so far), the status of the window's last
+//! change (`open`, `closed`, `correction`, or `final` once the window is final) and the
+//! frontier of the batch that changed it last (`NULL` once the input was complete). Dims
+//! are `text`, written as in the CSV sink: ids in decimal, `unattributed` for every dim
+//! of an unattributed row. A row whose totals all return to zero (e.g. children moved
+//! out of *unattributed*) is deleted.
+//!
+//! The progress table holds one row per sink: the frontier (ms) of the last batch
+//! applied, how many batches were applied, and whether the input was complete.
+
+use std::fmt::Write;
+
+use super::config::PostgresConfig;
+use crate::connectors::{AggregateRow, Batch};
+use crate::dataflow::Dim;
+
+/// The six measures, in column order.
+pub const MEASURES: [&str; 6] = [
+    "bids",
+    "impressions",
+    "clicks",
+    "conversions",
+    "spend_micros",
+    "revenue_micros",
+];
+
+/// The batch's rows are copied into this session-local table first.
+const STAGING: &str = "pg_temp.diffmill_batch";
+
+/// `ms` (a bigint of ms since the epoch) as a `timestamptz`, exactly.
+fn at(ms: &str) -> String {
+    format!("(timestamptz 'epoch' + ({ms})::int8 * interval '1 millisecond')")
+}
+
+/// The tables of one sink and every statement it runs, built once from the config and
+/// the graph's dims.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// `schema`.
+    pub schema: String,
+    /// `schema.table`.
+    pub aggregates: String,
+    /// `schema.progress_table`.
+    pub progress: String,
+    /// `schema.change_log_table`.
+    pub change_log: Option<String>,
+    dims: Vec<Dim>,
+}
+
+impl Layout {
+    /// The layout for `config` and the grouped `dims`.
+    pub fn new(config: &PostgresConfig, dims: &[Dim]) -> Layout {
+        let qualified = |table: &str| format!("{}.{}", config.schema, table);
+        Layout {
+            schema: config.schema.clone(),
+            aggregates: qualified(&config.table),
+            progress: qualified(&config.progress_table),
+            change_log: config.change_log_table.as_deref().map(qualified),
+            dims: dims.to_vec(),
+        }
+    }
+
+    fn dim_names(&self) -> Vec<&'static str> {
+        self.dims.iter().map(|d| d.name()).collect()
+    }
+
+    /// The aggregates table's columns and their types (as `information_schema` names
+    /// them), in order.
+    pub fn aggregate_columns(&self) -> Vec<(String, &'static str)> {
+        let mut columns = vec![
+            ("window_start".to_owned(), "timestamp with time zone"),
+            ("window_end".to_owned(), "timestamp with time zone"),
+        ];
+        columns.extend(self.dim_names().into_iter().map(|d| (d.to_owned(), "text")));
+        columns.extend(MEASURES.iter().map(|m| (m.to_string(), "bigint")));
+        columns.push(("status".to_owned(), "text"));
+        columns.push(("last_frontier".to_owned(), "timestamp with time zone"));
+        columns
+    }
+
+    /// The progress table's columns and their types.
+    pub fn progress_columns() -> Vec<(String, &'static str)> {
+        [
+            ("sink", "text"),
+            ("frontier_ms", "bigint"),
+            ("batch_seq", "bigint"),
+            ("complete", "boolean"),
+            ("updated_at", "timestamp with time zone"),
+        ]
+        .map(|(c, t)| (c.to_owned(), t))
+        .to_vec()
+    }
+
+    /// The change-log table's columns and their types.
+    pub fn change_log_columns(&self) -> Vec<(String, &'static str)> {
+        let mut columns = vec![
+            ("batch_seq".to_owned(), "bigint"),
+            ("frontier".to_owned(), "timestamp with time zone"),
+        ];
+        columns.extend(
+            self.aggregate_columns()
+                .into_iter()
+                .take(2 + self.dims.len() + 7),
+        );
+        columns
+    }
+
+    /// Statements creating the schema and the tables if missing.
+    pub fn create(&self) -> String {
+        let key: Vec<&str> = std::iter::once("window_start")
+            .chain(self.dim_names())
+            .collect();
+        let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {};\n", self.schema);
+        let _ = write!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS {} (\n  window_start timestamptz NOT NULL,\n  \
+             window_end timestamptz NOT NULL,\n",
+            self.aggregates
+        );
+        for dim in self.dim_names() {
+            let _ = writeln!(sql, "  {dim} text NOT NULL,");
+        }
+        for measure in MEASURES {
+            let _ = writeln!(sql, "  {measure} bigint NOT NULL,");
+        }
+        let _ = write!(
+            sql,
+            "  status text NOT NULL,\n  last_frontier timestamptz,\n  PRIMARY KEY ({})\n);\n",
+            key.join(", ")
+        );
+        let _ = write!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS {} (\n  sink text PRIMARY KEY,\n  \
+             frontier_ms bigint NOT NULL,\n  batch_seq bigint NOT NULL,\n  \
+             complete boolean NOT NULL,\n  updated_at timestamptz NOT NULL\n);\n",
+            self.progress
+        );
+        if let Some(change_log) = &self.change_log {
+            let _ = write!(
+                sql,
+                "CREATE TABLE IF NOT EXISTS {change_log} (\n  batch_seq bigint NOT NULL,\n  \
+                 frontier timestamptz,\n  window_start timestamptz NOT NULL,\n  \
+                 window_end timestamptz NOT NULL,\n"
+            );
+            for dim in self.dim_names() {
+                let _ = writeln!(sql, "  {dim} text NOT NULL,");
+            }
+            for measure in MEASURES {
+                let _ = writeln!(sql, "  {measure} bigint NOT NULL,");
+            }
+            sql.push_str("  status text NOT NULL\n);\n");
+        }
+        sql
+    }
+
+    /// The session-local staging table the batch's rows are copied into; emptied at
+    /// each commit.
+    pub fn create_staging(&self) -> String {
+        let mut sql = String::from(
+            "CREATE TEMP TABLE IF NOT EXISTS diffmill_batch (window_start int8 NOT NULL, \
+             window_end int8 NOT NULL",
+        );
+        for dim in self.dim_names() {
+            let _ = write!(sql, ", {dim} text NOT NULL");
+        }
+        for measure in MEASURES {
+            let _ = write!(sql, ", {measure} int8 NOT NULL");
+        }
+        sql.push_str(", status text NOT NULL) ON COMMIT DELETE ROWS");
+        sql
+    }
+
+    /// `COPY` of the staging table from text rows (see [`Layout::copy_row`]).
+    pub fn copy(&self) -> String {
+        format!("COPY {STAGING} FROM STDIN")
+    }
+
+    /// Appends `row` to `out` in `COPY`'s text format.
+    pub fn copy_row(&self, out: &mut String, row: &AggregateRow) {
+        let _ = write!(out, "{}\t{}", row.window_start, row.window_end);
+        for dim in &self.dims {
+            out.push('\t');
+            escape(out, &row.dims.value(*dim));
+        }
+        let d = row.delta;
+        for value in [
+            d.bids,
+            d.impressions,
+            d.clicks,
+            d.conversions,
+            d.spend_micros,
+            d.revenue_micros,
+        ] {
+            let _ = write!(out, "\t{value}");
+        }
+        let _ = writeln!(out, "\t{}", row.status.name());
+    }
+
+    /// Adds the staged deltas to the totals; `$1` is the batch's frontier in ms (`NULL`
+    /// for a complete input).
+    pub fn upsert(&self) -> String {
+        let dims = self.dim_names();
+        let mut columns = vec!["window_start", "window_end"];
+        columns.extend(&dims);
+        columns.extend(MEASURES);
+        columns.extend(["status", "last_frontier"]);
+        let mut values = vec![at("b.window_start"), at("b.window_end")];
+        values.extend(dims.iter().map(|d| format!("b.{d}")));
+        values.extend(MEASURES.iter().map(|m| format!("b.{m}")));
+        values.extend(["b.status".to_owned(), at("$1")]);
+        let key: Vec<&str> = std::iter::once("window_start").chain(dims).collect();
+        let mut sets: Vec<String> = MEASURES
+            .iter()
+            .map(|m| format!("{m} = a.{m} + excluded.{m}"))
+            .collect();
+        sets.push("status = excluded.status".to_owned());
+        sets.push("last_frontier = excluded.last_frontier".to_owned());
+        format!(
+            "INSERT INTO {} AS a ({}) SELECT {} FROM {STAGING} b ON CONFLICT ({}) DO UPDATE SET {}",
+            self.aggregates,
+            columns.join(", "),
+            values.join(", "),
+            key.join(", "),
+            sets.join(", ")
+        )
+    }
+
+    /// Deletes the rows the batch touched whose totals are all zero.
+    pub fn delete_zeros(&self) -> String {
+        let mut conditions = vec![format!("a.window_start = {}", at("b.window_start"))];
+        conditions.extend(self.dim_names().iter().map(|d| format!("a.{d} = b.{d}")));
+        conditions.extend(MEASURES.iter().map(|m| format!("a.{m} = 0")));
+        format!(
+            "DELETE FROM {} a USING {STAGING} b WHERE {}",
+            self.aggregates,
+            conditions.join(" AND ")
+        )
+    }
+
+    /// Marks windows final: `$1` their starts (ms), `$2` the batch's frontier (ms).
+    pub fn finalize(&self) -> String {
+        format!(
+            "UPDATE {} SET status = 'final', last_frontier = {} WHERE window_start IN \
+             (SELECT {} FROM unnest($1::int8[]) AS w)",
+            self.aggregates,
+            at("$2"),
+            at("w")
+        )
+    }
+
+    /// Appends the staged rows to the change log: `$1` the batch sequence, `$2` its
+    /// frontier (ms).
+    pub fn append_change_log(&self) -> Option<String> {
+        let change_log = self.change_log.as_ref()?;
+        let dims = self.dim_names();
+        let mut columns = vec!["batch_seq", "frontier", "window_start", "window_end"];
+        columns.extend(&dims);
+        columns.extend(MEASURES);
+        columns.push("status");
+        let mut values = vec![
+            "$1::int8".to_owned(),
+            at("$2"),
+            at("b.window_start"),
+            at("b.window_end"),
+        ];
+        values.extend(dims.iter().map(|d| format!("b.{d}")));
+        values.extend(MEASURES.iter().map(|m| format!("b.{m}")));
+        values.push("b.status".to_owned());
+        Some(format!(
+            "INSERT INTO {change_log} ({}) SELECT {} FROM {STAGING} b",
+            columns.join(", "),
+            values.join(", ")
+        ))
+    }
+
+    /// Adds the sink's progress row if missing: `$1` the sink's name.
+    pub fn init_progress(&self) -> String {
+        format!(
+            "INSERT INTO {} (sink, frontier_ms, batch_seq, complete, updated_at) \
+             VALUES ($1, 0, 0, false, now()) ON CONFLICT (sink) DO NOTHING",
+            self.progress
+        )
+    }
+
+    /// Reads (and, in a transaction, locks) the sink's progress row: `$1` its name.
+    pub fn lock_progress(&self) -> String {
+        format!(
+            "SELECT frontier_ms, batch_seq, complete FROM {} WHERE sink = $1 FOR UPDATE",
+            self.progress
+        )
+    }
+
+    /// Records a batch: `$1` name, `$2` frontier (ms), `$3` batches applied, `$4`
+    /// complete.
+    pub fn record_progress(&self) -> String {
+        format!(
+            "UPDATE {} SET frontier_ms = $2, batch_seq = $3, complete = $4, updated_at = now() \
+             WHERE sink = $1",
+            self.progress
+        )
+    }
+}
+
+/// The rows of `batch` in `COPY`'s text format.
+pub fn copy_text(layout: &Layout, batch: &Batch) -> String {
+    let mut out = String::with_capacity(batch.rows.len() * 96);
+    for row in &batch.rows {
+        layout.copy_row(&mut out, row);
+    }
+    out
+}
+
+/// Appends `value` escaped for `COPY`'s text format.
+fn escape(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataflow::{Attribution, DimValues, Measures, WindowStatus};
+
+    #[test]
+    fn copy_rows_are_tab_separated_and_escaped() {
+        let layout = Layout::new(
+            &PostgresConfig::with_url("postgresql://localhost/db"),
+            &[Dim::Campaign, Dim::Region],
+        );
+        let row = AggregateRow {
+            window_start: 0,
+            window_end: 900_000,
+            dims: Attribution::Dims(DimValues {
+                campaign_id: Some(7),
+                region: crate::event::Label::new("a\tb"),
+                ..DimValues::default()
+            }),
+            delta: Measures {
+                bids: 1,
+                spend_micros: -5,
+                ..Measures::default()
+            },
+            status: WindowStatus::Open,
+        };
+        let mut out = String::new();
+        layout.copy_row(&mut out, &row);
+        assert_eq!(out, "0\t900000\t7\ta\\tb\t1\t0\t0\t0\t-5\t0\topen\n");
+        let unattributed = AggregateRow {
+            dims: Attribution::Unattributed,
+            ..row
+        };
+        out.clear();
+        layout.copy_row(&mut out, &unattributed);
+        assert!(out.starts_with("0\t900000\tunattributed\tunattributed\t"));
+    }
+
+    #[test]
+    fn the_key_is_the_window_and_the_dims() {
+        let layout = Layout::new(
+            &PostgresConfig::with_url("postgresql://localhost/db"),
+            &[Dim::Campaign, Dim::Region],
+        );
+        assert!(layout
+            .create()
+            .contains("PRIMARY KEY (window_start, campaign_id, region)"));
+        assert!(layout
+            .upsert()
+            .contains("ON CONFLICT (window_start, campaign_id, region) DO UPDATE"));
+        assert_eq!(layout.aggregate_columns().len(), 2 + 2 + 6 + 2);
+    }
+}
