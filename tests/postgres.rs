@@ -1,0 +1,588 @@
+//! The PostgreSQL sink (issue #8) against a real server: totals equal the oracle; a
+//! re-run, a run failed mid-way and a killed run, each followed by a complete run, equal
+//! the oracle, not double; a concurrent reader only ever sees totals at a batch
+//! boundary; permanent errors and config errors are named.
+//!
+//! The database tests need `DIFFMILL_TEST_POSTGRES_URL` (set by
+//! `.ci/services/postgres.sh`); without it they print why and pass. Each test writes its
+//! own schema, so they run in parallel.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
+use diffmill::connectors::{Arrival, MemorySource, PostgresConfig, PostgresSink, Sink};
+use diffmill::dataflow::{Dim, FunnelSettings};
+use diffmill::event::{Format, Millis};
+use diffmill::graph::GraphSpec;
+use diffmill::runtime::{Funnel, RunError};
+use postgres::{Client, NoTls};
+
+use support::cli::{
+    as_csv, command, diffmill, diffmill_ok, file_partitions, files_graph, generate, graphs_dir,
+    CsvAggregates,
+};
+use support::oracle::Oracle;
+
+const URL_VAR: &str = "DIFFMILL_TEST_POSTGRES_URL";
+
+/// The test database, or `None` (with a visible message) when none is configured.
+fn database(test: &str) -> Option<String> {
+    match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            println!(
+                "skipping {test}: {URL_VAR} is not set (source .ci/services/postgres.sh to \
+                 start a server)"
+            );
+            None
+        }
+    }
+}
+
+fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).expect("the test database accepts connections")
+}
+
+/// A sink config writing to the empty schema `schema` (dropped first).
+fn fresh(url: &str, schema: &str) -> PostgresConfig {
+    connect(url)
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .expect("the schema drops");
+    PostgresConfig {
+        schema: schema.to_owned(),
+        ..PostgresConfig::with_url(url)
+    }
+}
+
+/// The aggregates table keyed as `aggregates.csv` sums: `[window_start, window_end,
+/// dims…]` (ms, text), the six totals.
+fn totals(client: &mut impl postgres::GenericClient, table: &str, dims: &[Dim]) -> CsvAggregates {
+    let dim_columns: String = dims.iter().map(|d| format!(", {}", d.name())).collect();
+    let sql = format!(
+        "SELECT (extract(epoch FROM window_start) * 1000)::int8::text, \
+         (extract(epoch FROM window_end) * 1000)::int8::text{dim_columns}, \
+         bids, impressions, clicks, conversions, spend_micros, revenue_micros FROM {table}"
+    );
+    let n = 2 + dims.len();
+    client
+        .query(&sql, &[])
+        .expect("the aggregates table reads")
+        .iter()
+        .map(|row| {
+            let key: Vec<String> = (0..n).map(|i| row.get::<_, String>(i)).collect();
+            let measures: [i64; 6] = std::array::from_fn(|i| row.get(n + i));
+            (key, measures)
+        })
+        .collect()
+}
+
+/// `(frontier_ms, batch_seq, complete)` of `sink` in `progress`.
+fn progress(
+    client: &mut impl postgres::GenericClient,
+    table: &str,
+    sink: &str,
+) -> (i64, i64, bool) {
+    let row = client
+        .query_one(
+            &format!("SELECT frontier_ms, batch_seq, complete FROM {table} WHERE sink = $1"),
+            &[&sink],
+        )
+        .expect("the progress row reads");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// Generated partitions (malformed records left out: they never reach the aggregates).
+fn generated(settings: &FunnelSettings, config: GeneratorConfig) -> Vec<Vec<Arrival>> {
+    let generator = Generator::new(config, settings).expect("a generator");
+    (0..generator.partition_count())
+        .map(|p| {
+            generator
+                .partition(p)
+                .enumerate()
+                .filter_map(|(i, generated)| match generated {
+                    Generated::Event(event) => Some(Arrival::Event {
+                        event,
+                        position: i as u64 + 1,
+                    }),
+                    Generated::Malformed { .. } => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// One-minute windows by campaign, a batch at every frontier move, and 4000 bids over
+/// 200 s of event time with late, duplicate and orphan records.
+fn case() -> (FunnelSettings, Vec<Vec<Arrival>>) {
+    let settings = support::settings(60_000, 120_000, 300_000, 300_000, 2_000);
+    let partitions = generated(
+        &settings,
+        GeneratorConfig {
+            seed: 8,
+            bids: 4_000,
+            rate: 20,
+            partitions: 3,
+            late: 0.01,
+            duplicate: 0.01,
+            orphan: 0.01,
+            ..GeneratorConfig::default()
+        },
+    );
+    (settings, partitions)
+}
+
+fn run(
+    settings: &FunnelSettings,
+    partitions: &[Vec<Arrival>],
+    sink: PostgresSink,
+) -> Result<(), RunError> {
+    Funnel::new(settings.clone())
+        .source(MemorySource::new(partitions.to_vec()).with_chunk(200))
+        .sink(sink)
+        .workers(2)
+        .run()
+        .map(|_| ())
+}
+
+#[test]
+fn totals_equal_the_oracle_and_a_second_run_adds_nothing() {
+    let Some(url) = database("totals_equal_the_oracle_and_a_second_run_adds_nothing") else {
+        return;
+    };
+    let (settings, partitions) = case();
+    let dims = settings.group_by.dims().to_vec();
+    let mut config = fresh(&url, "t_totals");
+    config.change_log_table = Some("changes".into());
+    let expected = as_csv(
+        &Oracle::new(&settings, &partitions).final_values(),
+        &settings,
+    );
+    let mut client = connect(&url);
+
+    for attempt in ["first", "second"] {
+        let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+        run(&settings, &partitions, sink).expect("the run succeeds");
+        assert_eq!(
+            totals(&mut client, "t_totals.diffmill_aggregates", &dims),
+            expected,
+            "{attempt} run: the table vs the oracle"
+        );
+        let (_, batches, complete) = progress(
+            &mut client,
+            "t_totals.diffmill_progress",
+            &config.sink_name(),
+        );
+        assert!(complete, "{attempt} run: the input was complete");
+        let changes: i64 = client
+            .query_one(
+                "SELECT count(DISTINCT batch_seq) FROM t_totals.changes",
+                &[],
+            )
+            .expect("the change log reads")
+            .get(0);
+        assert!(
+            changes > 1 && changes <= batches,
+            "{changes} of {batches} batches logged"
+        );
+    }
+    let statuses: Vec<String> = client
+        .query(
+            "SELECT DISTINCT status FROM t_totals.diffmill_aggregates",
+            &[],
+        )
+        .expect("statuses read")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, ["final"], "every window is final at the end");
+    // The change log sums to the totals.
+    let logged: BTreeMap<(String, String), i64> = client
+        .query(
+            "SELECT window_start::text, campaign_id, sum(revenue_micros)::int8 \
+             FROM t_totals.changes GROUP BY 1, 2 HAVING sum(revenue_micros) <> 0",
+            &[],
+        )
+        .expect("the change log sums")
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    let held: BTreeMap<(String, String), i64> = client
+        .query(
+            "SELECT window_start::text, campaign_id, revenue_micros \
+             FROM t_totals.diffmill_aggregates WHERE revenue_micros <> 0",
+            &[],
+        )
+        .expect("the totals read")
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    assert_eq!(logged, held, "the change log sums to the totals");
+}
+
+#[test]
+fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
+    let Some(url) = database("a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double") else {
+        return;
+    };
+    let (mut settings, partitions) = case();
+    let dims = settings.group_by.dims().to_vec();
+    let config = fresh(&url, "t_failed");
+    let oracle = Oracle::new(&settings, &partitions);
+    let mut client = connect(&url);
+
+    // The progress update is the last statement of a batch's transaction: failing it
+    // after the rows were upserted shows that nothing of the batch stays.
+    PostgresSink::open(&config, &dims).expect("the sink opens (creates the tables)");
+    client
+        .batch_execute(
+            "ALTER TABLE t_failed.diffmill_progress ADD CONSTRAINT stop_here CHECK (batch_seq <= 12)",
+        )
+        .expect("the constraint is added");
+    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let error = run(&settings, &partitions, sink).expect_err("the 13th batch fails");
+    let message = error.to_string();
+    assert!(
+        message.contains("permanent error") && message.contains("not applied"),
+        "{message}"
+    );
+    let (frontier, batches, complete) = progress(
+        &mut client,
+        "t_failed.diffmill_progress",
+        &config.sink_name(),
+    );
+    assert_eq!((batches, complete), (12, false));
+    assert_eq!(
+        totals(&mut client, "t_failed.diffmill_aggregates", &dims),
+        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
+        "after the failure: the totals at the 12th batch's frontier {frontier}, nothing of the 13th"
+    );
+
+    // The re-run batches differently (at most every 20 ms): the emitter must cut a batch at
+    // the recorded frontier, or the sink refuses a batch that straddles it.
+    client
+        .batch_execute("ALTER TABLE t_failed.diffmill_progress DROP CONSTRAINT stop_here")
+        .expect("the constraint is dropped");
+    settings.emit_interval = Duration::from_millis(20);
+    let sink = PostgresSink::open(&config, &dims).expect("the sink reopens");
+    assert_eq!(sink.resume_frontier(), Some(frontier as Millis));
+    run(&settings, &partitions, sink).expect("the re-run succeeds");
+    assert_eq!(
+        totals(&mut client, "t_failed.diffmill_aggregates", &dims),
+        as_csv(&oracle.final_values(), &settings),
+        "after the re-run: the oracle's final values, nothing twice"
+    );
+}
+
+#[test]
+fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
+    let Some(url) = database("a_concurrent_reader_only_sees_totals_at_batch_boundaries") else {
+        return;
+    };
+    let (settings, partitions) = case();
+    let dims = settings.group_by.dims().to_vec();
+    let config = fresh(&url, "t_reader");
+    let oracle = Oracle::new(&settings, &partitions);
+    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let sink_name = config.sink_name();
+
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = Arc::clone(&done);
+        let url = url.clone();
+        let dims = dims.clone();
+        std::thread::spawn(move || {
+            let mut client = connect(&url);
+            let mut snapshots = Vec::new();
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let mut transaction = client
+                    .build_transaction()
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()
+                    .expect("a snapshot starts");
+                let seen = progress(&mut transaction, "t_reader.diffmill_progress", &sink_name);
+                let held = totals(&mut transaction, "t_reader.diffmill_aggregates", &dims);
+                transaction.commit().expect("the snapshot ends");
+                snapshots.push((seen, held));
+                if finished {
+                    return snapshots;
+                }
+            }
+        })
+    };
+    run(&settings, &partitions, sink).expect("the run succeeds");
+    done.store(true, Ordering::SeqCst);
+    let snapshots = reader.join().expect("the reader");
+
+    let mut expected: BTreeMap<Option<Millis>, CsvAggregates> = BTreeMap::new();
+    let mut frontiers = std::collections::BTreeSet::new();
+    for ((frontier, batches, complete), held) in &snapshots {
+        let at = (!complete).then_some(*frontier as Millis);
+        let want = expected
+            .entry(at)
+            .or_insert_with(|| as_csv(&oracle.expected_prefix(at), &settings));
+        assert_eq!(
+            &held, &want,
+            "a snapshot after {batches} batches (frontier {frontier}, complete {complete}) is \
+             not the cumulative sum at that batch boundary"
+        );
+        frontiers.insert(at);
+    }
+    assert!(
+        frontiers.len() >= 3,
+        "the reader saw {} batch boundaries in {} snapshots: too few to tell",
+        frontiers.len(),
+        snapshots.len()
+    );
+    println!(
+        "{} snapshots at {} batch boundaries, each equal to the oracle's prefix",
+        snapshots.len(),
+        frontiers.len()
+    );
+}
+
+/// A files graph (1 minute windows, a batch at every frontier move) into `schema`.
+fn files_graph_into(dir: &Path, schema: &str) -> (std::path::PathBuf, FunnelSettings) {
+    let (graph, settings) = files_graph(dir, Format::Csv);
+    let text = std::fs::read_to_string(&graph).expect("the graph reads");
+    let head = text.split("[[sink]]").next().expect("the graph's head");
+    let text = format!(
+        "{head}[[sink]]\nkind = \"postgres\"\nurl_env = \"{URL_VAR}\"\nschema = \"{schema}\"\n"
+    );
+    std::fs::write(&graph, text).expect("the graph writes");
+    (graph, settings)
+}
+
+#[test]
+fn a_killed_run_then_a_restart_equals_the_oracle_not_double() {
+    let Some(url) = database("a_killed_run_then_a_restart_equals_the_oracle_not_double") else {
+        return;
+    };
+    let config = fresh(&url, "t_killed");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (graph, settings) = files_graph_into(dir.path(), "t_killed");
+    generate(dir.path(), &graph, Format::Csv, 17, 100_000);
+    let (_, partitions) = file_partitions(Format::Csv, &dir.path().join("data"));
+    let expected = as_csv(
+        &Oracle::new(&settings, &partitions).final_values(),
+        &settings,
+    );
+    let dims = settings.group_by.dims().to_vec();
+    let mut client = connect(&url);
+
+    let mut child = command(dir.path())
+        .args([
+            "run".as_ref(),
+            graph.as_os_str(),
+            "--status-every".as_ref(),
+            "0".as_ref(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("diffmill starts");
+    let started = Instant::now();
+    let watched: Result<i64, String> = loop {
+        let seen = client
+            .query_opt(
+                "SELECT batch_seq, complete FROM t_killed.diffmill_progress WHERE sink = $1",
+                &[&config.sink_name()],
+            )
+            .ok()
+            .flatten()
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, bool>(1)));
+        match seen {
+            Some((_, true)) => {
+                break Err("the run ended before it was killed: give it more input".into())
+            }
+            Some((batches, false)) if batches >= 2 => break Ok(batches),
+            _ if started.elapsed() > Duration::from_secs(120) => {
+                break Err("no batches after 2 minutes".into())
+            }
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    };
+    child.kill().expect("diffmill is killed");
+    let _ = child.wait();
+    let killed_at = watched.expect("killed mid-run");
+    let (frontier, batches, complete) = progress(
+        &mut client,
+        "t_killed.diffmill_progress",
+        &config.sink_name(),
+    );
+    assert!(!complete && batches >= killed_at, "killed mid-run");
+    let oracle = Oracle::new(&settings, &partitions);
+    assert_eq!(
+        totals(&mut client, "t_killed.diffmill_aggregates", &dims),
+        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
+        "the killed run left the totals at its last committed frontier {frontier}"
+    );
+
+    diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
+    assert_eq!(
+        totals(&mut client, "t_killed.diffmill_aggregates", &dims),
+        expected,
+        "killed after {batches} batches, then restarted: the oracle, nothing twice"
+    );
+}
+
+#[test]
+fn the_graph_file_runs_twice_into_the_same_totals() {
+    let Some(url) = database("the_graph_file_runs_twice_into_the_same_totals") else {
+        return;
+    };
+    let graph = graphs_dir().join("postgres_funnel.toml");
+    let spec = GraphSpec::load(&graph).expect("the graph loads");
+    let mut client = connect(&url);
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS public.diffmill_aggregates, public.diffmill_progress, \
+             public.diffmill_changes",
+        )
+        .expect("old tables drop");
+    let settings = spec.funnel.settings();
+    let diffmill::graph::SourceSpec::Generator(mut generator) = spec.source.clone() else {
+        panic!("the graph's source is the generator");
+    };
+    generator.bids = 3_000;
+    let expected = as_csv(
+        &Oracle::new(&settings, &generated(&settings, generator)).final_values(),
+        &settings,
+    );
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for attempt in ["first", "second"] {
+        let ran = command(dir.path())
+            .env("DIFFMILL_POSTGRES_URL", &url)
+            .args([
+                "run".as_ref(),
+                graph.as_os_str(),
+                "--bids".as_ref(),
+                "3000".as_ref(),
+            ])
+            .output()
+            .expect("diffmill runs");
+        let stderr = String::from_utf8_lossy(&ran.stderr);
+        assert!(ran.status.success(), "{attempt} run: {stderr}");
+        assert_eq!(
+            totals(
+                &mut client,
+                "public.diffmill_aggregates",
+                settings.group_by.dims()
+            ),
+            expected,
+            "{attempt} run of {}",
+            graph.display()
+        );
+    }
+}
+
+#[test]
+fn permanent_errors_stop_with_a_clear_message() {
+    let Some(url) = database("permanent_errors_stop_with_a_clear_message") else {
+        return;
+    };
+    // A refused login: an unknown user with a wrong password.
+    let parsed: postgres::Config = url.parse().expect("the test URL parses");
+    let host = match &parsed.get_hosts()[0] {
+        postgres::config::Host::Tcp(host) => host.clone(),
+        #[allow(unreachable_patterns)]
+        _ => "localhost".to_owned(),
+    };
+    let port = parsed.get_ports().first().copied().unwrap_or(5432);
+    let dbname = parsed.get_dbname().unwrap_or("postgres");
+    let mut refused = PostgresConfig::with_url(format!(
+        "postgresql://diffmill_nobody:wrong@{host}:{port}/{dbname}"
+    ));
+    refused.retry_for = diffmill::graph::DurationText::from_millis(200);
+    let started = Instant::now();
+    let error = PostgresSink::open(&refused, &[Dim::Campaign])
+        .err()
+        .expect("the login is refused")
+        .to_string();
+    assert!(
+        error.contains("permanent error") && error.contains("SQLSTATE 28"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "not retried");
+
+    // A table of another shape: written by a graph grouped by campaign, opened by one
+    // grouped by campaign and region.
+    let config = fresh(&url, "t_shape");
+    PostgresSink::open(&config, &[Dim::Campaign]).expect("the sink opens");
+    let error = PostgresSink::open(&config, &[Dim::Campaign, Dim::Region])
+        .err()
+        .expect("the table has other columns")
+        .to_string();
+    assert!(
+        error.contains("permanent error")
+            && error.contains("t_shape.diffmill_aggregates exists with other columns"),
+        "{error}"
+    );
+
+    // Nothing listens: transient, retried for `retry_for`, then a clear message.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = free.local_addr().expect("an address").port();
+    drop(free);
+    let mut unreachable =
+        PostgresConfig::with_url(format!("postgresql://diffmill@127.0.0.1:{port}/db"));
+    unreachable.retry_for = diffmill::graph::DurationText::from_millis(500);
+    let started = Instant::now();
+    let error = PostgresSink::open(&unreachable, &[Dim::Campaign])
+        .err()
+        .expect("nothing listens")
+        .to_string();
+    assert!(
+        error.contains("still failing after retrying for"),
+        "{error}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500), "retried");
+}
+
+#[test]
+fn config_errors_name_the_file_and_key() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let head =
+        "name = \"pg\"\n[source]\nkind = \"generator\"\nbids = 10\n[[sink]]\nkind = \"postgres\"\n";
+    for (sink, key, problem) in [
+        (
+            "url_env = \"DIFFMILL_TEST_SURELY_UNSET\"\n",
+            "sink[0].url_env",
+            "DIFFMILL_TEST_SURELY_UNSET",
+        ),
+        (
+            "url = \"postgresql://localhost/db\"\nurl_env = \"X\"\n",
+            "sink[0].url",
+            "not both",
+        ),
+        (
+            "url = \"postgresql://localhost/db\"\ntable = \"Totals\"\n",
+            "sink[0].table",
+            "not a plain SQL name",
+        ),
+        (
+            "url = \"postgresql://localhost/db\"\ntabel = \"x\"\n",
+            "tabel",
+            "unknown field",
+        ),
+    ] {
+        let graph = dir.path().join("pg.toml");
+        std::fs::write(&graph, format!("{head}{sink}")).expect("the graph writes");
+        let ran = diffmill(dir.path(), ["run".as_ref(), graph.as_os_str()]);
+        assert_eq!(ran.code(), Some(2), "{sink}: {}", ran.stderr);
+        for part in [graph.display().to_string().as_str(), key, problem] {
+            assert!(
+                ran.stderr.contains(part),
+                "{sink}: no `{part}` in {}",
+                ran.stderr
+            );
+        }
+    }
+}
