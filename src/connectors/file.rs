@@ -110,20 +110,34 @@ impl Source for FileSource {
                 let file = File::open(path).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
                 })?;
-                Ok(Box::new(FilePartition {
-                    name: path.display().to_string(),
-                    stream: *stream,
-                    format: self.format,
-                    reader: BufReader::with_capacity(1 << 20, file),
-                    line: Vec::new(),
-                    line_no: 0,
-                    decoder: None,
-                    fields: csv::StringRecord::new(),
-                    bytes_read: Arc::clone(&self.bytes_read),
-                }) as Box<dyn Partition>)
+                Ok(Box::new(FilePartition::new(
+                    path.display().to_string(),
+                    *stream,
+                    self.format,
+                    Box::new(BufReader::with_capacity(1 << 20, file)),
+                    Arc::clone(&self.bytes_read),
+                )) as Box<dyn Partition>)
             })
             .collect()
     }
+}
+
+/// A partition that reads `reader` exactly as a file of `stream` in `format` is read:
+/// the same line splitting, header handling, limits and decoding. For tests and fuzzing
+/// of the file format without touching the file system.
+pub fn reader_partition(
+    name: impl Into<String>,
+    stream: StreamKind,
+    format: Format,
+    reader: impl BufRead + Send + 'static,
+) -> Box<dyn Partition> {
+    Box::new(FilePartition::new(
+        name.into(),
+        stream,
+        format,
+        Box::new(reader),
+        Arc::default(),
+    ))
 }
 
 /// One file being read line by line. CSV fields may be quoted, but a record must not
@@ -132,7 +146,7 @@ struct FilePartition {
     name: String,
     stream: StreamKind,
     format: Format,
-    reader: BufReader<File>,
+    reader: Box<dyn BufRead + Send>,
     line: Vec<u8>,
     line_no: u64,
     /// The CSV decoder built from the header; `Err` when the header is unusable.
@@ -142,6 +156,26 @@ struct FilePartition {
 }
 
 impl FilePartition {
+    fn new(
+        name: String,
+        stream: StreamKind,
+        format: Format,
+        reader: Box<dyn BufRead + Send>,
+        bytes_read: Arc<AtomicU64>,
+    ) -> FilePartition {
+        FilePartition {
+            name,
+            stream,
+            format,
+            reader,
+            line: Vec::new(),
+            line_no: 0,
+            decoder: None,
+            fields: csv::StringRecord::new(),
+            bytes_read,
+        }
+    }
+
     fn dead_letter(&self, raw: &[u8], reason: &Invalid) -> Arrival {
         Arrival::DeadLetter(DeadLetter {
             stream: self.stream,

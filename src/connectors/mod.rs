@@ -14,7 +14,7 @@ mod source;
 mod stdout;
 
 pub use csv_sink::{sum_change_log, CsvSink, AGGREGATES_FILE, DEAD_LETTERS_FILE, LATE_FILE};
-pub use file::{FileSource, NoFiles};
+pub use file::{reader_partition, FileSource, NoFiles};
 pub use memory::{MemorySink, MemorySource};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use sink::{AggregateRow, Batch, Sink, SinkError};

@@ -56,11 +56,20 @@ impl GraphSpec {
                 .span()
                 .map(|span| locate(text, span.start))
                 .unwrap_or((None, None));
+            // The TOML parser gives an empty message for some syntax errors, e.g. a
+            // key without a value at the end of the text (found by fuzzing).
+            let problem = match e.message().trim() {
+                "" if e.span().is_some_and(|span| span.start >= text.len()) => {
+                    "unexpected end of the file: a value or bracket is missing".to_owned()
+                }
+                "" => "invalid TOML syntax".to_owned(),
+                message => message.to_owned(),
+            };
             GraphError {
                 file: file.to_owned(),
                 line,
                 key,
-                problem: e.message().to_owned(),
+                problem,
             }
         })?;
         spec.funnel
@@ -77,7 +86,9 @@ fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
     let line_no = before.matches('\n').count() + 1;
     let line = text.lines().nth(line_no - 1).unwrap_or("");
     let mut table = String::new();
-    for previous in before.lines() {
+    // The table headers up to and including the line of the offset: an error reported at a
+    // header (e.g. a bad `[[sink]]` table) belongs to that table, not to the one before.
+    for previous in before.lines().take(line_no - 1).chain([line]) {
         let trimmed = previous.trim();
         if trimmed.starts_with('[') {
             table = trimmed
@@ -130,6 +141,23 @@ mod tests {
         assert!(dim.contains("campain_id"), "{dim}");
         let zero = error(&format!("{SOURCE}[funnel]\nwindow = \"0s\"\n"));
         assert_eq!(zero, "g.toml: key `funnel.window`: must be longer than 0");
+    }
+
+    #[test]
+    fn a_missing_value_at_the_end_is_named() {
+        let end = error(&format!("{SOURCE}[funnel]\nwindow = "));
+        assert_eq!(
+            end,
+            "g.toml:7: key `funnel.window`: unexpected end of the file: a value or bracket is missing"
+        );
+    }
+
+    #[test]
+    fn an_error_at_a_table_header_names_that_table() {
+        let sink = error(&format!(
+            "{SOURCE}[[sink]]\nkind = \"stdout\"\nmax_rows = -1\n"
+        ));
+        assert!(sink.starts_with("g.toml:6: key `sink`: "), "{sink}");
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! Invariants of the parsers on arbitrary input, shared by the proptest version
+//! (`tests/fuzz_parsers.rs`) and the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, which
+//! include this file by path).
+//!
+//! Each check panics when an invariant breaks, so a fuzzer reports it as a crash:
+//! - a file of any bytes yields exactly one arrival per record line (blank lines and the
+//!   CSV header carry none), in line order, and the partition ends;
+//! - every event it yields is valid, of the partition's stream, and survives a round
+//!   trip through the canonical encoding;
+//! - every dead letter names its stream, line and a reason, and keeps a bounded raw text;
+//! - graph text either loads into settings that validate and survive a round trip
+//!   through TOML, or fails with an error that names the file.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use diffmill::connectors::{reader_partition, Arrival, Poll};
+use diffmill::event::{
+    parse_json, to_csv_fields, to_json, validate, CsvDecoder, Event, Format, StreamKind,
+    MAX_RAW_KEPT, MAX_RECORD_BYTES,
+};
+use diffmill::graph::{GraphSpec, Overrides, SourceSpec};
+
+/// The stream a fuzz input is read as, chosen by one byte.
+pub fn stream_of(byte: u8) -> StreamKind {
+    StreamKind::ALL[usize::from(byte) % StreamKind::ALL.len()]
+}
+
+/// Checks one event against the rules every parsed event satisfies.
+pub fn check_event(stream: StreamKind, event: &Event) {
+    assert_eq!(
+        event.kind(),
+        stream,
+        "an event of another stream: {event:?}"
+    );
+    assert_eq!(
+        validate(*event).as_ref(),
+        Ok(event),
+        "a parsed event does not validate"
+    );
+    let fields = csv::StringRecord::from(to_csv_fields(event));
+    assert_eq!(
+        CsvDecoder::canonical(stream).decode(&fields).as_ref(),
+        Ok(event),
+        "an event does not survive a CSV round trip: {fields:?}"
+    );
+    let json = to_json(event);
+    assert_eq!(
+        parse_json(stream, &json).as_ref(),
+        Ok(event),
+        "an event does not survive a JSON round trip: {json}"
+    );
+}
+
+/// The 1-based numbers of the lines of `bytes` that must each yield one arrival when
+/// read as a file of `format`: the non-blank lines, less the CSV header (the first
+/// non-blank line that is neither too long nor invalid UTF-8; those before it are dead
+/// letters).
+pub fn record_lines(format: Format, bytes: &[u8]) -> Vec<u64> {
+    let mut lines = Vec::new();
+    let mut header_seen = format == Format::Json;
+    let mut rest = bytes;
+    let mut line_no = 0u64;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        line_no += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let mut content = line;
+        while let Some(stripped) = content
+            .strip_suffix(b"\n")
+            .or_else(|| content.strip_suffix(b"\r"))
+        {
+            content = stripped;
+        }
+        let readable = content.len() <= MAX_RECORD_BYTES && std::str::from_utf8(content).is_ok();
+        if !header_seen && readable {
+            header_seen = true;
+            continue;
+        }
+        lines.push(line_no);
+    }
+    lines
+}
+
+/// Reads `bytes` as a whole file of `stream` in `format`, polling `chunk` records at a
+/// time, and checks every arrival. Returns the number of events and of dead letters.
+pub fn check_file(
+    format: Format,
+    stream: StreamKind,
+    bytes: &[u8],
+    chunk: usize,
+) -> (usize, usize) {
+    let expected = record_lines(format, bytes);
+    let mut partition = reader_partition("fuzz", stream, format, Cursor::new(bytes.to_vec()));
+    let mut arrivals = Vec::new();
+    let chunk = chunk.max(1);
+    // Each poll that is not the last yields `chunk` records, so this many polls suffice.
+    let polls = expected.len() / chunk + 2;
+    let mut done = false;
+    for _ in 0..polls {
+        let before = arrivals.len();
+        match partition.poll(&mut arrivals, chunk) {
+            Ok(Poll::Done) => {
+                done = true;
+                break;
+            }
+            Ok(Poll::Ready) => assert_eq!(arrivals.len() - before, chunk, "a short Ready poll"),
+            Ok(Poll::Idle) => panic!("a file partition is never idle"),
+            Err(e) => panic!("reading from memory failed: {e}"),
+        }
+    }
+    assert!(done, "the partition did not end after {polls} polls");
+    let positions: Vec<u64> = arrivals
+        .iter()
+        .map(|arrival| match arrival {
+            Arrival::Event { position, .. } => *position,
+            Arrival::DeadLetter(dead) => dead.origin.position,
+        })
+        .collect();
+    assert_eq!(
+        positions, expected,
+        "arrivals do not match the record lines"
+    );
+    let mut events = 0;
+    let mut dead_letters = 0;
+    for arrival in &arrivals {
+        match arrival {
+            Arrival::Event { event, .. } => {
+                check_event(stream, event);
+                events += 1;
+            }
+            Arrival::DeadLetter(dead) => {
+                assert_eq!(dead.stream, stream);
+                assert_eq!(dead.origin.source, "fuzz");
+                assert!(
+                    !dead.reason.trim().is_empty(),
+                    "a dead letter without a reason"
+                );
+                // Each kept byte becomes at most one char (U+FFFD for invalid UTF-8).
+                assert!(
+                    dead.raw.chars().count() <= MAX_RAW_KEPT + 40,
+                    "a dead letter keeps {} chars of raw text",
+                    dead.raw.chars().count()
+                );
+                dead_letters += 1;
+            }
+        }
+    }
+    (events, dead_letters)
+}
+
+/// Parses one line as JSON of `stream`: an event is valid and round-trips; a failure is
+/// a reason with text.
+pub fn check_json_line(stream: StreamKind, line: &str) {
+    match parse_json(stream, line) {
+        Ok(event) => check_event(stream, &event),
+        Err(reason) => assert!(!reason.to_string().trim().is_empty()),
+    }
+}
+
+/// Parses graph text: a graph validates and survives a TOML round trip; an error names
+/// the file.
+pub fn check_graph(text: &str) {
+    let file = Path::new("fuzz.toml");
+    match GraphSpec::parse(file, text) {
+        Ok(spec) => {
+            spec.funnel
+                .settings()
+                .validate()
+                .expect("a loaded graph's settings validate");
+            let written = toml::to_string(&spec).expect("a loaded graph serializes");
+            let again = GraphSpec::parse(file, &written)
+                .unwrap_or_else(|e| panic!("a written graph does not load: {e}\n{written}"));
+            // Compared as text, as a NaN in the generator's settings is not equal to itself.
+            assert_eq!(
+                toml::to_string(&again).expect("a loaded graph serializes"),
+                written,
+                "a graph does not survive a TOML round trip"
+            );
+            if let SourceSpec::Generator(config) = &spec.source {
+                // Small cardinalities only: the generator's tables are sized by them.
+                let small = config
+                    .campaigns
+                    .max(config.ads_per_campaign)
+                    .max(config.publishers)
+                    <= 1_000;
+                if small && config.validate().is_ok() {
+                    if let Err(e) = spec.clone().plan(file, &Overrides::default()) {
+                        panic!("a valid generator graph does not plan: {e}");
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            assert_eq!(error.file, file);
+            let message = error.to_string();
+            assert!(message.starts_with("fuzz.toml"), "{message}");
+            assert!(
+                !error.problem.trim().is_empty(),
+                "an error without a problem: {error:?}\n{text}"
+            );
+        }
+    }
+}
