@@ -98,7 +98,7 @@ pub fn gen(args: &GenArgs) -> Result<(), CliError> {
             let spec = GraphSpec::load(graph)?;
             let config = match spec.source {
                 SourceSpec::Generator(config) => config,
-                SourceSpec::Files(_) => GeneratorConfig::default(),
+                SourceSpec::Files(_) | SourceSpec::Kafka(_) => GeneratorConfig::default(),
             };
             (config, spec.funnel.settings())
         }

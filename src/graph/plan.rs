@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
+use crate::connectors::kafka::{KafkaSink, KafkaSource};
 use crate::connectors::{CsvSink, FileSource, Sink, SinkError, Source, StdoutSink};
 use crate::dataflow::FunnelSettings;
 use crate::event::StreamKind;
@@ -111,7 +112,34 @@ impl GraphSpec {
                 file_progress = Some((source.total_bytes(), source.bytes_read()));
                 (Arc::new(source), description)
             }
+            SourceSpec::Kafka(kafka) => {
+                kafka.check().map_err(|(key, problem)| {
+                    GraphError::at_key(file, format!("source.{key}"), problem)
+                })?;
+                let topics: Vec<String> = kafka.topics().into_iter().map(|(_, t)| t).collect();
+                let description = format!(
+                    "kafka {} ({:?}) topics [{}], group `{}`, start {:?}{}",
+                    kafka.brokers,
+                    kafka.format,
+                    topics.join(", "),
+                    kafka.group_id,
+                    kafka.start,
+                    if kafka.stop_at_end {
+                        ", up to the end offsets at start"
+                    } else {
+                        ""
+                    },
+                );
+                (Arc::new(KafkaSource::new(kafka.clone())), description)
+            }
         };
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if let SinkSpec::Kafka(kafka) = sink {
+                kafka.check().map_err(|(key, problem)| {
+                    GraphError::at_key(file, format!("sink[{i}].{key}"), problem)
+                })?;
+            }
+        }
         Ok(Plan {
             spec: self,
             settings,
@@ -169,6 +197,13 @@ impl Plan {
                         csv.path.display()
                     );
                 }
+                SinkSpec::Kafka(kafka) => {
+                    let _ = write!(
+                        text,
+                        "\n    kafka   {} topic `{}` (one transaction per batch)",
+                        kafka.brokers, kafka.topic
+                    );
+                }
                 SinkSpec::Stdout(out) => {
                     let _ = write!(
                         text,
@@ -203,6 +238,7 @@ impl Plan {
                 SinkSpec::Stdout(out) => {
                     Box::new(StdoutSink::new(self.settings.group_by.dims(), out.max_rows))
                 }
+                SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka)?),
             };
             funnel = funnel.boxed_sink(sink);
         }
