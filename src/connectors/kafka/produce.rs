@@ -44,7 +44,8 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// Creates `topics` with `partitions` partitions each (replication 1) unless they exist.
+/// Creates `topics` with `partitions` partitions each (replication 1, `retention.ms = -1`)
+/// unless they exist.
 ///
 /// # Errors
 /// The broker refused (other than "already exists") or could not be reached.
@@ -56,7 +57,11 @@ pub fn create_topics(
     let admin: AdminClient<DefaultClientContext> = config.create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            // Generated event times may be long past: keep the messages whatever their
+            // timestamps (time-based retention would delete them at once).
+            NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1")
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     for result in block_on(admin.create_topics(new.iter(), &options))? {

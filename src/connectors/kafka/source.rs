@@ -118,6 +118,7 @@ impl KafkaSource {
                 }
             }
         };
+        tracing::debug!(partition = %name, low, high, start, "kafka partition opened");
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(topic, partition, Offset::Offset(start))
@@ -297,6 +298,7 @@ impl Partition for KafkaPartition {
                     });
                     if let Some(Offset::Offset(next)) = position {
                         if next >= end {
+                            tracing::debug!(partition = %self.name, next, end, "kafka partition at its end");
                             self.next = self.next.max(next);
                             return Ok(Poll::Done);
                         }
