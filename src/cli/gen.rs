@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::connectors::generator::{Generated, Generator, GeneratorConfig};
+use crate::connectors::kafka;
 use crate::dataflow::FunnelSettings;
 use crate::event::{fields, to_json, Event, Format, StreamKind};
 use crate::graph::{GraphSpec, SourceSpec};
@@ -17,8 +18,28 @@ use crate::graph::{GraphSpec, SourceSpec};
 #[derive(Debug, Args)]
 pub struct GenArgs {
     /// Folder to write `<stream>-<partition>.<csv|jsonl>` files into (created if missing).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "kafka")]
+    pub out: Option<PathBuf>,
+    /// Produce into Kafka at these brokers (`host:port[,...]`) instead of writing files:
+    /// topics `<prefix>bids`, `<prefix>impressions`, `<prefix>clicks`,
+    /// `<prefix>conversions` (created with `--kafka-partitions` partitions if missing),
+    /// generator partition `p` into Kafka partition `p % partitions`, message
+    /// timestamp = event time.
+    #[arg(long, conflicts_with = "out")]
+    pub kafka: Option<String>,
+    /// Prefix of the topic names (with `--kafka`).
+    #[arg(long, default_value = "", requires = "kafka")]
+    pub topic_prefix: String,
+    /// Partitions per topic when creating the topics (with `--kafka`).
+    #[arg(long, default_value_t = 4, requires = "kafka")]
+    pub kafka_partitions: i32,
+    /// Messages per second to produce (with `--kafka`; default: as fast as possible).
+    #[arg(long, requires = "kafka")]
+    pub produce_rate: Option<u64>,
+    /// A librdkafka producer option `key=value`, passed through untouched (repeatable),
+    /// e.g. `--kafka-option security.protocol=SASL_SSL`.
+    #[arg(long, requires = "kafka")]
+    pub kafka_option: Vec<String>,
     /// File format.
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     pub format: FormatArg,
@@ -98,7 +119,7 @@ pub fn gen(args: &GenArgs) -> Result<(), CliError> {
             let spec = GraphSpec::load(graph)?;
             let config = match spec.source {
                 SourceSpec::Generator(config) => config,
-                SourceSpec::Files(_) => GeneratorConfig::default(),
+                SourceSpec::Files(_) | SourceSpec::Kafka(_) => GeneratorConfig::default(),
             };
             (config, spec.funnel.settings())
         }
@@ -130,8 +151,14 @@ pub fn gen(args: &GenArgs) -> Result<(), CliError> {
     let generator =
         Generator::new(config, &settings).map_err(|e| CliError::Config(format!("gen: {e}")))?;
     let format = Format::from(args.format);
-    let written = write_files(&generator, &args.out, format)
-        .map_err(|e| CliError::Runtime(format!("gen: writing {}: {e}", args.out.display())))?;
+    if let Some(brokers) = &args.kafka {
+        return produce_to_kafka(args, brokers, &generator, format);
+    }
+    let Some(out) = &args.out else {
+        return Err(CliError::Config("gen: give --out or --kafka".into()));
+    };
+    let written = write_files(&generator, out, format)
+        .map_err(|e| CliError::Runtime(format!("gen: writing {}: {e}", out.display())))?;
     let total: u64 = written.iter().sum();
     eprintln!(
         "wrote {total} records ({}) to {}/<stream>-<partition>.{}",
@@ -140,8 +167,50 @@ pub fn gen(args: &GenArgs) -> Result<(), CliError> {
             .map(|k| format!("{} {}", k.name(), written[k.index()]))
             .collect::<Vec<_>>()
             .join(", "),
-        args.out.display(),
+        out.display(),
         format.extension()
+    );
+    Ok(())
+}
+
+fn produce_to_kafka(
+    args: &GenArgs,
+    brokers: &str,
+    generator: &Generator,
+    format: Format,
+) -> Result<(), CliError> {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for option in &args.kafka_option {
+        let Some((key, value)) = option.split_once('=') else {
+            return Err(CliError::Config(format!(
+                "gen: --kafka-option `{option}`: expected key=value"
+            )));
+        };
+        config.set(key.trim(), value.trim());
+    }
+    let topics = kafka::topics_for(&args.topic_prefix);
+    kafka::create_topics(&config, &topics, args.kafka_partitions)
+        .map_err(|e| CliError::Runtime(format!("gen: creating topics {topics:?}: {e}")))?;
+    let produced = kafka::produce(
+        generator,
+        &config,
+        &topics,
+        args.kafka_partitions,
+        format,
+        args.produce_rate,
+    )
+    .map_err(|e| CliError::Runtime(format!("gen: producing to {brokers}: {e}")))?;
+    eprintln!(
+        "produced {} messages ({}; {} malformed) to {brokers} topics {}",
+        produced.total(),
+        StreamKind::ALL
+            .iter()
+            .map(|k| format!("{} {}", k.name(), produced.messages[k.index()]))
+            .collect::<Vec<_>>()
+            .join(", "),
+        produced.malformed,
+        topics.join(", ")
     );
     Ok(())
 }

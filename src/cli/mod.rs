@@ -29,7 +29,7 @@ pub enum Commands {
     /// Run a graph to completion (finite sources) or until interrupted.
     Run(RunArgs),
     /// Write generated events to CSV or JSON-lines files, one file per stream and partition.
-    Gen(GenArgs),
+    Gen(Box<GenArgs>),
     /// Validate a graph file and print the resolved plan.
     Check {
         /// The graph file, e.g. graphs/ad_funnel.toml.

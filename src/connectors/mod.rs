@@ -7,6 +7,7 @@
 mod csv_sink;
 mod file;
 pub mod generator;
+pub mod kafka;
 mod memory;
 pub mod postgres;
 mod sink;

@@ -47,6 +47,22 @@ pub trait Partition: Send {
     /// A failure of the transport (an unreadable file, a lost broker) that stops the run.
     /// Bad records are not errors: they are returned as [`Arrival::DeadLetter`].
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error>;
+
+    /// How long the partition may deliver nothing (wall clock) before it stops holding
+    /// the frontier back (design.md §3). `None` (the default): it always holds it, as a
+    /// finite input that is still being read must.
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// The partition was idle past its timeout and its watermark was moved up to
+    /// `watermark` (records read later enter at or after it). The default does nothing.
+    fn caught_up(&mut self, _watermark: crate::event::Millis) {}
+
+    /// Every record that entered the dataflow at a time below `frontier` (`None`: every
+    /// record) has its effect in every sink. A source that commits read positions (Kafka
+    /// offsets) commits up to there. The default does nothing.
+    fn written_through(&mut self, _frontier: Option<crate::event::Millis>) {}
 }
 
 /// The worker that owns partition `partition` of a source among `workers` workers:

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
+use crate::connectors::kafka::{KafkaSink, KafkaSource};
 use crate::connectors::{CsvSink, FileSource, PostgresSink, Sink, SinkError, Source, StdoutSink};
 use crate::dataflow::FunnelSettings;
 use crate::event::StreamKind;
@@ -118,7 +119,34 @@ impl GraphSpec {
                 file_progress = Some((source.total_bytes(), source.bytes_read()));
                 (Arc::new(source), description)
             }
+            SourceSpec::Kafka(kafka) => {
+                kafka.check().map_err(|(key, problem)| {
+                    GraphError::at_key(file, format!("source.{key}"), problem)
+                })?;
+                let topics: Vec<String> = kafka.topics().into_iter().map(|(_, t)| t).collect();
+                let description = format!(
+                    "kafka {} ({:?}) topics [{}], group `{}`, start {:?}{}",
+                    kafka.brokers,
+                    kafka.format,
+                    topics.join(", "),
+                    kafka.group_id,
+                    kafka.start,
+                    if kafka.stop_at_end {
+                        ", up to the end offsets at start"
+                    } else {
+                        ""
+                    },
+                );
+                (Arc::new(KafkaSource::new(kafka.clone())), description)
+            }
         };
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if let SinkSpec::Kafka(kafka) = sink {
+                kafka.check().map_err(|(key, problem)| {
+                    GraphError::at_key(file, format!("sink[{i}].{key}"), problem)
+                })?;
+            }
+        }
         Ok(Plan {
             spec: self,
             settings,
@@ -176,6 +204,13 @@ impl Plan {
                         csv.path.display()
                     );
                 }
+                SinkSpec::Kafka(kafka) => {
+                    let _ = write!(
+                        text,
+                        "\n    kafka   {} topic `{}` (one transaction per batch)",
+                        kafka.brokers, kafka.topic
+                    );
+                }
                 SinkSpec::Stdout(out) => {
                     let _ = write!(
                         text,
@@ -229,6 +264,7 @@ impl Plan {
                 SinkSpec::Postgres(postgres) => {
                     Box::new(PostgresSink::open(postgres, self.settings.group_by.dims())?)
                 }
+                SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka)?),
             };
             funnel = funnel.boxed_sink(sink);
         }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DurationText;
 use crate::connectors::generator::GeneratorConfig;
+use crate::connectors::kafka::{KafkaSinkSpec, KafkaSourceSpec};
 use crate::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
 use crate::event::Format;
 
@@ -38,6 +39,8 @@ pub enum SourceSpec {
     Generator(GeneratorConfig),
     /// CSV or JSON-lines files, one set per stream.
     Files(FilesSpec),
+    /// Kafka topics, one per stream (see [`KafkaSourceSpec`]).
+    Kafka(KafkaSourceSpec),
 }
 
 /// Files to replay: one folder holding `bid*`, `impression*`, `click*`, `conversion*`
@@ -143,6 +146,8 @@ pub enum SinkSpec {
     Stdout(StdoutSinkSpec),
     /// A PostgreSQL table of aggregate totals, one transaction per batch.
     Postgres(crate::connectors::PostgresConfig),
+    /// A Kafka topic, one transaction per batch (see [`KafkaSinkSpec`]).
+    Kafka(KafkaSinkSpec),
 }
 
 /// The CSV sink's settings.

@@ -57,6 +57,11 @@ struct PartitionState {
     /// Said `Idle` in this activation: not asked again until the next one, so an idle
     /// partition never keeps the others from being read.
     idle: bool,
+    /// When the partition last delivered a record (for its `idle_timeout`).
+    last_data: Instant,
+    /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
+    /// follows the others' (design.md §3), until it delivers a record again.
+    released: bool,
 }
 
 /// The streams that ingestion produces.
@@ -100,6 +105,8 @@ pub fn ingest<'scope>(
             ),
             done: false,
             idle: false,
+            last_data: Instant::now(),
+            released: false,
         })
         .collect();
 
@@ -157,6 +164,10 @@ pub fn ingest<'scope>(
                         break;
                     }
                 };
+                if !arrivals.is_empty() {
+                    state.last_data = Instant::now();
+                    state.released = false;
+                }
                 for arrival in arrivals.drain(..) {
                     match arrival {
                         Arrival::DeadLetter(dead) => {
@@ -215,11 +226,15 @@ pub fn ingest<'scope>(
                 state.idle = false;
             }
             context.progress.add_ingest(&accounting);
-            let frontier = states
-                .iter()
-                .filter(|s| !s.done)
-                .map(|s| s.clock.watermark())
-                .min();
+            let frontier = release_idle(&mut states, caps[0].time());
+            if let Some(written) = context
+                .written_frontier
+                .with_frontier(|f| f.iter().next().copied())
+            {
+                for state in states.iter_mut() {
+                    state.partition.written_through(Some(written));
+                }
+            }
             if context.stop.is_stopping() {
                 // Announce at the frontier, then stop: the notice holds the frontier
                 // until every worker (and the emitter) has received it.
@@ -255,6 +270,63 @@ pub fn ingest<'scope>(
         rejects,
         notices,
     }
+}
+
+/// Releases the partitions idle past their `idle_timeout` and returns the worker's
+/// frontier: the least watermark over the open partitions that are not released, and
+/// the released ones' watermarks caught up to it. When every open partition is released,
+/// the frontier follows the wall clock, `now − max_disorder − idle_timeout` (a live
+/// source's event time is about the wall clock), never going back. `None` when every
+/// partition is done.
+fn release_idle(states: &mut [PartitionState], current: &Millis) -> Option<Millis> {
+    let mut all_released = true;
+    let mut held = None::<Millis>;
+    for state in states.iter_mut().filter(|s| !s.done) {
+        if let Some(timeout) = state.partition.idle_timeout() {
+            if state.last_data.elapsed() >= timeout {
+                state.released = true;
+            }
+        }
+        if !state.released {
+            all_released = false;
+            let watermark = state.clock.watermark();
+            held = Some(held.map_or(watermark, |h| h.min(watermark)));
+        }
+    }
+    if states.iter().all(|s| s.done) {
+        return None;
+    }
+    let frontier = if all_released {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis);
+        let lag = states
+            .iter()
+            .filter(|s| !s.done)
+            .filter_map(|s| {
+                s.partition
+                    .idle_timeout()
+                    .map(|t| t.as_millis() as Millis + s.clock.watermark_lag())
+            })
+            .max()
+            .unwrap_or(0);
+        let lowest = states
+            .iter()
+            .filter(|s| !s.done)
+            .map(|s| s.clock.watermark())
+            .min()
+            .unwrap_or(*current);
+        lowest.max(now.saturating_sub(lag)).max(*current)
+    } else {
+        held.unwrap_or(*current)
+    };
+    for state in states.iter_mut().filter(|s| !s.done && s.released) {
+        if state.clock.watermark() < frontier {
+            state.clock.catch_up(frontier);
+            state.partition.caught_up(frontier);
+        }
+    }
+    Some(frontier)
 }
 
 fn too_far_ahead(event: &Event, source: &str, position: u64, ahead_ms: Millis) -> DeadLetter {

@@ -81,6 +81,20 @@ impl PartitionClock {
             .map_or(0, |seen| seen.saturating_sub(self.max_disorder))
     }
 
+    /// How far the watermark trails the latest event time seen: `max_disorder`.
+    pub fn watermark_lag(&self) -> Millis {
+        self.max_disorder
+    }
+
+    /// Moves the watermark up to at least `watermark`, as if a record with
+    /// `ts = watermark + max_disorder` had been seen: an idle partition released after
+    /// its `idle_timeout` so it does not hold the frontier back.
+    pub fn catch_up(&mut self, watermark: Millis) {
+        if self.watermark() < watermark {
+            self.max_seen = Some(watermark.saturating_add(self.max_disorder));
+        }
+    }
+
     /// Decides how `event` enters (judged against the watermark before it), then advances
     /// the watermark by the event's `ts` unless it is too late.
     pub fn admit(&mut self, lateness: &Lateness, event: &Event) -> Admission {

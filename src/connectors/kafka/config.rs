@@ -1,0 +1,253 @@
+//! The Kafka source and sink settings as written in a graph file, and the librdkafka
+//! client configurations they make.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Format, StreamKind};
+use crate::graph::DurationText;
+
+/// Where a partition starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartPosition {
+    /// The oldest retained offset.
+    Earliest,
+    /// The end of the partition: only records produced after the start are read.
+    Latest,
+    /// The consumer group's committed offset (the earliest offset when there is none).
+    #[default]
+    Committed,
+    /// The first offset whose message timestamp is at or after this time (ms since the
+    /// epoch), found with `offsets_for_times`; written `{ timestamp = 1700000000000 }`.
+    Timestamp(u64),
+}
+
+/// A Kafka source: one topic per stream, every partition of every topic owned by one
+/// timely worker of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceSpec {
+    /// Bootstrap servers, `host:port[,host:port...]` (librdkafka `bootstrap.servers`).
+    pub brokers: String,
+    /// Payload encoding: `json` (one object per message) or `csv` (one headerless record
+    /// in canonical column order per message).
+    pub format: Format,
+    /// Consumer group whose offsets are committed (default `diffmill`). Offsets are
+    /// committed only for records whose effects reached every sink.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Prefix of the default topic names `<prefix>bids`, `<prefix>impressions`,
+    /// `<prefix>clicks`, `<prefix>conversions` (default empty).
+    #[serde(default)]
+    pub topic_prefix: String,
+    /// Topic of the bids (overrides the prefix).
+    #[serde(default)]
+    pub bids: Option<String>,
+    /// Topic of the impressions (overrides the prefix).
+    #[serde(default)]
+    pub impressions: Option<String>,
+    /// Topic of the clicks (overrides the prefix).
+    #[serde(default)]
+    pub clicks: Option<String>,
+    /// Topic of the conversions (overrides the prefix).
+    #[serde(default)]
+    pub conversions: Option<String>,
+    /// Where each partition starts: `earliest`, `latest`, `committed` (default) or
+    /// `{ timestamp = <ms> }`.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// Read each partition up to its end offset as of the start, then finish (a bounded
+    /// replay that completes every window). Default `false`: read forever.
+    #[serde(default)]
+    pub stop_at_end: bool,
+    /// A partition that delivered nothing for this long (wall clock) stops holding the
+    /// frontier back (default `30s`).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: DurationText,
+    /// Any librdkafka consumer option, passed through untouched (security settings
+    /// included), e.g. `"security.protocol" = "SASL_SSL"`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// A Kafka sink: aggregate diff rows and a progress record per batch, each batch in one
+/// transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkSpec {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topic of the aggregate rows and progress records.
+    pub topic: String,
+    /// Topic for dead letters (default: not written to Kafka).
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// Topic for too-late records (default: not written to Kafka).
+    #[serde(default)]
+    pub late_topic: Option<String>,
+    /// The producer's `transactional.id` (default `diffmill-<topic>`). Two runs with the
+    /// same id fence each other: the older one can no longer commit.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
+    /// Any librdkafka producer option, passed through untouched.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+fn default_group() -> String {
+    "diffmill".to_owned()
+}
+
+fn default_idle_timeout() -> DurationText {
+    DurationText::from_millis(30_000)
+}
+
+impl KafkaSourceSpec {
+    /// A spec with defaults for everything but the brokers and the format.
+    pub fn new(brokers: impl Into<String>, format: Format) -> KafkaSourceSpec {
+        KafkaSourceSpec {
+            brokers: brokers.into(),
+            format,
+            group_id: default_group(),
+            topic_prefix: String::new(),
+            bids: None,
+            impressions: None,
+            clicks: None,
+            conversions: None,
+            start: StartPosition::default(),
+            stop_at_end: false,
+            idle_timeout: default_idle_timeout(),
+            options: BTreeMap::new(),
+        }
+    }
+
+    /// The topic of each stream, in stream order.
+    pub fn topics(&self) -> Vec<(StreamKind, String)> {
+        [
+            (StreamKind::Bid, &self.bids),
+            (StreamKind::Impression, &self.impressions),
+            (StreamKind::Click, &self.clicks),
+            (StreamKind::Conversion, &self.conversions),
+        ]
+        .into_iter()
+        .map(|(kind, topic)| {
+            let topic = topic
+                .clone()
+                .unwrap_or_else(|| default_topic(&self.topic_prefix, kind));
+            (kind, topic)
+        })
+        .collect()
+    }
+
+    /// The consumer configuration: the defaults diffmill needs, then `options` on top.
+    pub fn consumer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            // Bounded prefetch: while the dataflow lags, the partition is not polled and
+            // librdkafka stops fetching once this much is queued (backpressure).
+            .set("queued.max.messages.kbytes", "16384");
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Checks the values that can be checked without a broker (librdkafka rejects unknown
+    /// options and bad values when a client is created, which does not connect); `Err((key, problem))`.
+    ///
+    /// # Errors
+    /// The first key whose value cannot work.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if self.brokers.trim().is_empty() {
+            return Err(("brokers".into(), "empty: give host:port".into()));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(("group_id".into(), "empty".into()));
+        }
+        for (kind, topic) in self.topics() {
+            if topic.trim().is_empty() {
+                return Err((
+                    kind_key(kind).into(),
+                    "empty topic name (set it or topic_prefix)".into(),
+                ));
+            }
+        }
+        if self.idle_timeout.millis() == 0 {
+            return Err(("idle_timeout".into(), "must be more than 0".into()));
+        }
+        match self
+            .consumer_config()
+            .create::<rdkafka::consumer::BaseConsumer>()
+        {
+            Ok(_) => Ok(()),
+            Err(error) => Err(("options".into(), error.to_string())),
+        }
+    }
+}
+
+impl KafkaSinkSpec {
+    /// The transactional id of the producer.
+    pub fn transactional_id(&self) -> String {
+        self.transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("diffmill-{}", self.topic))
+    }
+
+    /// The producer configuration: transactional, idempotent, then `options` on top.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("transactional.id", self.transactional_id())
+            .set("enable.idempotence", "true");
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Checks the values that can be checked without a broker (librdkafka rejects unknown
+    /// options and bad values when a client is created, which does not connect); `Err((key, problem))`.
+    ///
+    /// # Errors
+    /// The first key whose value cannot work.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if self.brokers.trim().is_empty() {
+            return Err(("brokers".into(), "empty: give host:port".into()));
+        }
+        if self.topic.trim().is_empty() {
+            return Err(("topic".into(), "empty topic name".into()));
+        }
+        match self
+            .producer_config()
+            .create::<rdkafka::producer::BaseProducer>()
+        {
+            Ok(_) => Ok(()),
+            Err(error) => Err(("options".into(), error.to_string())),
+        }
+    }
+}
+
+/// The default topic of a stream: `<prefix>bids`, `<prefix>impressions`, ...
+pub fn default_topic(prefix: &str, kind: StreamKind) -> String {
+    format!("{prefix}{}", kind_key(kind))
+}
+
+/// The graph key (and default topic suffix) of a stream.
+pub fn kind_key(kind: StreamKind) -> &'static str {
+    match kind {
+        StreamKind::Bid => "bids",
+        StreamKind::Impression => "impressions",
+        StreamKind::Click => "clicks",
+        StreamKind::Conversion => "conversions",
+    }
+}

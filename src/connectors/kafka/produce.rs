@@ -1,0 +1,150 @@
+//! Producing generated events into the four topics (`diffmill gen --kafka`), and
+//! creating the topics.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+use crate::connectors::generator::{Generated, Generator};
+use crate::event::{to_csv_fields, to_json, Format, StreamKind};
+
+/// How long creating topics or flushing may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What [`produce`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Produced {
+    /// Messages per stream (valid and malformed), in [`StreamKind::ALL`] order.
+    pub messages: [u64; 4],
+    /// Malformed messages among them.
+    pub malformed: u64,
+}
+
+impl Produced {
+    /// All messages.
+    pub fn total(&self) -> u64 {
+        self.messages.iter().sum()
+    }
+}
+
+/// Waits for a future on this thread (the admin client resolves it from its own thread).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Creates `topics` with `partitions` partitions each (replication 1, `retention.ms = -1`)
+/// unless they exist.
+///
+/// # Errors
+/// The broker refused (other than "already exists") or could not be reached.
+pub fn create_topics(
+    config: &ClientConfig,
+    topics: &[String],
+    partitions: i32,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| {
+            // Generated event times may be long past: keep the messages whatever their
+            // timestamps (time-based retention would delete them at once).
+            NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1")
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
+    for result in block_on(admin.create_topics(new.iter(), &options))? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                tracing::error!(%topic, "cannot create the topic");
+                return Err(KafkaError::AdminOp(code));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Produces every record of `generator` into `topics` (one per stream, in
+/// [`StreamKind::ALL`] order): generator partition `p` goes to Kafka partition
+/// `p % partitions`, each message's timestamp is its event time (malformed messages
+/// carry none), payloads are `format` (CSV: one headerless record in canonical order).
+/// At most `rate` messages per second when given, else as fast as possible. Returns when
+/// every message is acknowledged.
+///
+/// # Errors
+/// A message could not be produced or flushed.
+pub fn produce(
+    generator: &Generator,
+    config: &ClientConfig,
+    topics: &[String; 4],
+    partitions: i32,
+    format: Format,
+    rate: Option<u64>,
+) -> Result<Produced, KafkaError> {
+    let producer: BaseProducer = config.create()?;
+    let mut produced = Produced::default();
+    let started = Instant::now();
+    for p in 0..generator.partition_count() {
+        let partition = (p % partitions.max(1) as usize) as i32;
+        for item in generator.partition(p) {
+            let stream = item.stream();
+            let (payload, ts) = match &item {
+                Generated::Event(event) => (
+                    match format {
+                        Format::Json => to_json(event),
+                        Format::Csv => to_csv_fields(event).join(","),
+                    },
+                    Some(event.ts() as i64),
+                ),
+                Generated::Malformed { line, .. } => {
+                    produced.malformed += 1;
+                    (line.clone(), None)
+                }
+            };
+            let topic = &topics[stream.index()];
+            let mut record = BaseRecord::<(), str>::to(topic)
+                .partition(partition)
+                .payload(&payload);
+            if let Some(ts) = ts {
+                record = record.timestamp(ts);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                    Err((error, _)) => return Err(error),
+                }
+            }
+            produced.messages[stream.index()] += 1;
+            producer.poll(Duration::ZERO);
+            if let Some(rate) = rate.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(produced.total() as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+    producer.flush(TIMEOUT)?;
+    Ok(produced)
+}
+
+/// The four topic names for `prefix`, in [`StreamKind::ALL`] order.
+pub fn topics_for(prefix: &str) -> [String; 4] {
+    StreamKind::ALL.map(|kind| super::default_topic(prefix, kind))
+}

@@ -1,0 +1,164 @@
+//! The Kafka sink: each batch's rows and progress record in one transaction.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde::{Deserialize, Serialize};
+
+use super::config::KafkaSinkSpec;
+use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
+use crate::event::Millis;
+
+/// How long initializing or committing a transaction may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One message of the sink topic.
+///
+/// A reader with `isolation.level = read_committed` sees whole batches: every row of a
+/// batch, then its progress record. Summing the rows of all batches whose progress record
+/// has `frontier = F` or earlier gives the aggregates at frontier `F` (design.md §7).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputRecord {
+    /// A change to one aggregate; the message key is `[window_start, dims]`.
+    Row(RowRecord),
+    /// The end of a batch; the message key is `"progress"`.
+    Progress(ProgressRecord),
+}
+
+/// A change to one aggregate, with its batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowRecord {
+    /// The batch's sequence number.
+    pub seq: u64,
+    /// The batch's frontier (`None`: the input is complete).
+    pub frontier: Option<Millis>,
+    /// The change.
+    #[serde(flatten)]
+    pub row: AggregateRow,
+}
+
+/// The end of a batch: its frontier and what it carried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgressRecord {
+    /// The batch's sequence number.
+    pub seq: u64,
+    /// The frontier before the batch.
+    pub previous: Millis,
+    /// The frontier after the batch (`None`: the input is complete).
+    pub frontier: Option<Millis>,
+    /// Rows in the batch.
+    pub rows: usize,
+    /// Starts of the windows that became final in the batch.
+    pub finalized: Vec<Millis>,
+    /// Dead letters in the batch.
+    pub dead_letters: usize,
+    /// Too-late records in the batch.
+    pub too_late: usize,
+}
+
+/// Writes batches to a topic with a transactional producer.
+pub struct KafkaSink {
+    name: String,
+    spec: KafkaSinkSpec,
+    producer: BaseProducer,
+}
+
+impl KafkaSink {
+    /// Connects and initializes the transactional producer (which fences any older
+    /// producer with the same `transactional.id`).
+    ///
+    /// # Errors
+    /// A [`SinkError`] when the producer cannot be created or initialized.
+    pub fn create(spec: &KafkaSinkSpec) -> Result<KafkaSink, SinkError> {
+        let name = format!("kafka:{}", spec.topic);
+        let error = |e: KafkaError| SinkError::Other {
+            sink: name.clone(),
+            message: e.to_string(),
+        };
+        let producer: BaseProducer = spec.producer_config().create().map_err(error)?;
+        producer
+            .init_transactions(TRANSACTION_TIMEOUT)
+            .map_err(error)?;
+        Ok(KafkaSink {
+            name: name.clone(),
+            spec: spec.clone(),
+            producer,
+        })
+    }
+
+    fn send(&self, topic: &str, key: &str, payload: &str) -> Result<(), KafkaError> {
+        let mut record = BaseRecord::to(topic).key(key).payload(payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
+    fn write(&self, batch: &Batch) -> Result<(), KafkaError> {
+        for row in &batch.rows {
+            let key = serde_json::to_string(&(row.window_start, &row.dims)).unwrap_or_default();
+            let record = OutputRecord::Row(RowRecord {
+                seq: batch.seq,
+                frontier: batch.frontier,
+                row: row.clone(),
+            });
+            self.send(&self.spec.topic, &key, &json(&record))?;
+        }
+        if let Some(topic) = &self.spec.dead_letter_topic {
+            for dead in &batch.dead_letters {
+                self.send(topic, &dead.origin.to_string(), &json(dead))?;
+            }
+        }
+        if let Some(topic) = &self.spec.late_topic {
+            for late in &batch.too_late {
+                self.send(topic, &late.origin.to_string(), &json(late))?;
+            }
+        }
+        let progress = OutputRecord::Progress(ProgressRecord {
+            seq: batch.seq,
+            previous: batch.previous,
+            frontier: batch.frontier,
+            rows: batch.rows.len(),
+            finalized: batch.finalized.clone(),
+            dead_letters: batch.dead_letters.len(),
+            too_late: batch.too_late.len(),
+        });
+        self.send(&self.spec.topic, "progress", &json(&progress))
+    }
+}
+
+/// A record as JSON text (the records here cannot fail to serialize).
+fn json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl Sink for KafkaSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        let error = |e: KafkaError| SinkError::Other {
+            sink: self.name.clone(),
+            message: e.to_string(),
+        };
+        self.producer.begin_transaction().map_err(error)?;
+        let written = self
+            .write(batch)
+            .and_then(|()| self.producer.commit_transaction(TRANSACTION_TIMEOUT));
+        if let Err(failure) = written {
+            // Nothing of the batch becomes visible to read_committed readers.
+            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+            return Err(error(failure));
+        }
+        Ok(())
+    }
+}

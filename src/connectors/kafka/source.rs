@@ -1,0 +1,367 @@
+//! The Kafka source: one partition of one topic per [`Partition`], read by the worker
+//! that owns it, offsets committed once the records' effects reached every sink.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::config::{KafkaSourceSpec, StartPosition};
+use crate::connectors::{owner, Arrival, Partition, Poll, Source};
+use crate::event::{
+    parse_json, raw_text, CsvDecoder, DeadLetter, Format, Invalid, Millis, Origin, StreamKind,
+    MAX_RECORD_BYTES,
+};
+
+/// How long a metadata or offset request to the broker may take.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Commit progress is tracked in steps of this much event time, so the list of pending
+/// commits stays short (a step is committed once the written frontier passed its end).
+const COMMIT_STEP: Millis = 100;
+
+/// Reads one topic per stream; each partition of each topic is owned by one worker.
+///
+/// Partitions are listed topic by topic (bids, impressions, clicks, conversions), by
+/// partition number, and dealt to workers with [`owner`]. Each partition gets its own
+/// consumer with a manual assignment (no group rebalancing: ownership is fixed by the
+/// cluster shape); the group id is used for committed offsets only.
+#[derive(Clone, Debug)]
+pub struct KafkaSource {
+    spec: KafkaSourceSpec,
+}
+
+impl KafkaSource {
+    /// A source over the topics of `spec`. Nothing is contacted until
+    /// [`Source::partitions`].
+    pub fn new(spec: KafkaSourceSpec) -> KafkaSource {
+        KafkaSource { spec }
+    }
+
+    /// The settings.
+    pub fn spec(&self) -> &KafkaSourceSpec {
+        &self.spec
+    }
+
+    /// Every `(stream, topic, partition)` of the source, in dealing order.
+    ///
+    /// # Errors
+    /// The broker cannot be reached, or a topic does not exist.
+    pub fn all_partitions(&self) -> Result<Vec<(StreamKind, String, i32)>, std::io::Error> {
+        let consumer: BaseConsumer = self.spec.consumer_config().create().map_err(io)?;
+        let mut all = Vec::new();
+        for (kind, topic) in self.spec.topics() {
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), BROKER_TIMEOUT)
+                .map_err(|e| io(format!("topic `{topic}`: {e}")))?;
+            let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+                return Err(io(format!("topic `{topic}` not found")));
+            };
+            if let Some(error) = found.error() {
+                return Err(io(format!("topic `{topic}`: {error:?}")));
+            }
+            if found.partitions().is_empty() {
+                return Err(io(format!("topic `{topic}` has no partitions")));
+            }
+            let mut numbers: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+            numbers.sort_unstable();
+            all.extend(numbers.into_iter().map(|p| (kind, topic.clone(), p)));
+        }
+        Ok(all)
+    }
+
+    fn open(
+        &self,
+        kind: StreamKind,
+        topic: &str,
+        partition: i32,
+    ) -> Result<KafkaPartition, std::io::Error> {
+        let name = format!("{topic}/{partition}");
+        let fail = |e: &dyn std::fmt::Display| io(format!("{name}: {e}"));
+        let consumer: BaseConsumer = self.spec.consumer_config().create().map_err(io)?;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
+            .map_err(|e| fail(&e))?;
+        let start = match self.spec.start {
+            StartPosition::Earliest => low,
+            StartPosition::Latest => high,
+            StartPosition::Committed => {
+                let mut wanted = TopicPartitionList::new();
+                wanted.add_partition(topic, partition);
+                // The list must be dropped before the consumer (librdkafka hangs otherwise).
+                let committed = consumer
+                    .committed_offsets(wanted, BROKER_TIMEOUT)
+                    .map_err(|e| fail(&e))?;
+                let offset = committed
+                    .find_partition(topic, partition)
+                    .map(|p| p.offset());
+                drop(committed);
+                match offset {
+                    Some(Offset::Offset(offset)) => offset.clamp(low, high),
+                    _ => low,
+                }
+            }
+            StartPosition::Timestamp(ms) => {
+                let mut wanted = TopicPartitionList::new();
+                wanted
+                    .add_partition_offset(topic, partition, Offset::Offset(ms as i64))
+                    .map_err(|e| fail(&e))?;
+                let found = consumer
+                    .offsets_for_times(wanted, BROKER_TIMEOUT)
+                    .map_err(|e| fail(&e))?;
+                let offset = found.find_partition(topic, partition).map(|p| p.offset());
+                drop(found);
+                match offset {
+                    Some(Offset::Offset(offset)) => offset.clamp(low, high),
+                    // No message at or after the time: start at the end.
+                    _ => high,
+                }
+            }
+        };
+        tracing::debug!(partition = %name, low, high, start, "kafka partition opened");
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(start))
+            .map_err(|e| fail(&e))?;
+        consumer.assign(&assignment).map_err(|e| fail(&e))?;
+        Ok(KafkaPartition {
+            name,
+            topic: topic.to_owned(),
+            partition,
+            stream: kind,
+            format: self.spec.format,
+            consumer,
+            end: self.spec.stop_at_end.then_some(high),
+            next: start,
+            idle_timeout: self.spec.idle_timeout.to_std(),
+            max_ts: None,
+            pending: VecDeque::new(),
+            committed: start,
+        })
+    }
+}
+
+impl Source for KafkaSource {
+    fn partitions(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> Result<Vec<Box<dyn Partition>>, std::io::Error> {
+        self.all_partitions()?
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| owner(*i, workers) == worker)
+            .map(|(_, (kind, topic, partition))| {
+                Ok(Box::new(self.open(kind, &topic, partition)?) as Box<dyn Partition>)
+            })
+            .collect()
+    }
+}
+
+/// One assigned topic partition.
+pub struct KafkaPartition {
+    name: String,
+    topic: String,
+    partition: i32,
+    stream: StreamKind,
+    format: Format,
+    consumer: BaseConsumer,
+    /// With `stop_at_end`: the end offset at the start; the partition is done there.
+    end: Option<i64>,
+    /// The offset after the last message read.
+    next: i64,
+    idle_timeout: Duration,
+    /// The greatest event time read so far: no record read so far entered the dataflow
+    /// at a later time (it enters at `max(ts, watermark)` and the watermark is below it).
+    max_ts: Option<Millis>,
+    /// `(offset after, max_ts rounded up to a COMMIT_STEP)`, ascending in both: the
+    /// offset can be committed once the written frontier passed the time.
+    pending: VecDeque<(i64, Millis)>,
+    /// The offset committed last.
+    committed: i64,
+}
+
+impl KafkaPartition {
+    fn dead_letter(&self, offset: i64, raw: &[u8], reason: &Invalid) -> Arrival {
+        Arrival::DeadLetter(DeadLetter {
+            stream: self.stream,
+            origin: Origin {
+                source: self.name.clone(),
+                position: offset.max(0) as u64,
+            },
+            raw: raw_text(raw),
+            reason: reason.to_string(),
+        })
+    }
+
+    /// Decodes one payload; a JSON payload without `ts` takes the message timestamp.
+    fn decode(&self, offset: i64, payload: Option<&[u8]>, timestamp: Option<i64>) -> Arrival {
+        let Some(bytes) = payload else {
+            return self.dead_letter(offset, b"", &Invalid::Json("empty message".into()));
+        };
+        if bytes.len() > MAX_RECORD_BYTES {
+            let reason = Invalid::TooLong {
+                len: bytes.len(),
+                max: MAX_RECORD_BYTES,
+            };
+            return self.dead_letter(offset, bytes, &reason);
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text.trim_end_matches(['\n', '\r']),
+            Err(e) => return self.dead_letter(offset, bytes, &Invalid::NotUtf8(e.to_string())),
+        };
+        let decoded = match self.format {
+            Format::Json => match parse_json(self.stream, text) {
+                Err(Invalid::MissingField { field: "ts" }) if timestamp.is_some() => {
+                    with_ts(text, timestamp.unwrap_or_default())
+                        .map_or(Err(Invalid::MissingField { field: "ts" }), |text| {
+                            parse_json(self.stream, &text)
+                        })
+                }
+                other => other,
+            },
+            Format::Csv => {
+                let mut fields = csv::StringRecord::new();
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(text.as_bytes());
+                match reader.read_record(&mut fields) {
+                    Ok(_) => CsvDecoder::canonical(self.stream).decode(&fields),
+                    Err(e) => Err(Invalid::Csv(e.to_string())),
+                }
+            }
+        };
+        match decoded {
+            Ok(event) => Arrival::Event {
+                event,
+                position: offset.max(0) as u64,
+            },
+            Err(reason) => self.dead_letter(offset, bytes, &reason),
+        }
+    }
+
+    fn note_read(&mut self, offset: i64, ts: Option<Millis>) {
+        if let Some(ts) = ts {
+            self.max_ts = Some(self.max_ts.map_or(ts, |max| max.max(ts)));
+        }
+        self.next = offset + 1;
+        let step = self
+            .max_ts
+            .unwrap_or(0)
+            .div_ceil(COMMIT_STEP)
+            .saturating_mul(COMMIT_STEP);
+        match self.pending.back_mut() {
+            Some(last) if last.1 == step => last.0 = self.next,
+            _ => self.pending.push_back((self.next, step)),
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.end.is_some_and(|end| self.next >= end)
+    }
+
+    /// The offset that a restart with `start = committed` would read from.
+    pub fn committed(&self) -> i64 {
+        self.committed
+    }
+}
+
+/// A JSON object with `"ts": ts` added; `None` when the text is not an object.
+fn with_ts(text: &str, ts: i64) -> Option<String> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+    object.insert("ts".into(), ts.into());
+    Some(serde_json::Value::Object(object).to_string())
+}
+
+fn io(error: impl ToString) -> std::io::Error {
+    std::io::Error::other(error.to_string())
+}
+
+impl Partition for KafkaPartition {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
+        let mut produced = 0;
+        while produced < max {
+            if self.at_end() {
+                return Ok(Poll::Done);
+            }
+            let Some(message) = self.consumer.poll(Duration::ZERO) else {
+                // Past the last record (e.g. a transaction marker at the end)?
+                if let Some(end) = self.end {
+                    let position = self.consumer.position().ok().and_then(|p| {
+                        p.find_partition(&self.topic, self.partition)
+                            .map(|e| e.offset())
+                    });
+                    if let Some(Offset::Offset(next)) = position {
+                        if next >= end {
+                            tracing::debug!(partition = %self.name, next, end, "kafka partition at its end");
+                            self.next = self.next.max(next);
+                            return Ok(Poll::Done);
+                        }
+                    }
+                }
+                break;
+            };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(partition = %self.name, %error, "kafka consumer error");
+                    break;
+                }
+            };
+            let offset = message.offset();
+            let timestamp = message.timestamp().to_millis();
+            let arrival = self.decode(offset, message.payload(), timestamp);
+            drop(message);
+            let ts = match &arrival {
+                Arrival::Event { event, .. } => Some(event.ts()),
+                Arrival::DeadLetter(_) => None,
+            };
+            self.note_read(offset, ts);
+            out.push(arrival);
+            produced += 1;
+        }
+        Ok(if produced > 0 {
+            Poll::Ready
+        } else {
+            Poll::Idle
+        })
+    }
+
+    fn idle_timeout(&self) -> Option<Duration> {
+        Some(self.idle_timeout)
+    }
+
+    fn written_through(&mut self, frontier: Option<Millis>) {
+        let mut commit = None;
+        while let Some(&(offset, time)) = self.pending.front() {
+            if frontier.is_some_and(|f| time >= f) {
+                break;
+            }
+            commit = Some(offset);
+            self.pending.pop_front();
+        }
+        let Some(offset) = commit else {
+            return;
+        };
+        if offset <= self.committed {
+            return;
+        }
+        let mut list = TopicPartitionList::new();
+        if list
+            .add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
+            .is_ok()
+        {
+            match self.consumer.commit(&list, CommitMode::Async) {
+                Ok(()) => self.committed = offset,
+                Err(error) => {
+                    tracing::warn!(partition = %self.name, %error, "kafka offset commit failed");
+                }
+            }
+        }
+    }
+}
