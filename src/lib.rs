@@ -21,8 +21,10 @@
 //!   lateness ([`dataflow::Lateness`]), [`dataflow::Measures`] as the difference type,
 //!   and [`dataflow::ad_funnel`], which composes them.
 //! - [`graph`]: graph files (`graphs/*.toml`), the declarative front end to the builder.
-//! - [`cli`]: the `diffmill` commands `run`, `gen` and `check`.
+//! - [`cli`]: the `diffmill` commands `run`, `gen`, `check` and `bench`.
+//! - [`bench`]: the open-loop latency and throughput harness behind `diffmill bench`.
 
+pub mod bench;
 pub mod cli;
 pub mod connectors;
 pub mod dataflow;

@@ -1,7 +1,7 @@
 //! The `diffmill` command line: parse, run, map errors to exit codes.
 
 use clap::Parser;
-use diffmill::cli::{check, gen, run, Cli, Commands};
+use diffmill::cli::{bench, check, gen, run, Cli, Commands};
 
 fn main() {
     tracing_subscriber::fmt()
@@ -12,6 +12,7 @@ fn main() {
     let outcome = match &cli.command {
         Commands::Run(args) => run(args),
         Commands::Gen(args) => gen(args),
+        Commands::Bench(args) => bench(args),
         Commands::Check { graph, input } => check(graph, input.as_deref()),
     };
     match outcome {

@@ -1,5 +1,6 @@
 //! The `diffmill` command line: one `Commands` enum, doc comments as help text.
 
+mod bench;
 mod check;
 mod gen;
 mod run;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub use bench::{bench, BenchArgs};
 pub use check::check;
 pub use gen::{gen, GenArgs};
 pub use run::{run, RunArgs};
@@ -30,6 +32,9 @@ pub enum Commands {
     Run(RunArgs),
     /// Write generated events to CSV or JSON-lines files, one file per stream and partition.
     Gen(Box<GenArgs>),
+    /// Measure latency and throughput: the generator in-process at fixed offered rates
+    /// (open loop, event time = wall clock), latency percentiles per rate.
+    Bench(BenchArgs),
     /// Validate a graph file and print the resolved plan.
     Check {
         /// The graph file, e.g. graphs/ad_funnel.toml.

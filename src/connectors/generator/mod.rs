@@ -57,6 +57,30 @@ impl Generated {
             Generated::Malformed { stream, .. } => *stream,
         }
     }
+
+    /// The record as read from partition `source` at `position`: an event, or a
+    /// malformed line as a dead letter with the CSV decoder's reason.
+    pub fn into_arrival(self, source: &str, position: u64) -> Arrival {
+        match self {
+            Generated::Event(event) => Arrival::Event { event, position },
+            Generated::Malformed { stream, line } => {
+                match malformed::decode_line(stream, &line) {
+                    // Unreachable by construction (tests check it), but a line that
+                    // decodes is an event, not a dead letter.
+                    Ok(event) => Arrival::Event { event, position },
+                    Err(reason) => Arrival::DeadLetter(DeadLetter {
+                        stream,
+                        origin: Origin {
+                            source: source.to_owned(),
+                            position,
+                        },
+                        raw: line,
+                        reason: reason.to_string(),
+                    }),
+                }
+            }
+        }
+    }
 }
 
 /// A deterministic generator of ad-funnel events, split into partitions.
@@ -174,25 +198,7 @@ impl Partition for ShardPartition {
             };
             self.position += 1;
             let position = self.position;
-            out.push(match item {
-                Generated::Event(event) => Arrival::Event { event, position },
-                Generated::Malformed { stream, line } => {
-                    match malformed::decode_line(stream, &line) {
-                        // Unreachable by construction (tests check it), but a line that
-                        // decodes is an event, not a dead letter.
-                        Ok(event) => Arrival::Event { event, position },
-                        Err(reason) => Arrival::DeadLetter(DeadLetter {
-                            stream,
-                            origin: Origin {
-                                source: self.name.clone(),
-                                position,
-                            },
-                            raw: line,
-                            reason: reason.to_string(),
-                        }),
-                    }
-                }
-            });
+            out.push(item.into_arrival(&self.name, position));
         }
         Ok(if self.shard.is_finished() {
             Poll::Done

@@ -50,11 +50,11 @@ impl Queue {
         self.keys.peek().map(|Reverse((arrival, _, _))| *arrival)
     }
 
-    /// Takes the earliest record.
-    pub(super) fn pop(&mut self) -> Option<Scheduled> {
-        let Reverse((_, _, slot)) = self.keys.pop()?;
+    /// Takes the earliest record, with its arrival key.
+    pub(super) fn pop(&mut self) -> Option<(Millis, Scheduled)> {
+        let Reverse((arrival, _, slot)) = self.keys.pop()?;
         self.free.push(slot);
-        self.slots[slot].take()
+        self.slots[slot].take().map(|item| (arrival, item))
     }
 
     /// Number of records waiting.

@@ -196,10 +196,12 @@ impl Out<'_> {
     }
 }
 
-impl Iterator for Shard {
-    type Item = Generated;
-
-    fn next(&mut self) -> Option<Generated> {
+impl Shard {
+    /// The next record with its arrival key: the event time (ms) at which it is
+    /// scheduled to arrive. Keys never decrease; records come out in the same order as
+    /// from [`Iterator::next`]. A benchmark that maps event time to wall clock sends each
+    /// record at its key.
+    pub fn next_scheduled(&mut self) -> Option<(Millis, Generated)> {
         loop {
             let bids_left = self.made < self.bids;
             let due = self
@@ -207,20 +209,32 @@ impl Iterator for Shard {
                 .next_arrival()
                 .is_some_and(|arrival| !bids_left || arrival < self.next_ts);
             if due {
-                return Some(match self.queue.pop()? {
-                    Scheduled::Event(event) => Generated::Event(event),
-                    Scheduled::Malformed(event, corruption) => Generated::Malformed {
-                        stream: event.kind(),
-                        line: corruption.render(&event),
+                let (arrival, item) = self.queue.pop()?;
+                return Some((
+                    arrival,
+                    match item {
+                        Scheduled::Event(event) => Generated::Event(event),
+                        Scheduled::Malformed(event, corruption) => Generated::Malformed {
+                            stream: event.kind(),
+                            line: corruption.render(&event),
+                        },
                     },
-                });
+                ));
             }
             if !bids_left {
                 return None;
             }
             if let Some(bid) = self.bid() {
-                return Some(Generated::Event(Event::Bid(bid)));
+                return Some((bid.ts, Generated::Event(Event::Bid(bid))));
             }
         }
+    }
+}
+
+impl Iterator for Shard {
+    type Item = Generated;
+
+    fn next(&mut self) -> Option<Generated> {
+        self.next_scheduled().map(|(_, item)| item)
     }
 }

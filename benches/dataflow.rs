@@ -1,0 +1,178 @@
+//! The hot operators of the funnel, each alone over generated events: dedup, the
+//! bid-impression join with attribution, the windowed aggregation, and the whole funnel.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions.
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use differential_dataflow::input::InputSession;
+use differential_dataflow::VecCollection;
+use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
+use diffmill::dataflow::{
+    ad_funnel, Attribute, Attribution, DedupById, FunnelSettings, Measures, Parent,
+};
+use diffmill::event::{Bid, Event, Millis};
+use timely::dataflow::ProbeHandle;
+
+/// Bids in each run (the events are about 1.7 times as many).
+const BIDS: u64 = 20_000;
+
+/// Generated events at their event time, in time order.
+fn events() -> Arc<Vec<(Millis, Event)>> {
+    let config = GeneratorConfig {
+        bids: BIDS,
+        partitions: 1,
+        ..GeneratorConfig::default()
+    };
+    let generator = Generator::new(config, &FunnelSettings::default()).expect("valid defaults");
+    let mut events: Vec<(Millis, Event)> = generator
+        .partition(0)
+        .filter_map(|item| match item {
+            Generated::Event(event) => Some((event.ts(), event)),
+            Generated::Malformed { .. } => None,
+        })
+        .collect();
+    events.sort_by_key(|(ts, _)| *ts);
+    Arc::new(events)
+}
+
+/// Feeds `records` (in time order) to the dataflow `build` makes, and runs it to the end.
+fn drive<D, F>(records: &Arc<Vec<(Millis, D)>>, build: F)
+where
+    D: timely::ExchangeData + differential_dataflow::Data + Sync,
+    F: for<'a> FnOnce(VecCollection<'a, Millis, D>) -> ProbeHandle<Millis> + Send + Sync + 'static,
+{
+    let records = Arc::clone(records);
+    timely::execute_directly(move |worker| {
+        let mut input = InputSession::new();
+        let probe = worker.dataflow::<Millis, _, _>(|scope| build(input.to_collection(scope)));
+        for (time, record) in records.iter() {
+            if time > input.time() {
+                input.advance_to(*time);
+            }
+            input.insert(record.clone());
+        }
+        input.close();
+        worker.step_while(|| !probe.done());
+    });
+}
+
+fn dedup(c: &mut Criterion) {
+    // Every bid, and every tenth one a second time.
+    let bids: Vec<(Millis, Bid)> = events()
+        .iter()
+        .filter_map(|(ts, event)| match event {
+            Event::Bid(bid) => Some((*ts, *bid)),
+            _ => None,
+        })
+        .flat_map(|(ts, bid)| {
+            let copies = if bid.bid_id % 10 == 0 { 2 } else { 1 };
+            std::iter::repeat_n((ts, bid), copies)
+        })
+        .collect();
+    let bids = Arc::new(bids);
+    let mut group = c.benchmark_group("dedup");
+    group.throughput(Throughput::Elements(bids.len() as u64));
+    group.bench_function("bids", |b| {
+        b.iter(|| {
+            drive(&bids, |bids| {
+                bids.dedup_by_id(|bid: &Bid| bid.ts + 60_000, Arc::default())
+                    .probe()
+                    .0
+            })
+        })
+    });
+    group.finish();
+}
+
+fn join(c: &mut Criterion) {
+    let events = events();
+    let settings = FunnelSettings::default();
+    let mut group = c.benchmark_group("join");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("impressions_to_bids", |b| {
+        b.iter(|| {
+            let group_by = settings.group_by.clone();
+            drive(&events, move |events| {
+                let bids = events
+                    .clone()
+                    .flat_map(move |event| match event {
+                        Event::Bid(bid) => Some((
+                            bid.bid_id,
+                            Parent {
+                                ts: bid.ts,
+                                attribution: Attribution::Dims(group_by.project(&bid)),
+                            },
+                        )),
+                        _ => None,
+                    })
+                    .arrange_by_key();
+                events
+                    .flat_map(|event| match event {
+                        Event::Impression(i) => Some((i.bid_id, i)),
+                        _ => None,
+                    })
+                    .attribute(bids, 3_600_000)
+                    .probe()
+                    .0
+            })
+        })
+    });
+    group.finish();
+}
+
+fn window(c: &mut Criterion) {
+    let events = events();
+    let settings = FunnelSettings::default();
+    let mut group = c.benchmark_group("window");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("bids_by_campaign_region", |b| {
+        b.iter(|| {
+            let (lateness, group_by) = (settings.lateness, settings.group_by.clone());
+            drive(&events, move |events| {
+                events
+                    .flat_map(|event| match event {
+                        Event::Bid(bid) => Some(bid),
+                        _ => None,
+                    })
+                    .explode(move |bid| {
+                        Some((
+                            (
+                                lateness.window_start(bid.ts),
+                                Attribution::Dims(group_by.project(&bid)),
+                            ),
+                            Measures::bid(),
+                        ))
+                    })
+                    .consolidate()
+                    .probe()
+                    .0
+            })
+        })
+    });
+    group.finish();
+}
+
+fn funnel(c: &mut Criterion) {
+    let events = events();
+    let settings = FunnelSettings::default();
+    let mut group = c.benchmark_group("funnel");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("all_streams", |b| {
+        b.iter(|| {
+            let settings = settings.clone();
+            drive(&events, move |events| {
+                let (aggregates, _traces) = ad_funnel(events, &settings, &Default::default());
+                aggregates.consolidate().probe().0
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = dedup, join, window, funnel
+}
+criterion_main!(benches);
