@@ -19,7 +19,7 @@ use diffmill::event::{
     parse_json, to_csv_fields, to_json, validate, CsvDecoder, Event, Format, StreamKind,
     MAX_RAW_KEPT, MAX_RECORD_BYTES,
 };
-use diffmill::graph::{GraphSpec, Overrides, SourceSpec};
+use diffmill::graph::{GraphSpec, Overrides, SinkSpec, SourceSpec};
 
 /// The stream a fuzz input is read as, chosen by one byte.
 pub fn stream_of(byte: u8) -> StreamKind {
@@ -191,7 +191,13 @@ pub fn check_graph(text: &str) {
                     .max(config.ads_per_campaign)
                     .max(config.publishers)
                     <= 1_000;
-                if small && config.validate().is_ok() {
+                // Sinks on a server (a database, a broker) connect when planned; only
+                // graphs with local sinks are planned here.
+                let local = spec
+                    .sinks
+                    .iter()
+                    .all(|sink| matches!(sink, SinkSpec::Csv(_) | SinkSpec::Stdout(_)));
+                if small && local && config.validate().is_ok() {
                     if let Err(e) = spec.clone().plan(file, &Overrides::default()) {
                         panic!("a valid generator graph does not plan: {e}");
                     }
