@@ -352,6 +352,64 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
     );
 }
 
+#[test]
+fn lost_connections_are_retried_without_counting_twice() {
+    let Some(url) = database("lost_connections_are_retried_without_counting_twice") else {
+        return;
+    };
+    let (settings, partitions) = case();
+    let dims = settings.group_by.dims().to_vec();
+    let mut config = fresh(&url, "t_retry");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    config.url = Some(format!("{url}{separator}application_name=diffmill_t_retry"));
+    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+
+    // Terminate the sink's connection while it writes: the server ends the session
+    // (SQLSTATE 57P01 or a closed socket), mid-transaction or between transactions.
+    let done = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let done = Arc::clone(&done);
+        let url = url.clone();
+        std::thread::spawn(move || {
+            let mut client = connect(&url);
+            let mut terminated = 0;
+            // A few times, far enough apart for the sink to reconnect and go on.
+            for _ in 0..5 {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                let row = client
+                    .query_one(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                         WHERE application_name = 'diffmill_t_retry'",
+                        &[],
+                    )
+                    .expect("backends are terminated");
+                terminated += row.get::<_, i64>(0);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            terminated
+        })
+    };
+    let ran = run(&settings, &partitions, sink);
+    done.store(true, Ordering::SeqCst);
+    let terminated = killer.join().expect("the killer");
+    ran.expect("the run succeeds despite the lost connections");
+    assert!(
+        terminated >= 2,
+        "only {terminated} connections were terminated"
+    );
+    let mut client = connect(&url);
+    assert_eq!(
+        totals(&mut client, "t_retry.diffmill_aggregates", &dims),
+        as_csv(
+            &Oracle::new(&settings, &partitions).final_values(),
+            &settings
+        ),
+        "{terminated} connections lost: still the oracle, nothing twice"
+    );
+}
+
 /// A files graph (1 minute windows, a batch at every frontier move) into `schema`.
 fn files_graph_into(dir: &Path, schema: &str) -> (std::path::PathBuf, FunnelSettings) {
     let (graph, settings) = files_graph(dir, Format::Csv);

@@ -38,8 +38,20 @@ fn transient_code(code: &str) -> bool {
 /// reset, timed out); permanent otherwise.
 pub fn classify(error: &postgres::Error) -> Failure {
     let message = match error.as_db_error() {
-        Some(db) => format!("{error} (SQLSTATE {})", db.code().code()),
-        None => error.to_string(),
+        Some(db) => {
+            let mut message = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!("; {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                message.push_str(&format!("; hint: {hint}"));
+            }
+            format!("{message} (SQLSTATE {})", db.code().code())
+        }
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
     };
     let transient = match error.code() {
         Some(code) => transient_code(code.code()),

@@ -63,7 +63,9 @@ impl Session {
             Some(TlsMode::Require) => config.ssl_mode(SslMode::Require),
             None => &mut config,
         };
-        config.application_name("diffmill");
+        if config.get_application_name().is_none() {
+            config.application_name("diffmill");
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }

@@ -60,7 +60,17 @@ impl PostgresSink {
         let mut backoff = Backoff::new(config.retry_for.to_std());
         loop {
             match sink.connect() {
-                Ok(()) => return Ok(sink),
+                Ok(()) => {
+                    if sink.applied.complete {
+                        tracing::warn!(
+                            sink = %sink.name,
+                            "the progress table says an earlier run wrote a complete input: \
+                             this run writes nothing (use another sink `name`, or delete its \
+                             progress row and totals, to write again)"
+                        );
+                    }
+                    return Ok(sink);
+                }
                 Err(Failure::Transient(message)) if backoff.wait() => {
                     tracing::warn!(sink = %sink.name, "cannot connect, retrying: {message}");
                 }
