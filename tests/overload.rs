@@ -1,8 +1,9 @@
 //! Overload: a sink that is slower than the sources. Reading slows down to the sink's
 //! pace instead of buffering without bound (flow control holds each partition within
-//! `MAX_LEAD` of event time of the dataflow's frontier, and the frontier cannot pass
-//! what worker 0, which writes the sinks, has not taken in), and nothing is lost: the
-//! output equals the oracle and the accounting balances.
+//! `MAX_LEAD` of event time of the dataflow's frontier, and the frontier stands still
+//! while worker 0, which writes the sinks, is blocked in a write: it holds its share of
+//! every join), and nothing is lost: the output equals the oracle and the accounting
+//! balances.
 
 mod support;
 
