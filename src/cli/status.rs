@@ -28,10 +28,11 @@ impl StatusLine {
                 let rate = (read - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
                 last = (Instant::now(), read);
                 eprintln!(
-                    "[{:>6.1}s] {} · {:.0} records/s · {}",
+                    "[{:>6.1}s] {} · {:.0} records/s · held {} · {}",
                     started.elapsed().as_secs_f64(),
                     per_stream(&accounting),
                     rate,
+                    progress.held_records(),
                     frontier_text(&progress)
                 );
             }

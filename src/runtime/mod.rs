@@ -14,7 +14,7 @@ pub use accounting::{Accounting, StreamCounts};
 pub use cluster::{Cluster, ClusterError, DEFAULT_BASE_PORT};
 pub use emit::{emit, EmitContext};
 pub use funnel::{Funnel, RunError, RunReport};
-pub use ingest::{ingest, IngestContext, Ingested};
+pub use ingest::{ingest, IngestContext, Ingested, MAX_LEAD};
 pub use progress::{IngestCounters, Progress};
 pub use stop::{hear_stops, Stop, StopNotice, StopReason};
 pub use watermark::{Admission, PartitionClock};
