@@ -529,3 +529,96 @@ fn config_errors_name_file_key_and_problem() {
     assert!(text.contains("source.options"), "{text}");
     assert!(text.contains("no.such.option"), "{text}");
 }
+
+/// Events in partition 0 of each topic only: the three empty partitions of each topic
+/// (one worker owns nothing but empty ones) are released after `idle_timeout`, so a
+/// live run's frontier passes the data and every window becomes final; stopped by
+/// SIGINT, the sink topic sums to the oracle.
+#[test]
+fn idle_partitions_do_not_hold_the_frontier() {
+    let Some(brokers) = brokers("idle_partitions_do_not_hold_the_frontier") else {
+        return;
+    };
+    let dir = tempdir();
+    let prefix = unique("idle");
+    diffmill_ok(
+        dir.path(),
+        [
+            "gen",
+            "--kafka",
+            &brokers,
+            "--topic-prefix",
+            &prefix,
+            "--kafka-partitions",
+            "4",
+            "--partitions",
+            "1",
+            "--format",
+            "json",
+            "--bids",
+            "3000",
+            "--seed",
+            "2",
+        ],
+    );
+    let graph = graph(
+        dir.path(),
+        &brokers,
+        &prefix,
+        &format!("{prefix}group"),
+        "start = \"earliest\"",
+    );
+    let text = std::fs::read_to_string(&graph).expect("the graph");
+    std::fs::write(
+        &graph,
+        text.replace("idle_timeout = \"10m\"", "idle_timeout = \"1s\""),
+    )
+    .expect("write the graph");
+    let settings = settings(&graph);
+    let input = input_partitions(&brokers, &prefix, None);
+    let oracle = Oracle::new(&settings, &input);
+    let last_final = oracle
+        .windows()
+        .iter()
+        .map(|w| oracle.final_at(*w))
+        .max()
+        .expect("windows");
+
+    let mut child = command(dir.path())
+        .args([
+            "run".as_ref(),
+            graph.as_os_str(),
+            "-w".as_ref(),
+            "2".as_ref(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("diffmill starts");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let out = format!("{prefix}out");
+    let reached = loop {
+        let frontier = output(&brokers, &out)
+            .iter()
+            .filter_map(|r| match r {
+                OutputRecord::Progress(p) => p.frontier,
+                OutputRecord::Row(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
+        if frontier >= last_final || Instant::now() > deadline {
+            break frontier;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().expect("reap");
+    assert!(
+        reached >= last_final,
+        "the frontier stayed at {reached}; every window is final at {last_final}"
+    );
+    assert_eq!(status.code(), Some(130), "stopped by SIGINT");
+    assert_eq!(sum(&output(&brokers, &out)), oracle.final_values());
+}
