@@ -18,7 +18,12 @@ while (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; do
     KAFKA_PORT=$((KAFKA_PORT + 1))
 done
 KAFKA_DIR="$(mktemp -d /tmp/diffmill-kafka.XXXXXX)"
-"$KAFKA_VENV/bin/noida-db" start --only kafka --host 127.0.0.1 --kafka-port "$KAFKA_PORT" \
+# The package's `noida-db` script runs the broker binary as a child process, so killing
+# the script would leave the broker running: start the binary itself.
+KAFKA_BIN="$("$KAFKA_VENV/bin/python" -c \
+    'from importlib.resources import files; print(files("noida_db").joinpath("noida-db"))')"
+chmod +x "$KAFKA_BIN"
+"$KAFKA_BIN" start --only kafka --host 127.0.0.1 --kafka-port "$KAFKA_PORT" \
     --data-dir "$KAFKA_DIR/data" >"$KAFKA_DIR/broker.log" 2>&1 &
 KAFKA_PID=$!
 STOP_SERVICES+=("kill $KAFKA_PID 2>/dev/null; wait $KAFKA_PID 2>/dev/null; rm -rf '$KAFKA_DIR'")

@@ -57,8 +57,10 @@ struct PartitionState {
     /// Said `Idle` in this activation: not asked again until the next one, so an idle
     /// partition never keeps the others from being read.
     idle: bool,
-    /// When the partition last delivered a record (for its `idle_timeout`).
-    last_data: Instant,
+    /// Since when the partition has had nothing to give when asked (for its
+    /// `idle_timeout`); `None` while it delivers. A partition that is not asked (flow
+    /// control) does not become idle.
+    quiet_since: Option<Instant>,
     /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
     /// follows the others' (design.md §3), until it delivers a record again.
     released: bool,
@@ -105,7 +107,7 @@ pub fn ingest<'scope>(
             ),
             done: false,
             idle: false,
-            last_data: Instant::now(),
+            quiet_since: None,
             released: false,
         })
         .collect();
@@ -164,8 +166,10 @@ pub fn ingest<'scope>(
                         break;
                     }
                 };
-                if !arrivals.is_empty() {
-                    state.last_data = Instant::now();
+                if arrivals.is_empty() {
+                    state.quiet_since.get_or_insert_with(Instant::now);
+                } else {
+                    state.quiet_since = None;
                     state.released = false;
                 }
                 for arrival in arrivals.drain(..) {
@@ -283,7 +287,10 @@ fn release_idle(states: &mut [PartitionState], current: &Millis) -> Option<Milli
     let mut held = None::<Millis>;
     for state in states.iter_mut().filter(|s| !s.done) {
         if let Some(timeout) = state.partition.idle_timeout() {
-            if state.last_data.elapsed() >= timeout {
+            if state
+                .quiet_since
+                .is_some_and(|since| since.elapsed() >= timeout)
+            {
                 state.released = true;
             }
         }

@@ -79,7 +79,7 @@ pub fn create_topics(
 /// Produces every record of `generator` into `topics` (one per stream, in
 /// [`StreamKind::ALL`] order): generator partition `p` goes to Kafka partition
 /// `p % partitions`, each message's timestamp is its event time (malformed messages
-/// carry none), payloads are `format` (CSV: one headerless record in canonical order).
+/// take the previous event's), payloads are `format` (CSV: one headerless record in canonical order).
 /// At most `rate` messages per second when given, else as fast as possible. Returns when
 /// every message is acknowledged.
 ///
@@ -98,6 +98,8 @@ pub fn produce(
     let started = Instant::now();
     for p in 0..generator.partition_count() {
         let partition = (p % partitions.max(1) as usize) as i32;
+        // A malformed message takes the timestamp of the event before it.
+        let mut last_ts = 0i64;
         for item in generator.partition(p) {
             let stream = item.stream();
             let (payload, ts) = match &item {
@@ -110,9 +112,10 @@ pub fn produce(
                 ),
                 Generated::Malformed { line, .. } => {
                     produced.malformed += 1;
-                    (line.clone(), None)
+                    (line.clone(), Some(last_ts))
                 }
             };
+            last_ts = ts.unwrap_or(last_ts);
             let topic = &topics[stream.index()];
             let mut record = BaseRecord::<(), str>::to(topic)
                 .partition(partition)

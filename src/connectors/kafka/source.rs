@@ -356,6 +356,7 @@ impl Partition for KafkaPartition {
             .add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
             .is_ok()
         {
+            tracing::debug!(partition = %self.name, offset, ?frontier, "kafka offset commit");
             match self.consumer.commit(&list, CommitMode::Async) {
                 Ok(()) => self.committed = offset,
                 Err(error) => {
