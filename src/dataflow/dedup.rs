@@ -125,11 +125,19 @@ where
                 // of their times: every output goes out under it (differential updates may
                 // carry times later than their message), so there is one message per
                 // activation, not one per distinct millisecond.
+                //
+                // A winner's retraction at its release time is not sent when the winner
+                // is, but held (as its group) until the frontier reaches the release time.
+                // Sent early, it would sit in every downstream batcher until then, and each
+                // batcher re-sorts what it holds at every frontier move. To send it late,
+                // the capability is kept at the input frontier while groups are held; that
+                // holds the output frontier no further back than the input's.
                 let mut stash: Vec<(Millis, R)> = Vec::new();
                 let mut held: Option<Capability<Millis>> = None;
                 let mut groups: HashMap<EventId, Group<R>> = HashMap::new();
                 let mut releases: BinaryHeap<Reverse<(Millis, EventId)>> = BinaryHeap::new();
                 let mut ready: Vec<(Millis, R)> = Vec::new();
+                let mut out: Vec<Update<R>> = Vec::new();
                 let mut reported = 0i64;
                 move |(input, frontier), output| {
                     input.for_each(|capability, updates| {
@@ -153,33 +161,41 @@ where
                         !done
                     });
                     let mut local = DedupCounts::default();
-                    if let (Some(capability), false) = (held.as_ref(), ready.is_empty()) {
-                        ready.sort_unstable();
-                        let mut session = output.session(capability);
-                        for &(time, record) in &ready {
-                            release_until(&mut groups, &mut releases, time);
-                            let changes = admit(
-                                &mut groups,
-                                &mut releases,
-                                &mut local,
-                                record,
-                                time,
-                                &release,
-                            );
-                            session.give_iterator(changes.into_iter().flatten());
-                        }
+                    ready.sort_unstable();
+                    for &(time, record) in &ready {
+                        release_until(&mut groups, &mut releases, time, &mut out);
+                        let changes = admit(
+                            &mut groups,
+                            &mut releases,
+                            &mut local,
+                            record,
+                            time,
+                            &release,
+                        );
+                        out.extend(changes.into_iter().flatten());
                     }
+                    // Every group released by the frontier sends its retraction now.
+                    release_until(
+                        &mut groups,
+                        &mut releases,
+                        frontier.unwrap_or(Millis::MAX),
+                        &mut out,
+                    );
+                    if let (Some(capability), false) = (held.as_ref(), out.is_empty()) {
+                        output.session(capability).give_iterator(out.drain(..));
+                    }
+                    out.clear();
                     counts.add(&local);
-                    match (stash.iter().map(|(time, _)| *time).min(), held.as_mut()) {
+                    // Keep the capability at the least stashed time, and no later than
+                    // the input frontier while groups wait for their release.
+                    let keep = stash
+                        .iter()
+                        .map(|(time, _)| *time)
+                        .chain(frontier.filter(|_| !groups.is_empty()))
+                        .min();
+                    match (keep, held.as_mut()) {
                         (Some(least), Some(capability)) => capability.downgrade(&least),
                         _ => held = None,
-                    }
-                    match frontier {
-                        Some(time) => release_until(&mut groups, &mut releases, time),
-                        None => {
-                            groups.clear();
-                            releases.clear();
-                        }
                     }
                     counts.add_held(groups.len() as i64 - reported);
                     reported = groups.len() as i64;
@@ -189,11 +205,13 @@ where
     }
 }
 
-/// Drops the groups whose release time is at most `time`.
-fn release_until<R>(
+/// Drops the groups whose release time is at most `time`, each sending the retraction
+/// of its winner at its release time to `out`.
+fn release_until<R: Record>(
     groups: &mut HashMap<EventId, Group<R>>,
     releases: &mut BinaryHeap<Reverse<(Millis, EventId)>>,
     time: Millis,
+    out: &mut Vec<Update<R>>,
 ) {
     while let Some(&Reverse((release, id))) = releases.peek() {
         if release > time {
@@ -201,14 +219,17 @@ fn release_until<R>(
         }
         releases.pop();
         if groups.get(&id).is_some_and(|g| g.release == release) {
-            groups.remove(&id);
+            if let Some(group) = groups.remove(&id) {
+                out.push((group.winner, release, -1));
+            }
         }
     }
 }
 
 type Update<R> = (R, Millis, isize);
 
-/// Applies one record at `time`; returns the updates to emit (at most four).
+/// Applies one record at `time`; returns the updates to emit now (at most two). The
+/// winner's retraction at its release time is sent by [`release_until`].
 fn admit<R: Record, F: Fn(&R) -> Millis>(
     groups: &mut HashMap<EventId, Group<R>>,
     releases: &mut BinaryHeap<Reverse<(Millis, EventId)>>,
@@ -216,7 +237,7 @@ fn admit<R: Record, F: Fn(&R) -> Millis>(
     record: R,
     time: Millis,
     release: &F,
-) -> [Option<Update<R>>; 4] {
+) -> [Option<Update<R>>; 2] {
     let rank = |r: &R| (r.ts(), *r);
     match groups.get_mut(&record.id()) {
         None => {
@@ -231,34 +252,23 @@ fn admit<R: Record, F: Fn(&R) -> Millis>(
                 },
             );
             releases.push(Reverse((until, record.id())));
-            [
-                Some((record, time, 1)),
-                Some((record, until, -1)),
-                None,
-                None,
-            ]
+            [Some((record, time, 1)), None]
         }
         Some(group) => {
             counts.duplicate += 1;
             if record == group.winner || group.others.contains(&record) {
-                return [None, None, None, None];
+                return [None, None];
             }
             counts.conflicting += 1;
             if rank(&record) < rank(&group.winner) {
                 group.others.push(record);
-                return [None, None, None, None];
+                return [None, None];
             }
             let old = std::mem::replace(&mut group.winner, record);
-            let old_release = group.release;
             group.others.push(old);
             group.release = release(&record).max(time);
             releases.push(Reverse((group.release, record.id())));
-            [
-                Some((old, time, -1)),
-                Some((old, old_release, 1)),
-                Some((record, time, 1)),
-                Some((record, group.release, -1)),
-            ]
+            [Some((old, time, -1)), Some((record, time, 1))]
         }
     }
 }
