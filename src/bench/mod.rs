@@ -46,6 +46,9 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// The first part of the run, not measured.
     pub warmup: Duration,
+    /// The last part of the run, not measured: records are still sent, but the batch
+    /// that ends the input (and releases all state) does not count.
+    pub cooldown: Duration,
     /// Worker threads.
     pub workers: usize,
     /// The funnel's settings.
@@ -74,6 +77,9 @@ pub struct BenchReport {
     pub window: LatencySummary,
     /// CPU time over wall time: cores in use on average.
     pub cpu_cores: Option<f64>,
+    /// CPU time per record handed over, µs: the cost of a record, less sensitive to
+    /// other load on the machine than latency is.
+    pub cpu_us_per_record: Option<f64>,
     /// Peak RSS during the run, bytes.
     pub peak_rss: Option<u64>,
     /// Most records held in state (join arrangements and dedup ids) seen by a sampler.
@@ -170,9 +176,9 @@ pub fn records_per_bid(
 /// # Errors
 /// A [`BenchError`] when the settings do not work or the run fails.
 pub fn run_bench(config: &BenchConfig) -> Result<BenchReport, BenchError> {
-    if config.rate == 0 || config.duration <= config.warmup {
+    if config.rate == 0 || config.duration <= config.warmup + config.cooldown {
         return Err(BenchError::Invalid(
-            "the rate must be above 0 and the duration longer than the warm-up".into(),
+            "the rate must be above 0 and the duration longer than warm-up and cool-down".into(),
         ));
     }
     let settings = config.settings.clone();
@@ -193,6 +199,7 @@ pub fn run_bench(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let frame = Frame {
         start,
         measure_from: start + config.warmup.as_millis() as Millis,
+        measure_until: start + duration_ms - config.cooldown.as_millis() as Millis,
         deadline: start + duration_ms,
         window: settings.lateness.window,
         max_disorder: settings.max_disorder,
@@ -249,6 +256,9 @@ pub fn run_bench(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         cpu_cores: cpu_before
             .zip(cpu_after)
             .map(|(before, after)| (after - before) / wall.as_secs_f64()),
+        cpu_us_per_record: cpu_before
+            .zip(cpu_after)
+            .map(|(before, after)| (after - before) * 1e6 / measured.handed.max(1) as f64),
         peak_rss: peak_rss_bytes(),
         held_max,
         batches: measured.batches,

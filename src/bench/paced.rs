@@ -96,6 +96,7 @@ impl Partition for PacedPartition {
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
         let now = now_ms();
         let mut poll = Poll::Idle;
+        let mut handed = 0u64;
         for _ in 0..max {
             let Some((scheduled, item)) =
                 self.pending.take().or_else(|| self.shard.next_scheduled())
@@ -112,6 +113,7 @@ impl Partition for PacedPartition {
                 break;
             }
             poll = Poll::Ready;
+            handed += 1;
             self.position += 1;
             let arrival = item.into_arrival(&self.name, self.position);
             if let Arrival::Event { event, .. } = &arrival {
@@ -121,11 +123,7 @@ impl Partition for PacedPartition {
             }
             out.push(arrival);
         }
-        self.tracker
-            .handed(&mut self.entries, out.len() as u64, now_ms());
-        if poll == Poll::Idle && !out.is_empty() {
-            poll = Poll::Ready;
-        }
+        self.tracker.handed(&mut self.entries, handed, now_ms());
         Ok(poll)
     }
 }

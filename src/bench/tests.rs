@@ -7,6 +7,7 @@ fn frame() -> Frame {
     Frame {
         start: 0,
         measure_from: 0,
+        measure_until: 100,
         deadline: 100,
         window: 10,
         max_disorder: 2,
@@ -42,12 +43,13 @@ fn a_record_is_settled_by_the_first_batch_beyond_its_entry() {
 }
 
 #[test]
-fn warm_up_records_and_windows_are_not_measured() {
+fn warm_up_and_cool_down_are_not_measured() {
     let tracker = Tracker::new(Frame {
         measure_from: 50,
+        measure_until: 90,
         ..frame()
     });
-    tracker.handed(&mut vec![(40, 40), (60, 60)], 2, 60);
+    tracker.handed(&mut vec![(40, 40), (60, 60), (95, 95)], 3, 95);
     tracker.written(0, None, 100_000);
     let measured = tracker.measured();
     assert_eq!(measured.processing.len(), 1);
@@ -73,6 +75,7 @@ fn a_short_open_loop_run_measures_every_record_it_sends() {
         rate: 20_000,
         duration: Duration::from_millis(1_500),
         warmup: Duration::from_millis(300),
+        cooldown: Duration::from_millis(200),
         workers: 2,
         settings,
         generator: GeneratorConfig {

@@ -50,6 +50,9 @@ pub struct Frame {
     pub start: Millis,
     /// Records scheduled before this are not measured (warm-up).
     pub measure_from: Millis,
+    /// Records scheduled at or after this are not measured (cool-down: the last batch,
+    /// when the input ends, also releases all state, which is not steady-state work).
+    pub measure_until: Millis,
     /// Records scheduled after this are not sent.
     pub deadline: Millis,
     /// Window length of the funnel.
@@ -63,7 +66,7 @@ impl Frame {
     /// The middle of the measured span: it splits the processing latencies into two
     /// halves, to see whether latency grows over the run.
     fn midpoint(&self) -> Millis {
-        self.measure_from + (self.deadline.saturating_sub(self.measure_from)) / 2
+        self.measure_from + (self.measure_until.saturating_sub(self.measure_from)) / 2
     }
 }
 
@@ -183,7 +186,7 @@ impl Tracker {
                     Some((value, n)) if value == s => run = Some((value, n + 1)),
                     _ => {
                         if let Some((value, n)) = run {
-                            if value >= frame.measure_from {
+                            if (frame.measure_from..frame.measure_until).contains(&value) {
                                 let latency = at_us.saturating_sub(value * 1000).min(HIGHEST_US);
                                 measured.processing.saturating_record_n(latency, n);
                                 measured.halves[usize::from(value >= midpoint)]
@@ -197,13 +200,13 @@ impl Tracker {
         }
         if let Some(f) = frontier {
             // Windows that close in this batch: ends in (previous, f], whole windows
-            // after the warm-up that could be complete before the deadline.
+            // after the warm-up that could be complete before the cool-down.
             let w = frame.window;
             let first = previous.max(frame.measure_from) / w + 1;
             let mut end = first * w;
             while end <= f {
                 let ready = end + frame.max_disorder;
-                if end - w >= frame.measure_from && ready <= frame.deadline {
+                if end - w >= frame.measure_from && ready <= frame.measure_until {
                     let latency = at_us.saturating_sub(ready * 1000).min(HIGHEST_US);
                     measured.window.saturating_record(latency);
                 }

@@ -25,6 +25,9 @@ pub struct BenchArgs {
     /// The first part of each run, not measured.
     #[arg(long, default_value = "3s")]
     pub warmup: DurationText,
+    /// The last part of each run, not measured (the end of input releases all state).
+    #[arg(long, default_value = "2s")]
+    pub cooldown: DurationText,
     /// Worker threads.
     #[arg(long, short = 'w', default_value_t = 1)]
     pub workers: usize,
@@ -58,8 +61,8 @@ pub struct BenchArgs {
 }
 
 const CSV_HEADER: &str = "workers,offered,achieved,proc_p50_ms,proc_p90_ms,proc_p99_ms,\
-proc_p999_ms,proc_max_ms,window_p50_ms,window_p99_ms,window_max_ms,cpu_cores,peak_rss_mb,\
-held_max,sustainable";
+proc_p999_ms,proc_max_ms,window_p50_ms,window_p99_ms,window_max_ms,cpu_cores,\
+cpu_us_per_record,peak_rss_mb,held_max,load1,sustainable";
 
 /// Runs every rate, prints a line per rate and the sustainable throughput.
 ///
@@ -111,6 +114,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), CliError> {
             rate,
             duration: args.duration.to_std(),
             warmup: args.warmup.to_std(),
+            cooldown: args.cooldown.to_std(),
             workers,
             settings: settings.clone(),
             generator: GeneratorConfig {
@@ -169,14 +173,24 @@ fn print_row(report: &BenchReport, problem: Option<&str>) {
     );
     eprintln!(
         "  handed {} records, {} batches, {:.1} s; p99 first/second half {:.1}/{:.1} ms, \
-         {} windows",
+         {} windows; {} µs CPU per record; load average {}",
         report.handed,
         report.batches,
         report.wall.as_secs_f64(),
         ms(report.halves[0].p99),
         ms(report.halves[1].p99),
-        w.count
+        w.count,
+        report
+            .cpu_us_per_record
+            .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+        load_average().unwrap_or_else(|| "-".into())
     );
+}
+
+/// The 1-minute load average (Linux), to judge how noisy a measurement was.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_owned)
 }
 
 fn append_csv(
@@ -194,7 +208,7 @@ fn append_csv(
     let w = &report.window;
     writeln!(
         file,
-        "{workers},{},{:.0},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{},{},{},{}",
+        "{workers},{},{:.0},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{},{},{},{},{},{}",
         report.offered,
         report.achieved,
         ms(p.p50),
@@ -209,9 +223,13 @@ fn append_csv(
             .cpu_cores
             .map_or(String::new(), |c| format!("{c:.2}")),
         report
+            .cpu_us_per_record
+            .map_or(String::new(), |c| format!("{c:.2}")),
+        report
             .peak_rss
             .map_or(String::new(), |b| (b >> 20).to_string()),
         report.held_max,
+        load_average().unwrap_or_default(),
         sustainable
     )
 }

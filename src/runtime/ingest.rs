@@ -25,7 +25,7 @@ const SLICE: Duration = Duration::from_millis(5);
 /// How soon an operator held back by flow control looks again.
 const LEAD_RETRY: Duration = Duration::from_micros(200);
 /// How soon an operator whose partitions are all idle looks again.
-const IDLE_RETRY: Duration = Duration::from_millis(10);
+const IDLE_RETRY: Duration = Duration::from_millis(1);
 
 /// Shared state the ingest operator reports into.
 #[derive(Clone)]
