@@ -133,16 +133,21 @@ fn a_stopped_live_run_leaves_a_consistent_last_batch() {
         let stop = funnel.stop_handle();
         let watched = sink.clone();
         let stopper = std::thread::spawn(move || {
-            // Stop once batches with rows are coming out (or the partitions are drained;
-            // a drained partition holds the frontier, like an idle live partition).
+            // Stop once batches with rows, an unattributed one among them, are coming out
+            // (or the partitions are drained; a drained partition holds the frontier, like
+            // an idle live partition).
             let started = Instant::now();
-            while !drained.iter().all(|d| d.load(Ordering::SeqCst))
-                && watched
-                    .batches()
+            let under_way = || {
+                let batches = watched.batches();
+                let rows = batches.iter().filter(|b| !b.rows.is_empty()).count();
+                let orphans = batches
                     .iter()
-                    .filter(|b| !b.rows.is_empty())
-                    .count()
-                    < 3
+                    .flat_map(|b| &b.rows)
+                    .any(|r| r.dims == Attribution::Unattributed);
+                rows >= 3 && orphans
+            };
+            while !drained.iter().all(|d| d.load(Ordering::SeqCst))
+                && !under_way()
                 && started.elapsed() < Duration::from_secs(60)
             {
                 std::thread::sleep(Duration::from_millis(5));
