@@ -245,11 +245,11 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
     PostgresSink::open(&config, &dims).expect("the sink opens (creates the tables)");
     client
         .batch_execute(
-            "ALTER TABLE t_failed.diffmill_progress ADD CONSTRAINT stop_here CHECK (batch_seq <= 12)",
+            "ALTER TABLE t_failed.diffmill_progress ADD CONSTRAINT stop_here CHECK (batch_seq <= 2)",
         )
         .expect("the constraint is added");
     let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
-    let error = run(&settings, &partitions, sink).expect_err("the 13th batch fails");
+    let error = run(&settings, &partitions, sink).expect_err("the 3rd batch fails");
     let message = error.to_string();
     assert!(
         message.contains("permanent error") && message.contains("not applied"),
@@ -260,11 +260,11 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         "t_failed.diffmill_progress",
         &config.sink_name(),
     );
-    assert_eq!((batches, complete), (12, false));
+    assert_eq!((batches, complete), (2, false));
     assert_eq!(
         totals(&mut client, "t_failed.diffmill_aggregates", &dims),
         as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
-        "after the failure: the totals at the 12th batch's frontier {frontier}, nothing of the 13th"
+        "after the failure: the totals at the 2nd batch's frontier {frontier}, nothing of the 3rd"
     );
 
     // The re-run batches differently (at most every 20 ms): the emitter must cut a batch at
