@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use differential_dataflow::difference::Semigroup;
-use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
+use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{owner, Arrival, Batch, Partition, Poll, Sink, SinkError, Source};
 use diffmill::dataflow::{FunnelSettings, Measures};
 use diffmill::event::Millis;
@@ -153,21 +153,7 @@ fn generated(settings: &FunnelSettings, partitions: usize, bids: u64) -> Vec<Vec
         ..GeneratorConfig::default()
     };
     let generator = Generator::new(config, settings).expect("a generator");
-    (0..partitions)
-        .map(|p| {
-            generator
-                .partition(p)
-                .enumerate()
-                .filter_map(|(i, generated)| match generated {
-                    Generated::Event(event) => Some(Arrival::Event {
-                        event,
-                        position: i as u64 + 1,
-                    }),
-                    Generated::Malformed { .. } => None,
-                })
-                .collect()
-        })
-        .collect()
+    support::generated_events(&generator)
 }
 
 fn sum_rows(batches: &[Batch]) -> Aggregates {

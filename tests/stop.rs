@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use differential_dataflow::difference::Semigroup;
-use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
+use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{owner, Arrival, MemorySink, Partition, Poll, Source};
 use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
 use diffmill::event::Millis;
@@ -82,21 +82,7 @@ fn generated(settings: &FunnelSettings) -> Vec<Vec<Arrival>> {
         ..GeneratorConfig::default()
     };
     let generator = Generator::new(config, settings).expect("a generator");
-    (0..generator.partition_count())
-        .map(|p| {
-            generator
-                .partition(p)
-                .enumerate()
-                .filter_map(|(i, generated)| match generated {
-                    Generated::Event(event) => Some(Arrival::Event {
-                        event,
-                        position: i as u64 + 1,
-                    }),
-                    Generated::Malformed { .. } => None,
-                })
-                .collect()
-        })
-        .collect()
+    support::generated_events(&generator)
 }
 
 fn sum_rows(batches: &[diffmill::connectors::Batch]) -> Aggregates {

@@ -10,6 +10,7 @@ pub mod oracle;
 use std::time::Duration;
 
 use differential_dataflow::difference::Semigroup;
+use diffmill::connectors::generator::{Generated, Generator};
 use diffmill::connectors::{positioned, AggregateRow, Arrival};
 use diffmill::dataflow::{
     Attribution, Dim, DimValues, FunnelSettings, GroupBy, Lateness, Measures,
@@ -91,6 +92,26 @@ pub fn conversion(
 /// Partitions of valid events, each at its index + 1 as position.
 pub fn partitions(events: Vec<Vec<Event>>) -> Vec<Vec<Arrival>> {
     events.into_iter().map(positioned).collect()
+}
+
+/// The generator's partitions as arrivals, its valid events only (malformed records left
+/// out: they never reach the aggregates), each at its index + 1 as position.
+pub fn generated_events(generator: &Generator) -> Vec<Vec<Arrival>> {
+    (0..generator.partition_count())
+        .map(|p| {
+            generator
+                .partition(p)
+                .enumerate()
+                .filter_map(|(i, generated)| match generated {
+                    Generated::Event(event) => Some(Arrival::Event {
+                        event,
+                        position: i as u64 + 1,
+                    }),
+                    Generated::Malformed { .. } => None,
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The dims key of campaign `campaign_id` under [`settings`]' grouping.
