@@ -153,7 +153,10 @@ impl KafkaSourceSpec {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             // Bounded prefetch: while the dataflow lags, the partition is not polled and
-            // librdkafka stops fetching once this much is queued (backpressure).
+            // librdkafka stops fetching it once this much (or `queued.min.messages`) is
+            // in its queue. Each partition has its own queue (split off the worker's
+            // consumer), so the limit holds per partition: a partition that is not polled
+            // is in effect paused, and does not starve the others (backpressure).
             .set("queued.max.messages.kbytes", "16384");
         for (key, value) in &self.options {
             config.set(key, value);

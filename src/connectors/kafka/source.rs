@@ -2,9 +2,11 @@
 //! that owns it, offsets committed once the records' effects reached every sink.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::{KafkaSourceSpec, StartPosition};
@@ -23,9 +25,11 @@ const COMMIT_STEP: Millis = 100;
 /// Reads one topic per stream; each partition of each topic is owned by one worker.
 ///
 /// Partitions are listed topic by topic (bids, impressions, clicks, conversions), by
-/// partition number, and dealt to workers with [`owner`]. Each partition gets its own
-/// consumer with a manual assignment (no group rebalancing: ownership is fixed by the
-/// cluster shape); the group id is used for committed offsets only.
+/// partition number, and dealt to workers with [`owner`]. A worker's consumer gets a
+/// manual assignment (no group rebalancing: ownership is fixed by the
+/// cluster shape); the group id is used for committed offsets only. A worker reads all
+/// its partitions with one consumer (one set of librdkafka broker threads), each
+/// partition from its own queue.
 #[derive(Clone, Debug)]
 pub struct KafkaSource {
     spec: KafkaSourceSpec,
@@ -70,15 +74,15 @@ impl KafkaSource {
         Ok(all)
     }
 
-    fn open(
+    /// Where a partition starts reading, from `consumer`'s view of the broker; also its
+    /// end offset at this moment.
+    fn start_of(
         &self,
-        kind: StreamKind,
+        consumer: &BaseConsumer,
         topic: &str,
         partition: i32,
-    ) -> Result<KafkaPartition, std::io::Error> {
-        let name = format!("{topic}/{partition}");
-        let fail = |e: &dyn std::fmt::Display| io(format!("{name}: {e}"));
-        let consumer: BaseConsumer = self.spec.consumer_config().create().map_err(io)?;
+    ) -> Result<(i64, i64), std::io::Error> {
+        let fail = |e: &dyn std::fmt::Display| io(format!("{topic}/{partition}: {e}"));
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, BROKER_TIMEOUT)
             .map_err(|e| fail(&e))?;
@@ -118,26 +122,52 @@ impl KafkaSource {
                 }
             }
         };
-        tracing::debug!(partition = %name, low, high, start, "kafka partition opened");
+        Ok((start, high))
+    }
+
+    /// Opens `owned` with ONE consumer: every partition is assigned to it, and each gets
+    /// its own partition queue (so each keeps its own order and watermark). The queues are
+    /// split off before the assignment, so no message of an owned partition reaches the
+    /// consumer's main queue (librdkafka keeps an application-set forwarding on assign).
+    fn open_all(
+        &self,
+        owned: Vec<(StreamKind, String, i32)>,
+    ) -> Result<Vec<KafkaPartition>, std::io::Error> {
+        if owned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let consumer: Arc<BaseConsumer> =
+            Arc::new(self.spec.consumer_config().create().map_err(io)?);
         let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, partition, Offset::Offset(start))
-            .map_err(|e| fail(&e))?;
-        consumer.assign(&assignment).map_err(|e| fail(&e))?;
-        Ok(KafkaPartition {
-            name,
-            topic: topic.to_owned(),
-            partition,
-            stream: kind,
-            format: self.spec.format,
-            consumer,
-            end: self.spec.stop_at_end.then_some(high),
-            next: start,
-            idle_timeout: self.spec.idle_timeout.to_std(),
-            max_ts: None,
-            pending: VecDeque::new(),
-            committed: start,
-        })
+        let mut partitions = Vec::with_capacity(owned.len());
+        for (kind, topic, partition) in owned {
+            let name = format!("{topic}/{partition}");
+            let (start, high) = self.start_of(&consumer, &topic, partition)?;
+            tracing::debug!(partition = %name, high, start, "kafka partition opened");
+            let queue = consumer
+                .split_partition_queue(&topic, partition)
+                .ok_or_else(|| io(format!("{name}: no partition queue")))?;
+            assignment
+                .add_partition_offset(&topic, partition, Offset::Offset(start))
+                .map_err(|e| io(format!("{name}: {e}")))?;
+            partitions.push(KafkaPartition {
+                name,
+                topic,
+                partition,
+                stream: kind,
+                format: self.spec.format,
+                queue,
+                consumer: Arc::clone(&consumer),
+                end: self.spec.stop_at_end.then_some(high),
+                next: start,
+                idle_timeout: self.spec.idle_timeout.to_std(),
+                max_ts: None,
+                pending: VecDeque::new(),
+                committed: start,
+            });
+        }
+        consumer.assign(&assignment).map_err(io)?;
+        Ok(partitions)
     }
 }
 
@@ -147,14 +177,18 @@ impl Source for KafkaSource {
         worker: usize,
         workers: usize,
     ) -> Result<Vec<Box<dyn Partition>>, std::io::Error> {
-        self.all_partitions()?
+        let owned = self
+            .all_partitions()?
             .into_iter()
             .enumerate()
             .filter(|(i, _)| owner(*i, workers) == worker)
-            .map(|(_, (kind, topic, partition))| {
-                Ok(Box::new(self.open(kind, &topic, partition)?) as Box<dyn Partition>)
-            })
-            .collect()
+            .map(|(_, p)| p)
+            .collect();
+        Ok(self
+            .open_all(owned)?
+            .into_iter()
+            .map(|p| Box::new(p) as Box<dyn Partition>)
+            .collect())
     }
 }
 
@@ -165,7 +199,11 @@ pub struct KafkaPartition {
     partition: i32,
     stream: StreamKind,
     format: Format,
-    consumer: BaseConsumer,
+    /// This partition's messages, split off the worker's consumer.
+    queue: PartitionQueue<DefaultConsumerContext>,
+    /// The worker's consumer, shared by all its partitions of this source: polled for
+    /// callbacks (errors, commit results), used for positions and commits.
+    consumer: Arc<BaseConsumer>,
     /// With `stop_at_end`: the end offset at the start; the partition is done there.
     end: Option<i64>,
     /// The offset after the last message read.
@@ -257,6 +295,28 @@ impl KafkaPartition {
         }
     }
 
+    /// Serves the shared consumer's main queue (callbacks, errors). No message of an
+    /// owned partition is delivered there (each has its own queue); one that is would be
+    /// a bug, reported as an error rather than dropped.
+    fn serve_main_queue(&self) -> Result<(), std::io::Error> {
+        while let Some(result) = self.consumer.poll(Duration::ZERO) {
+            match result {
+                Ok(message) => {
+                    return Err(io(format!(
+                        "{}/{} offset {}: message on the consumer's main queue, not its partition queue",
+                        message.topic(),
+                        message.partition(),
+                        message.offset()
+                    )));
+                }
+                Err(error) => {
+                    tracing::warn!(partition = %self.name, %error, "kafka consumer error");
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn at_end(&self) -> bool {
         self.end.is_some_and(|end| self.next >= end)
     }
@@ -284,12 +344,13 @@ impl Partition for KafkaPartition {
     }
 
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
+        self.serve_main_queue()?;
         let mut produced = 0;
         while produced < max {
             if self.at_end() {
                 return Ok(Poll::Done);
             }
-            let Some(message) = self.consumer.poll(Duration::ZERO) else {
+            let Some(message) = self.queue.poll(Duration::ZERO) else {
                 // Past the last record (e.g. a transaction marker at the end)?
                 if let Some(end) = self.end {
                     let position = self.consumer.position().ok().and_then(|p| {
