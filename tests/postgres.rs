@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
 use diffmill::connectors::{Arrival, MemorySource, PostgresConfig, PostgresSink, Sink};
 use diffmill::dataflow::{Dim, FunnelSettings};
-use diffmill::event::{Format, Millis};
+use diffmill::event::{DeadLetter, Format, Millis, Origin};
 use diffmill::graph::GraphSpec;
 use diffmill::runtime::{Funnel, RunError};
 use postgres::{Client, NoTls};
@@ -101,7 +101,8 @@ fn progress(
     (row.get(0), row.get(1), row.get(2))
 }
 
-/// Generated partitions (malformed records left out: they never reach the aggregates).
+/// Generated partitions; malformed lines arrive as dead letters (the reason is the
+/// test's: the sink stores whatever it is given).
 fn generated(settings: &FunnelSettings, config: GeneratorConfig) -> Vec<Vec<Arrival>> {
     let generator = Generator::new(config, settings).expect("a generator");
     (0..generator.partition_count())
@@ -109,20 +110,98 @@ fn generated(settings: &FunnelSettings, config: GeneratorConfig) -> Vec<Vec<Arri
             generator
                 .partition(p)
                 .enumerate()
-                .filter_map(|(i, generated)| match generated {
-                    Generated::Event(event) => Some(Arrival::Event {
+                .map(|(i, generated)| match generated {
+                    Generated::Event(event) => Arrival::Event {
                         event,
                         position: i as u64 + 1,
+                    },
+                    Generated::Malformed { stream, line } => Arrival::DeadLetter(DeadLetter {
+                        stream,
+                        origin: Origin {
+                            source: format!("memory/{p}"),
+                            position: i as u64 + 1,
+                        },
+                        raw: line,
+                        reason: "malformed (generated)".into(),
                     }),
-                    Generated::Malformed { .. } => None,
                 })
                 .collect()
         })
         .collect()
 }
 
+/// A dead letter as the tables and the oracle both name it: stream, source, position.
+type DeadKey = (String, String, i64);
+
+/// A too-late record: stream, source, position, id, event time (ms), watermark (ms).
+type LateKey = (String, String, i64, String, i64, i64);
+
+/// The dead letters and too-late records held in `schema`'s reject tables, sorted.
+fn rejects(client: &mut Client, schema: &str) -> (Vec<DeadKey>, Vec<LateKey>) {
+    let mut dead: Vec<DeadKey> = client
+        .query(
+            &format!(
+                "SELECT stream, source, position FROM {schema}.diffmill_aggregates_dead_letters"
+            ),
+            &[],
+        )
+        .expect("the dead-letter table reads")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let mut late: Vec<LateKey> = client
+        .query(
+            &format!(
+                "SELECT stream, source, position, id::text, \
+                 (extract(epoch FROM ts) * 1000)::int8, \
+                 (extract(epoch FROM watermark) * 1000)::int8 \
+                 FROM {schema}.diffmill_aggregates_too_late"
+            ),
+            &[],
+        )
+        .expect("the too-late table reads")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    dead.sort();
+    late.sort();
+    (dead, late)
+}
+
+/// The oracle's dead letters and too-late records, keyed and sorted as [`rejects`].
+fn expected_rejects(oracle: &Oracle) -> (Vec<DeadKey>, Vec<LateKey>) {
+    let mut dead: Vec<DeadKey> = oracle
+        .dead_letters()
+        .into_iter()
+        .map(|d| {
+            (
+                d.stream.name().to_owned(),
+                d.origin.source,
+                d.origin.position as i64,
+            )
+        })
+        .collect();
+    let mut late: Vec<LateKey> = oracle
+        .too_late()
+        .into_iter()
+        .map(|t| {
+            (
+                t.stream.name().to_owned(),
+                t.origin.source,
+                t.origin.position as i64,
+                t.id.to_string(),
+                t.ts as i64,
+                t.watermark as i64,
+            )
+        })
+        .collect();
+    dead.sort();
+    late.sort();
+    (dead, late)
+}
+
 /// One-minute windows by campaign, a batch at every frontier move, and 4000 bids over
-/// 200 s of event time with late, duplicate and orphan records.
+/// 200 s of event time with late, too-late, duplicate, orphan and malformed records.
 fn case() -> (FunnelSettings, Vec<Vec<Arrival>>) {
     let settings = support::settings(60_000, 120_000, 300_000, 300_000, 2_000);
     let partitions = generated(
@@ -133,8 +212,10 @@ fn case() -> (FunnelSettings, Vec<Vec<Arrival>>) {
             rate: 20,
             partitions: 3,
             late: 0.01,
+            too_late: 0.005,
             duplicate: 0.01,
             orphan: 0.01,
+            malformed: 0.005,
             ..GeneratorConfig::default()
         },
     );
@@ -163,9 +244,14 @@ fn totals_equal_the_oracle_and_a_second_run_adds_nothing() {
     let dims = settings.group_by.dims().to_vec();
     let mut config = fresh(&url, "t_totals");
     config.change_log_table = Some("changes".into());
-    let expected = as_csv(
-        &Oracle::new(&settings, &partitions).final_values(),
-        &settings,
+    let oracle = Oracle::new(&settings, &partitions);
+    let expected = as_csv(&oracle.final_values(), &settings);
+    let expected_rejects = expected_rejects(&oracle);
+    assert!(
+        !expected_rejects.0.is_empty() && !expected_rejects.1.is_empty(),
+        "the input has dead letters and too-late records ({} and {})",
+        expected_rejects.0.len(),
+        expected_rejects.1.len()
     );
     let mut client = connect(&url);
 
@@ -176,6 +262,11 @@ fn totals_equal_the_oracle_and_a_second_run_adds_nothing() {
             totals(&mut client, "t_totals.diffmill_aggregates", &dims),
             expected,
             "{attempt} run: the table vs the oracle"
+        );
+        assert_eq!(
+            rejects(&mut client, "t_totals"),
+            expected_rejects,
+            "{attempt} run: the dead letters and too-late records, each once"
         );
         let (_, batches, complete) = progress(
             &mut client,
@@ -266,6 +357,18 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
         "after the failure: the totals at the 2nd batch's frontier {frontier}, nothing of the 3rd"
     );
+    let logged: i64 = client
+        .query_one(
+            "SELECT count(*) FROM t_failed.diffmill_aggregates_dead_letters \
+             WHERE batch_seq >= 2 OR frontier IS NULL",
+            &[],
+        )
+        .expect("the dead letters read")
+        .get(0);
+    assert_eq!(
+        logged, 0,
+        "nothing of the failed batch in the dead-letter table"
+    );
 
     // The re-run batches differently (at most every 20 ms): the emitter must cut a batch at
     // the recorded frontier, or the sink refuses a batch that straddles it.
@@ -280,6 +383,11 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         totals(&mut client, "t_failed.diffmill_aggregates", &dims),
         as_csv(&oracle.final_values(), &settings),
         "after the re-run: the oracle's final values, nothing twice"
+    );
+    assert_eq!(
+        rejects(&mut client, "t_failed"),
+        expected_rejects(&oracle),
+        "after the re-run: every dead letter and too-late record once"
     );
 }
 
@@ -492,6 +600,32 @@ fn a_killed_run_then_a_restart_equals_the_oracle_not_double() {
         totals(&mut client, "t_killed.diffmill_aggregates", &dims),
         expected,
         "killed after {batches} batches, then restarted: the oracle, nothing twice"
+    );
+    // File sources name partitions by path, the oracle by index: compare without it.
+    let unsourced = |(dead, late): (Vec<DeadKey>, Vec<LateKey>)| {
+        let mut dead: Vec<(String, i64)> = dead.into_iter().map(|d| (d.0, d.2)).collect();
+        let mut late: Vec<(String, i64, String, i64, i64)> = late
+            .into_iter()
+            .map(|l| (l.0, l.2, l.3, l.4, l.5))
+            .collect();
+        dead.sort();
+        late.sort();
+        (dead, late)
+    };
+    let held = unsourced(rejects(&mut client, "t_killed"));
+    let expected_rejects = unsourced(expected_rejects(&oracle));
+    assert!(
+        !held.0.is_empty(),
+        "the generated files have malformed lines"
+    );
+    assert_eq!(
+        (held.0.len(), held.1.len()),
+        (expected_rejects.0.len(), expected_rejects.1.len()),
+        "killed, then restarted: how many dead letters and too-late records"
+    );
+    assert_eq!(
+        held, expected_rejects,
+        "killed, then restarted: every dead letter and too-late record once"
     );
 }
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::layout::{DEAD_LETTERS_SUFFIX, TOO_LATE_SUFFIX};
 use crate::graph::DurationText;
 
 /// The environment variable read for the connection string when a graph gives neither
@@ -172,16 +173,29 @@ impl PostgresConfig {
                 });
             }
         }
-        let tables = [&self.table, &self.progress_table];
-        if self.table == self.progress_table
-            || self
-                .change_log_table
-                .as_ref()
-                .is_some_and(|c| tables.contains(&c))
-        {
+        let dead_letters = format!("{}{DEAD_LETTERS_SUFFIX}", self.table);
+        let too_late = format!("{}{TOO_LATE_SUFFIX}", self.table);
+        if !is_identifier(&dead_letters) || !is_identifier(&too_late) {
             return Err(ConfigProblem {
                 key: "table",
-                problem: "`table`, `progress_table` and `change_log_table` must differ".into(),
+                problem: format!(
+                    "`{}` is too long: the dead-letter and too-late tables `{dead_letters}` and \
+                     `{too_late}` must fit in 63 characters",
+                    self.table
+                ),
+            });
+        }
+        let mut tables: Vec<&str> =
+            vec![&self.table, &self.progress_table, &dead_letters, &too_late];
+        tables.extend(self.change_log_table.as_deref());
+        let distinct: std::collections::BTreeSet<&str> = tables.iter().copied().collect();
+        if distinct.len() != tables.len() {
+            return Err(ConfigProblem {
+                key: "table",
+                problem: format!(
+                    "`table`, `progress_table`, `change_log_table` and the tables `{dead_letters}` \
+                     and `{too_late}` must differ"
+                ),
             });
         }
         Ok(())
@@ -226,5 +240,23 @@ mod tests {
         config.url = Some("postgresql://x@localhost/db".into());
         config.url_env = None;
         assert_eq!(config.resolve_url().unwrap_err().key, "table");
+    }
+
+    #[test]
+    fn the_reject_tables_are_named_after_the_table_and_must_fit() {
+        let mut config = PostgresConfig::with_url("postgresql://x@localhost/db");
+        config.change_log_table = Some("diffmill_aggregates_too_late".into());
+        assert_eq!(config.resolve_url().unwrap_err().key, "table");
+        config.change_log_table = None;
+        config.table = "a".repeat(55);
+        let problem = config.resolve_url().unwrap_err();
+        assert_eq!(problem.key, "table");
+        assert!(
+            problem.problem.contains("63 characters"),
+            "{}",
+            problem.problem
+        );
+        config.table = "a".repeat(50);
+        assert!(config.resolve_url().is_ok());
     }
 }

@@ -10,6 +10,15 @@
 //!
 //! The progress table holds one row per sink: the frontier (ms) of the last batch
 //! applied, how many batches were applied, and whether the input was complete.
+//!
+//! The rejected records of each batch are appended, in the batch's transaction, to two
+//! tables named after the aggregates table: `<table>_dead_letters` (records that failed
+//! to parse or validate: stream, origin, reason, raw text) and `<table>_too_late`
+//! (records too late to apply: stream, origin, id, event time, the watermark they were
+//! judged against, reason). Each row also carries the batch's number (as in the progress
+//! table: batches applied before it, over all runs) and frontier (`NULL` for the batch
+//! of a complete input). Batches skipped on resume are skipped here too, so every
+//! rejected record is there once.
 
 use std::fmt::Write;
 
@@ -30,6 +39,18 @@ pub const MEASURES: [&str; 6] = [
 /// The batch's rows are copied into this session-local table first.
 const STAGING: &str = "pg_temp.diffmill_batch";
 
+/// The batch's dead letters are copied into this session-local table first.
+const STAGING_DEAD: &str = "pg_temp.diffmill_batch_dead_letters";
+
+/// The batch's too-late records are copied into this session-local table first.
+const STAGING_LATE: &str = "pg_temp.diffmill_batch_too_late";
+
+/// Appended to the aggregates table's name: the dead-letter table.
+pub const DEAD_LETTERS_SUFFIX: &str = "_dead_letters";
+
+/// Appended to the aggregates table's name: the too-late table.
+pub const TOO_LATE_SUFFIX: &str = "_too_late";
+
 /// `ms` (a bigint of ms since the epoch) as a `timestamptz`, exactly.
 fn at(ms: &str) -> String {
     format!("(timestamptz 'epoch' + ({ms})::int8 * interval '1 millisecond')")
@@ -47,6 +68,10 @@ pub struct Layout {
     pub progress: String,
     /// `schema.change_log_table`.
     pub change_log: Option<String>,
+    /// `schema.<table>_dead_letters`.
+    pub dead_letters: String,
+    /// `schema.<table>_too_late`.
+    pub too_late: String,
     dims: Vec<Dim>,
 }
 
@@ -59,6 +84,8 @@ impl Layout {
             aggregates: qualified(&config.table),
             progress: qualified(&config.progress_table),
             change_log: config.change_log_table.as_deref().map(qualified),
+            dead_letters: qualified(&format!("{}{DEAD_LETTERS_SUFFIX}", config.table)),
+            too_late: qualified(&format!("{}{TOO_LATE_SUFFIX}", config.table)),
             dims: dims.to_vec(),
         }
     }
@@ -108,6 +135,38 @@ impl Layout {
         columns
     }
 
+    /// The dead-letter table's columns and their types.
+    pub fn dead_letter_columns() -> Vec<(String, &'static str)> {
+        [
+            ("batch_seq", "bigint"),
+            ("frontier", "timestamp with time zone"),
+            ("stream", "text"),
+            ("source", "text"),
+            ("position", "bigint"),
+            ("reason", "text"),
+            ("raw", "text"),
+        ]
+        .map(|(c, t)| (c.to_owned(), t))
+        .to_vec()
+    }
+
+    /// The too-late table's columns and their types.
+    pub fn too_late_columns() -> Vec<(String, &'static str)> {
+        [
+            ("batch_seq", "bigint"),
+            ("frontier", "timestamp with time zone"),
+            ("stream", "text"),
+            ("source", "text"),
+            ("position", "bigint"),
+            ("id", "numeric"),
+            ("ts", "timestamp with time zone"),
+            ("watermark", "timestamp with time zone"),
+            ("reason", "text"),
+        ]
+        .map(|(c, t)| (c.to_owned(), t))
+        .to_vec()
+    }
+
     /// Statements creating the schema and the tables if missing.
     pub fn create(&self) -> String {
         let key: Vec<&str> = std::iter::once("window_start")
@@ -153,6 +212,21 @@ impl Layout {
             }
             sql.push_str("  status text NOT NULL\n);\n");
         }
+        let _ = write!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS {} (\n  batch_seq bigint NOT NULL,\n  \
+             frontier timestamptz,\n  stream text NOT NULL,\n  source text NOT NULL,\n  \
+             position bigint NOT NULL,\n  reason text NOT NULL,\n  raw text NOT NULL\n);\n",
+            self.dead_letters
+        );
+        let _ = write!(
+            sql,
+            "CREATE TABLE IF NOT EXISTS {} (\n  batch_seq bigint NOT NULL,\n  \
+             frontier timestamptz,\n  stream text NOT NULL,\n  source text NOT NULL,\n  \
+             position bigint NOT NULL,\n  id numeric NOT NULL,\n  ts timestamptz NOT NULL,\n  \
+             watermark timestamptz NOT NULL,\n  reason text NOT NULL\n);\n",
+            self.too_late
+        );
         sql
     }
 
@@ -169,7 +243,16 @@ impl Layout {
         for measure in MEASURES {
             let _ = write!(sql, ", {measure} int8 NOT NULL");
         }
-        sql.push_str(", status text NOT NULL) ON COMMIT DELETE ROWS");
+        sql.push_str(", status text NOT NULL) ON COMMIT DELETE ROWS;\n");
+        sql.push_str(
+            "CREATE TEMP TABLE IF NOT EXISTS diffmill_batch_dead_letters (stream text NOT NULL, \
+             source text NOT NULL, position int8 NOT NULL, reason text NOT NULL, \
+             raw text NOT NULL) ON COMMIT DELETE ROWS;\n\
+             CREATE TEMP TABLE IF NOT EXISTS diffmill_batch_too_late (stream text NOT NULL, \
+             source text NOT NULL, position int8 NOT NULL, id numeric NOT NULL, \
+             ts int8 NOT NULL, watermark int8 NOT NULL, reason text NOT NULL) \
+             ON COMMIT DELETE ROWS",
+        );
         sql
     }
 
@@ -276,6 +359,41 @@ impl Layout {
         ))
     }
 
+    /// `COPY` of the dead-letter staging table (see [`dead_letters_text`]).
+    pub fn copy_dead_letters(&self) -> String {
+        format!("COPY {STAGING_DEAD} FROM STDIN")
+    }
+
+    /// `COPY` of the too-late staging table (see [`too_late_text`]).
+    pub fn copy_too_late(&self) -> String {
+        format!("COPY {STAGING_LATE} FROM STDIN")
+    }
+
+    /// Appends the staged dead letters to their table: `$1` the batch number, `$2` its
+    /// frontier (ms).
+    pub fn append_dead_letters(&self) -> String {
+        format!(
+            "INSERT INTO {} (batch_seq, frontier, stream, source, position, reason, raw) \
+             SELECT $1::int8, {}, stream, source, position, reason, raw FROM {STAGING_DEAD}",
+            self.dead_letters,
+            at("$2")
+        )
+    }
+
+    /// Appends the staged too-late records to their table: `$1` the batch number, `$2`
+    /// its frontier (ms).
+    pub fn append_too_late(&self) -> String {
+        format!(
+            "INSERT INTO {} (batch_seq, frontier, stream, source, position, id, ts, watermark, \
+             reason) SELECT $1::int8, {}, stream, source, position, id, {}, {}, reason \
+             FROM {STAGING_LATE}",
+            self.too_late,
+            at("$2"),
+            at("ts"),
+            at("watermark")
+        )
+    }
+
     /// Adds the sink's progress row if missing: `$1` the sink's name.
     pub fn init_progress(&self) -> String {
         format!(
@@ -313,10 +431,44 @@ pub fn copy_text(layout: &Layout, batch: &Batch) -> String {
     out
 }
 
-/// Appends `value` escaped for `COPY`'s text format.
+/// The dead letters of `batch` in `COPY`'s text format.
+pub fn dead_letters_text(batch: &Batch) -> String {
+    let mut out = String::new();
+    for letter in &batch.dead_letters {
+        let _ = write!(out, "{}\t", letter.stream.name());
+        escape(&mut out, &letter.origin.source);
+        let _ = write!(out, "\t{}\t", letter.origin.position);
+        escape(&mut out, &letter.reason);
+        out.push('\t');
+        escape(&mut out, &letter.raw);
+        out.push('\n');
+    }
+    out
+}
+
+/// The too-late records of `batch` in `COPY`'s text format.
+pub fn too_late_text(batch: &Batch) -> String {
+    let mut out = String::new();
+    for record in &batch.too_late {
+        let _ = write!(out, "{}\t", record.stream.name());
+        escape(&mut out, &record.origin.source);
+        let _ = write!(
+            out,
+            "\t{}\t{}\t{}\t{}\t",
+            record.origin.position, record.id, record.ts, record.watermark
+        );
+        escape(&mut out, &record.reason);
+        out.push('\n');
+    }
+    out
+}
+
+/// Appends `value` escaped for `COPY`'s text format. A NUL character, which PostgreSQL
+/// text cannot hold, becomes U+FFFD.
 fn escape(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {
+            '\0' => out.push('\u{FFFD}'),
             '\\' => out.push_str("\\\\"),
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
@@ -362,6 +514,49 @@ mod tests {
         out.clear();
         layout.copy_row(&mut out, &unattributed);
         assert!(out.starts_with("0\t900000\tunattributed\tunattributed\t"));
+    }
+
+    #[test]
+    fn rejected_records_are_copied_escaped() {
+        use crate::event::{DeadLetter, Origin, StreamKind, TooLate};
+        let origin = Origin {
+            source: "in/bids.csv".into(),
+            position: 3,
+        };
+        let batch = Batch {
+            dead_letters: vec![DeadLetter {
+                stream: StreamKind::Bid,
+                origin: origin.clone(),
+                raw: "1,\\x\t\0\n".into(),
+                reason: "bad".into(),
+            }],
+            too_late: vec![TooLate {
+                stream: StreamKind::Click,
+                origin,
+                id: u64::MAX,
+                ts: 5,
+                watermark: 900_000,
+                reason: "too late".into(),
+            }],
+            ..Batch::default()
+        };
+        assert_eq!(
+            dead_letters_text(&batch),
+            "bid\tin/bids.csv\t3\tbad\t1,\\\\x\\t\u{FFFD}\\n\n"
+        );
+        assert_eq!(
+            too_late_text(&batch),
+            format!("click\tin/bids.csv\t3\t{}\t5\t900000\ttoo late\n", u64::MAX)
+        );
+        let layout = Layout::new(
+            &PostgresConfig::with_url("postgresql://localhost/db"),
+            &[Dim::Campaign],
+        );
+        assert_eq!(
+            layout.dead_letters,
+            "public.diffmill_aggregates_dead_letters"
+        );
+        assert_eq!(layout.too_late, "public.diffmill_aggregates_too_late");
     }
 
     #[test]

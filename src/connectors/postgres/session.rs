@@ -8,7 +8,7 @@ use postgres::{Client, Statement};
 use postgres_native_tls::MakeTlsConnector;
 
 use super::config::TlsMode;
-use super::layout::{copy_text, Layout};
+use super::layout::{copy_text, dead_letters_text, too_late_text, Layout};
 use super::retry::{classify, Failure};
 use crate::connectors::Batch;
 use crate::event::Millis;
@@ -34,6 +34,8 @@ pub struct Session {
     delete_zeros: Statement,
     finalize: Statement,
     change_log: Option<Statement>,
+    dead_letters: Statement,
+    too_late: Statement,
 }
 
 fn db(error: postgres::Error) -> Failure {
@@ -80,6 +82,8 @@ impl Session {
         let mut tables = vec![
             (&layout.aggregates, layout.aggregate_columns()),
             (&layout.progress, Layout::progress_columns()),
+            (&layout.dead_letters, Layout::dead_letter_columns()),
+            (&layout.too_late, Layout::too_late_columns()),
         ];
         if let Some(change_log) = &layout.change_log {
             tables.push((change_log, layout.change_log_columns()));
@@ -133,6 +137,8 @@ impl Session {
                 Some(sql) => Some(client.prepare(&sql).map_err(db)?),
                 None => None,
             },
+            dead_letters: client.prepare(&layout.append_dead_letters()).map_err(db)?,
+            too_late: client.prepare(&layout.append_too_late()).map_err(db)?,
             layout: layout.clone(),
             client,
         })
@@ -153,7 +159,8 @@ impl Session {
     /// Applies `batch` in one transaction: locks the sink's progress row and checks it
     /// still says `before` (else another writer is at work), copies the rows into the
     /// staging table, adds them to the totals, deletes totals that became zero, appends
-    /// them to the change log, marks the finalized windows and records the progress.
+    /// them to the change log, appends the dead letters and too-late records to their
+    /// tables, marks the finalized windows and records the progress.
     /// Returns the progress after the batch.
     ///
     /// # Errors
@@ -171,6 +178,8 @@ impl Session {
             complete: batch.frontier.is_none(),
         };
         let frontier: Option<i64> = batch.frontier.map(|f| f as i64);
+        // The batch's number over all runs of this sink (batches applied before it).
+        let seq = before.batches as i64;
         let mut transaction = self.client.transaction().map_err(db)?;
         let found = applied(
             &transaction
@@ -194,11 +203,36 @@ impl Session {
                 .map_err(db)?;
             transaction.execute(&self.delete_zeros, &[]).map_err(db)?;
             if let Some(change_log) = &self.change_log {
-                let seq = before.batches as i64;
                 transaction
                     .execute(change_log, &[&seq, &frontier])
                     .map_err(db)?;
             }
+        }
+        for (records, text, copy, append) in [
+            (
+                batch.dead_letters.len(),
+                dead_letters_text as fn(&Batch) -> String,
+                self.layout.copy_dead_letters(),
+                &self.dead_letters,
+            ),
+            (
+                batch.too_late.len(),
+                too_late_text,
+                self.layout.copy_too_late(),
+                &self.too_late,
+            ),
+        ] {
+            if records == 0 {
+                continue;
+            }
+            let mut writer = transaction.copy_in(&copy).map_err(db)?;
+            writer
+                .write_all(text(batch).as_bytes())
+                .map_err(|e| Failure::Transient(format!("copying the rejected records: {e}")))?;
+            writer.finish().map_err(db)?;
+            transaction
+                .execute(append, &[&seq, &frontier])
+                .map_err(db)?;
         }
         if !batch.finalized.is_empty() {
             let starts: Vec<i64> = batch.finalized.iter().map(|s| *s as i64).collect();

@@ -12,15 +12,16 @@ use crate::event::Millis;
 /// query at any time.
 ///
 /// Visibility: each batch is one transaction: its deltas are added to the totals, its
-/// finalized windows are marked `final` and its frontier is recorded in the progress
-/// table, together or not at all. A reader sees the totals at some batch boundary,
+/// finalized windows are marked `final`, its dead letters and too-late records are
+/// appended to their tables and its frontier is recorded in the progress table,
+/// together or not at all. A reader sees the totals at some batch boundary,
 /// never half a batch.
 ///
 /// Exactly once: at open the sink reads its progress row (keyed by the sink's name) and
 /// reports the frontier recorded there as its [`Sink::resume_frontier`]; the emitter
 /// then cuts a batch at exactly that frontier, and the sink skips every batch at or
 /// below it. A re-run over the same input therefore adds only what the previous runs
-/// did not, and the totals equal a single run's.
+/// did not: the totals equal a single run's, and each rejected record is held once.
 ///
 /// Failures: a transient error (connection lost, server restarting) is retried with
 /// backoff for `retry_for`, reconnecting; before retrying, the progress row tells
