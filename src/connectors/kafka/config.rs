@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use rdkafka::config::FromClientConfig;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
@@ -158,10 +159,7 @@ impl KafkaSourceSpec {
             // consumer), so the limit holds per partition: a partition that is not polled
             // is in effect paused, and does not starve the others (backpressure).
             .set("queued.max.messages.kbytes", "16384");
-        for (key, value) in &self.options {
-            config.set(key, value);
-        }
-        config
+        with_options(config, &self.options)
     }
 
     /// Checks the values that can be checked without a broker (librdkafka rejects unknown
@@ -170,9 +168,7 @@ impl KafkaSourceSpec {
     /// # Errors
     /// The first key whose value cannot work.
     pub fn check(&self) -> Result<(), (String, String)> {
-        if self.brokers.trim().is_empty() {
-            return Err(("brokers".into(), "empty: give host:port".into()));
-        }
+        check_brokers(&self.brokers)?;
         if self.group_id.trim().is_empty() {
             return Err(("group_id".into(), "empty".into()));
         }
@@ -187,13 +183,7 @@ impl KafkaSourceSpec {
         if self.idle_timeout.millis() == 0 {
             return Err(("idle_timeout".into(), "must be more than 0".into()));
         }
-        match self
-            .consumer_config()
-            .create::<rdkafka::consumer::BaseConsumer>()
-        {
-            Ok(_) => Ok(()),
-            Err(error) => Err(("options".into(), error.to_string())),
-        }
+        check_client::<rdkafka::consumer::BaseConsumer>(&self.consumer_config())
     }
 }
 
@@ -212,10 +202,7 @@ impl KafkaSinkSpec {
             .set("bootstrap.servers", &self.brokers)
             .set("transactional.id", self.transactional_id())
             .set("enable.idempotence", "true");
-        for (key, value) in &self.options {
-            config.set(key, value);
-        }
-        config
+        with_options(config, &self.options)
     }
 
     /// Checks the values that can be checked without a broker (librdkafka rejects unknown
@@ -224,19 +211,36 @@ impl KafkaSinkSpec {
     /// # Errors
     /// The first key whose value cannot work.
     pub fn check(&self) -> Result<(), (String, String)> {
-        if self.brokers.trim().is_empty() {
-            return Err(("brokers".into(), "empty: give host:port".into()));
-        }
+        check_brokers(&self.brokers)?;
         if self.topic.trim().is_empty() {
             return Err(("topic".into(), "empty topic name".into()));
         }
-        match self
-            .producer_config()
-            .create::<rdkafka::producer::BaseProducer>()
-        {
-            Ok(_) => Ok(()),
-            Err(error) => Err(("options".into(), error.to_string())),
-        }
+        check_client::<rdkafka::producer::BaseProducer>(&self.producer_config())
+    }
+}
+
+/// `config` with every pass-through option of a spec set on top.
+fn with_options(mut config: ClientConfig, options: &BTreeMap<String, String>) -> ClientConfig {
+    for (key, value) in options {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Checks that the bootstrap servers are given.
+fn check_brokers(brokers: &str) -> Result<(), (String, String)> {
+    if brokers.trim().is_empty() {
+        return Err(("brokers".into(), "empty: give host:port".into()));
+    }
+    Ok(())
+}
+
+/// Creates (without connecting) a client of `config`: librdkafka rejects unknown options
+/// and bad values here.
+fn check_client<C: FromClientConfig>(config: &ClientConfig) -> Result<(), (String, String)> {
+    match config.create::<C>() {
+        Ok(_) => Ok(()),
+        Err(error) => Err(("options".into(), error.to_string())),
     }
 }
 
