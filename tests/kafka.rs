@@ -11,7 +11,9 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use differential_dataflow::difference::Semigroup;
@@ -293,15 +295,7 @@ fn kafka_in_kafka_out_equals_the_oracle() {
         &format!("{prefix}group"),
         "start = \"earliest\"\nstop_at_end = true",
     );
-    let ran = diffmill_ok(
-        dir.path(),
-        [
-            "run".as_ref(),
-            graph.as_os_str(),
-            "-w".as_ref(),
-            "2".as_ref(),
-        ],
-    );
+    let ran = diffmill_ok(dir.path(), run_args(&graph));
 
     let oracle = Oracle::new(
         &settings(&graph),
@@ -361,17 +355,7 @@ fn killed_and_restarted_loses_nothing() {
         .map(|p| p.len() as i64)
         .sum();
     // Run, and kill it (SIGKILL) once it has committed a tenth of the input's offsets.
-    let mut child = command(dir.path())
-        .args([
-            "run".as_ref(),
-            graph.as_os_str(),
-            "-w".as_ref(),
-            "2".as_ref(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("diffmill starts");
+    let mut child = spawn_run(dir.path(), &graph);
     let deadline = Instant::now() + Duration::from_secs(300);
     let killed = loop {
         if child.try_wait().expect("wait").is_some() {
@@ -392,15 +376,7 @@ fn killed_and_restarted_loses_nothing() {
         first.len()
     ));
 
-    let ran = diffmill_ok(
-        dir.path(),
-        [
-            "run".as_ref(),
-            graph.as_os_str(),
-            "-w".as_ref(),
-            "2".as_ref(),
-        ],
-    );
+    let ran = diffmill_ok(dir.path(), run_args(&graph));
     assert!(
         ran.stderr.contains("every record is accounted for"),
         "{}",
@@ -440,6 +416,26 @@ fn killed_and_restarted_loses_nothing() {
     if killed {
         assert!(committed > 0, "nothing was committed before the kill");
     }
+}
+
+/// The arguments of `diffmill run <graph> -w 2`.
+fn run_args(graph: &Path) -> [&OsStr; 4] {
+    [
+        "run".as_ref(),
+        graph.as_os_str(),
+        "-w".as_ref(),
+        "2".as_ref(),
+    ]
+}
+
+/// Starts `diffmill run <graph> -w 2` in `dir` in the background, its output discarded.
+fn spawn_run(dir: &Path, graph: &Path) -> Child {
+    command(dir)
+        .args(run_args(graph))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("diffmill starts")
 }
 
 fn committed_total(brokers: &str, prefix: &str, group: &str) -> i64 {
@@ -489,15 +485,7 @@ fn start_by_timestamp_reads_from_the_first_message_at_that_time() {
         &format!("{prefix}group"),
         &format!("start = {{ timestamp = {from} }}\nstop_at_end = true"),
     );
-    diffmill_ok(
-        dir.path(),
-        [
-            "run".as_ref(),
-            graph.as_os_str(),
-            "-w".as_ref(),
-            "2".as_ref(),
-        ],
-    );
+    diffmill_ok(dir.path(), run_args(&graph));
     let input = input_partitions(&brokers, &prefix, Some(from));
     let all: usize = input_partitions(&brokers, &prefix, None)
         .iter()
@@ -584,17 +572,7 @@ fn idle_partitions_do_not_hold_the_frontier() {
         .max()
         .expect("windows");
 
-    let mut child = command(dir.path())
-        .args([
-            "run".as_ref(),
-            graph.as_os_str(),
-            "-w".as_ref(),
-            "2".as_ref(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("diffmill starts");
+    let mut child = spawn_run(dir.path(), &graph);
     let deadline = Instant::now() + Duration::from_secs(180);
     let out = format!("{prefix}out");
     let reached = loop {
