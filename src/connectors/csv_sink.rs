@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Batch, Sink, SinkError};
-use crate::dataflow::{Dim, GroupBy, Lateness};
+use crate::dataflow::{Dim, GroupBy, Lateness, Measures};
 
 /// Names of the files the CSV sink writes in its folder.
 pub const AGGREGATES_FILE: &str = "aggregates.csv";
@@ -71,16 +71,8 @@ impl CsvSink {
         let dims = group_by.dims().to_vec();
         let mut header: Vec<&str> = vec!["window_start", "window_end"];
         header.extend(dims.iter().map(|d| d.name()));
-        header.extend([
-            "bids",
-            "impressions",
-            "clicks",
-            "conversions",
-            "spend_micros",
-            "revenue_micros",
-            "frontier",
-            "status",
-        ]);
+        header.extend(Measures::NAMES);
+        header.extend(["frontier", "status"]);
         Ok(CsvSink {
             aggregates: start(AGGREGATES_FILE, header.join(",") + "\n")?,
             dead_letters: start(

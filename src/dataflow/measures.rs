@@ -42,6 +42,16 @@ pub struct Measures {
 }
 
 impl Measures {
+    /// The names of the six measures, in field order: the measure columns of every sink.
+    pub const NAMES: [&'static str; 6] = [
+        "bids",
+        "impressions",
+        "clicks",
+        "conversions",
+        "spend_micros",
+        "revenue_micros",
+    ];
+
     /// The contribution of one bid.
     pub fn bid() -> Measures {
         Measures {

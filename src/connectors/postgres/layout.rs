@@ -24,17 +24,7 @@ use std::fmt::Write;
 
 use super::config::PostgresConfig;
 use crate::connectors::{AggregateRow, Batch};
-use crate::dataflow::Dim;
-
-/// The six measures, in column order.
-pub const MEASURES: [&str; 6] = [
-    "bids",
-    "impressions",
-    "clicks",
-    "conversions",
-    "spend_micros",
-    "revenue_micros",
-];
+use crate::dataflow::{Dim, Measures};
 
 /// The batch's rows are copied into this session-local table first.
 const STAGING: &str = "pg_temp.diffmill_batch";
@@ -102,7 +92,7 @@ impl Layout {
             ("window_end".to_owned(), "timestamp with time zone"),
         ];
         columns.extend(self.dim_names().into_iter().map(|d| (d.to_owned(), "text")));
-        columns.extend(MEASURES.iter().map(|m| (m.to_string(), "bigint")));
+        columns.extend(Measures::NAMES.iter().map(|m| (m.to_string(), "bigint")));
         columns.push(("status".to_owned(), "text"));
         columns.push(("last_frontier".to_owned(), "timestamp with time zone"));
         columns
@@ -182,7 +172,7 @@ impl Layout {
         for dim in self.dim_names() {
             let _ = writeln!(sql, "  {dim} text NOT NULL,");
         }
-        for measure in MEASURES {
+        for measure in Measures::NAMES {
             let _ = writeln!(sql, "  {measure} bigint NOT NULL,");
         }
         let _ = write!(
@@ -207,7 +197,7 @@ impl Layout {
             for dim in self.dim_names() {
                 let _ = writeln!(sql, "  {dim} text NOT NULL,");
             }
-            for measure in MEASURES {
+            for measure in Measures::NAMES {
                 let _ = writeln!(sql, "  {measure} bigint NOT NULL,");
             }
             sql.push_str("  status text NOT NULL\n);\n");
@@ -240,7 +230,7 @@ impl Layout {
         for dim in self.dim_names() {
             let _ = write!(sql, ", {dim} text NOT NULL");
         }
-        for measure in MEASURES {
+        for measure in Measures::NAMES {
             let _ = write!(sql, ", {measure} int8 NOT NULL");
         }
         sql.push_str(", status text NOT NULL) ON COMMIT DELETE ROWS;\n");
@@ -288,14 +278,14 @@ impl Layout {
         let dims = self.dim_names();
         let mut columns = vec!["window_start", "window_end"];
         columns.extend(&dims);
-        columns.extend(MEASURES);
+        columns.extend(Measures::NAMES);
         columns.extend(["status", "last_frontier"]);
         let mut values = vec![at("b.window_start"), at("b.window_end")];
         values.extend(dims.iter().map(|d| format!("b.{d}")));
-        values.extend(MEASURES.iter().map(|m| format!("b.{m}")));
+        values.extend(Measures::NAMES.iter().map(|m| format!("b.{m}")));
         values.extend(["b.status".to_owned(), at("$1")]);
         let key: Vec<&str> = std::iter::once("window_start").chain(dims).collect();
-        let mut sets: Vec<String> = MEASURES
+        let mut sets: Vec<String> = Measures::NAMES
             .iter()
             .map(|m| format!("{m} = a.{m} + excluded.{m}"))
             .collect();
@@ -315,7 +305,7 @@ impl Layout {
     pub fn delete_zeros(&self) -> String {
         let mut conditions = vec![format!("a.window_start = {}", at("b.window_start"))];
         conditions.extend(self.dim_names().iter().map(|d| format!("a.{d} = b.{d}")));
-        conditions.extend(MEASURES.iter().map(|m| format!("a.{m} = 0")));
+        conditions.extend(Measures::NAMES.iter().map(|m| format!("a.{m} = 0")));
         format!(
             "DELETE FROM {} a USING {STAGING} b WHERE {}",
             self.aggregates,
@@ -341,7 +331,7 @@ impl Layout {
         let dims = self.dim_names();
         let mut columns = vec!["batch_seq", "frontier", "window_start", "window_end"];
         columns.extend(&dims);
-        columns.extend(MEASURES);
+        columns.extend(Measures::NAMES);
         columns.push("status");
         let mut values = vec![
             "$1::int8".to_owned(),
@@ -350,7 +340,7 @@ impl Layout {
             at("b.window_end"),
         ];
         values.extend(dims.iter().map(|d| format!("b.{d}")));
-        values.extend(MEASURES.iter().map(|m| format!("b.{m}")));
+        values.extend(Measures::NAMES.iter().map(|m| format!("b.{m}")));
         values.push("b.status".to_owned());
         Some(format!(
             "INSERT INTO {change_log} ({}) SELECT {} FROM {STAGING} b",
