@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 
 use differential_dataflow::difference::Semigroup;
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
-use diffmill::connectors::{owner, Arrival, Batch, Partition, Poll, Sink, SinkError, Source};
+use diffmill::connectors::{Arrival, Batch, Poll, Sink, SinkError};
 use diffmill::dataflow::{FunnelSettings, Measures};
 use diffmill::event::Millis;
 use diffmill::runtime::{Funnel, MAX_LEAD};
 
 use support::oracle::{Aggregates, Oracle};
+use support::source::ObservedSource;
 
 /// Most records one poll of a test partition gives.
 const CHUNK: usize = 500;
@@ -28,57 +29,19 @@ const SLEEP: Duration = Duration::from_millis(15);
 /// The event times of the records read so far, shared by the partitions and the sink.
 type ReadLog = Arc<Mutex<Vec<Millis>>>;
 
-struct Logged {
-    partitions: Vec<Vec<Arrival>>,
-    read: ReadLog,
-}
-
-struct LoggedPartition {
-    name: String,
-    arrivals: std::vec::IntoIter<Arrival>,
-    read: ReadLog,
-}
-
-impl Source for Logged {
-    fn partitions(
-        &self,
-        worker: usize,
-        workers: usize,
-    ) -> Result<Vec<Box<dyn Partition>>, std::io::Error> {
-        Ok(self
-            .partitions
-            .iter()
-            .enumerate()
-            .filter(|(p, _)| owner(*p, workers) == worker)
-            .map(|(p, arrivals)| {
-                Box::new(LoggedPartition {
-                    name: format!("memory/{p}"),
-                    arrivals: arrivals.clone().into_iter(),
-                    read: Arc::clone(&self.read),
-                }) as Box<dyn Partition>
-            })
-            .collect())
-    }
-}
-
-impl Partition for LoggedPartition {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
-        let before = out.len();
-        out.extend(self.arrivals.by_ref().take(max.min(CHUNK)));
-        let mut read = self.read.lock().expect("the read log");
-        read.extend(out[before..].iter().filter_map(|arrival| match arrival {
-            Arrival::Event { event, .. } => Some(event.ts()),
-            Arrival::DeadLetter(_) => None,
-        }));
-        Ok(if out.len() == before {
-            Poll::Done
-        } else {
-            Poll::Ready
-        })
+/// The partitions as a source that logs the event time of every record it gives.
+fn logged(partitions: Vec<Vec<Arrival>>, read: ReadLog) -> ObservedSource {
+    ObservedSource {
+        partitions,
+        chunk: CHUNK,
+        at_end: Poll::Done,
+        on_poll: Arc::new(move |_, arrivals| {
+            let mut read = read.lock().expect("the read log");
+            read.extend(arrivals.iter().filter_map(|arrival| match arrival {
+                Arrival::Event { event, .. } => Some(event.ts()),
+                Arrival::DeadLetter(_) => None,
+            }));
+        }),
     }
 }
 
@@ -211,10 +174,7 @@ fn run_slow(label: &str, settings: &FunnelSettings, partitions: Vec<Vec<Arrival>
     };
     let started = Instant::now();
     let report = Funnel::new(settings.clone())
-        .source(Logged {
-            partitions: partitions.clone(),
-            read,
-        })
+        .source(logged(partitions.clone(), read))
         .sink(sink)
         .workers(workers)
         .run()

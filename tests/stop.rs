@@ -10,63 +10,28 @@ use std::time::{Duration, Instant};
 
 use differential_dataflow::difference::Semigroup;
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
-use diffmill::connectors::{owner, Arrival, MemorySink, Partition, Poll, Source};
+use diffmill::connectors::{Arrival, MemorySink, Poll};
 use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
 use diffmill::event::Millis;
 use diffmill::runtime::{Funnel, StopReason};
 
 use support::oracle::{Aggregates, Oracle};
+use support::source::ObservedSource;
 
-/// Partitions that give their records and then stay open, idle, like a live topic.
-struct Live {
-    partitions: Vec<Vec<Arrival>>,
-    /// Set once every partition has given its last record.
-    drained: Arc<Vec<AtomicBool>>,
-}
-
-struct LivePartition {
-    name: String,
-    arrivals: std::vec::IntoIter<Arrival>,
-    drained: Arc<Vec<AtomicBool>>,
-    index: usize,
-}
-
-impl Source for Live {
-    fn partitions(
-        &self,
-        worker: usize,
-        workers: usize,
-    ) -> Result<Vec<Box<dyn Partition>>, std::io::Error> {
-        Ok(self
-            .partitions
-            .iter()
-            .enumerate()
-            .filter(|(p, _)| owner(*p, workers) == worker)
-            .map(|(p, arrivals)| {
-                Box::new(LivePartition {
-                    name: format!("memory/{p}"),
-                    arrivals: arrivals.clone().into_iter(),
-                    drained: Arc::clone(&self.drained),
-                    index: p,
-                }) as Box<dyn Partition>
-            })
-            .collect())
-    }
-}
-
-impl Partition for LivePartition {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
-        let before = out.len();
-        out.extend(self.arrivals.by_ref().take(max.min(500)));
-        if out.len() == before {
-            self.drained[self.index].store(true, Ordering::SeqCst);
-            return Ok(Poll::Idle);
-        }
-        Ok(Poll::Ready)
+/// The partitions as a source whose partitions give their records and then stay open,
+/// idle, like a live topic; `drained[p]` is set once partition `p` has given its last
+/// record.
+fn live(partitions: Vec<Vec<Arrival>>, drained: &Arc<Vec<AtomicBool>>) -> ObservedSource {
+    let drained = Arc::clone(drained);
+    ObservedSource {
+        partitions,
+        chunk: 500,
+        at_end: Poll::Idle,
+        on_poll: Arc::new(move |p, arrivals| {
+            if arrivals.is_empty() {
+                drained[p].store(true, Ordering::SeqCst);
+            }
+        }),
     }
 }
 
@@ -107,10 +72,7 @@ fn a_stopped_live_run_leaves_a_consistent_last_batch() {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
         );
-        let source = Live {
-            partitions: partitions.clone(),
-            drained: Arc::clone(&drained),
-        };
+        let source = live(partitions.clone(), &drained);
         let sink = MemorySink::new();
         let funnel = Funnel::new(settings.clone())
             .source(source)
@@ -200,10 +162,7 @@ fn an_idle_partition_does_not_keep_the_others_from_being_read() {
     ];
     let drained: Arc<Vec<AtomicBool>> =
         Arc::new(vec![AtomicBool::new(false), AtomicBool::new(false)]);
-    let funnel = Funnel::new(settings).source(Live {
-        partitions,
-        drained: Arc::clone(&drained),
-    });
+    let funnel = Funnel::new(settings).source(live(partitions, &drained));
     let stop = funnel.stop_handle();
     let watcher = std::thread::spawn(move || {
         let started = Instant::now();
