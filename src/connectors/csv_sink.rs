@@ -113,20 +113,9 @@ impl Sink for CsvSink {
         let frontier = batch.frontier.map(|f| f.to_string()).unwrap_or_default();
         let mut rows = Vec::new();
         for row in &batch.rows {
-            let d = row.delta;
             let mut fields = vec![row.window_start.to_string(), row.window_end.to_string()];
             fields.extend(self.dims.iter().map(|dim| row.dims.value(*dim)));
-            fields.extend(
-                [
-                    d.bids,
-                    d.impressions,
-                    d.clicks,
-                    d.conversions,
-                    d.spend_micros,
-                    d.revenue_micros,
-                ]
-                .map(|v| v.to_string()),
-            );
+            fields.extend(row.delta.values().map(|v| v.to_string()));
             fields.push(frontier.clone());
             fields.push(row.status.name().to_owned());
             record(&mut rows, fields);

@@ -52,6 +52,18 @@ impl Measures {
         "revenue_micros",
     ];
 
+    /// The six values, in the order of [`Measures::NAMES`].
+    pub fn values(&self) -> [i64; 6] {
+        [
+            self.bids,
+            self.impressions,
+            self.clicks,
+            self.conversions,
+            self.spend_micros,
+            self.revenue_micros,
+        ]
+    }
+
     /// The contribution of one bid.
     pub fn bid() -> Measures {
         Measures {

@@ -258,15 +258,7 @@ impl Layout {
             out.push('\t');
             escape(out, &row.dims.value(*dim));
         }
-        let d = row.delta;
-        for value in [
-            d.bids,
-            d.impressions,
-            d.clicks,
-            d.conversions,
-            d.spend_micros,
-            d.revenue_micros,
-        ] {
+        for value in row.delta.values() {
             let _ = write!(out, "\t{value}");
         }
         let _ = writeln!(out, "\t{}", row.status.name());
