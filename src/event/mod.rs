@@ -14,7 +14,8 @@ pub use dead_letter::{raw_text, DeadLetter, Origin, Rejected, TooLate, MAX_RAW_K
 pub use invalid::{Invalid, MAX_TS};
 pub use label::{Label, LABEL_MAX_BYTES};
 pub use parse::{
-    fields, parse_json, to_csv_fields, to_json, validate, CsvDecoder, Format, MAX_RECORD_BYTES,
+    fields, parse_csv_line, parse_json, to_csv_fields, to_json, validate, CsvDecoder, Format,
+    MAX_RECORD_BYTES,
 };
 pub use record::{
     Bid, Click, Conversion, Event, EventId, Impression, Micros, Millis, Record, StreamKind,

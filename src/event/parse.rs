@@ -147,6 +147,24 @@ impl CsvDecoder {
     }
 }
 
+/// Parses one headerless CSV line as an event of `kind`, columns in canonical order, the
+/// way a partition of CSV text (a generated malformed line, a Kafka message) is read.
+///
+/// # Errors
+/// The decoder's reason, or [`Invalid::Csv`] when the line is not CSV at all.
+pub fn parse_csv_line(kind: StreamKind, line: &str) -> Result<Event, Invalid> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => CsvDecoder::canonical(kind).decode(&record),
+        Ok(false) => Err(Invalid::Csv("empty line".into())),
+        Err(e) => Err(Invalid::Csv(e.to_string())),
+    }
+}
+
 /// Parses one JSON line as an event of `kind`. Unknown keys are ignored; numbers may be
 /// JSON numbers or strings of digits.
 ///

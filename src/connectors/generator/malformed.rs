@@ -2,7 +2,7 @@
 
 use rand::RngCore;
 
-use crate::event::{fields, to_csv_fields, CsvDecoder, Event, Invalid, StreamKind};
+use crate::event::{fields, to_csv_fields, Event, StreamKind};
 
 /// How a copy of an event is broken. Every variant makes a line that
 /// `CsvDecoder::canonical(stream).decode` rejects.
@@ -57,23 +57,5 @@ impl Corruption {
             }
         }
         columns.join(",")
-    }
-}
-
-/// Decodes one headerless CSV line of `stream` in canonical column order, the way a
-/// partition of CSV text does.
-///
-/// # Errors
-/// The decoder's reason, or [`Invalid::Csv`] when the line is not CSV at all.
-pub(super) fn decode_line(stream: StreamKind, line: &str) -> Result<Event, Invalid> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(line.as_bytes());
-    let mut record = csv::StringRecord::new();
-    match reader.read_record(&mut record) {
-        Ok(true) => CsvDecoder::canonical(stream).decode(&record),
-        Ok(false) => Err(Invalid::Csv("empty line".into())),
-        Err(e) => Err(Invalid::Csv(e.to_string())),
     }
 }

@@ -31,7 +31,7 @@ pub use shard::Shard;
 
 use super::{Arrival, Partition, Poll, Source};
 use crate::dataflow::{FunnelSettings, SettingsError};
-use crate::event::{DeadLetter, Event, Millis, Origin, StreamKind};
+use crate::event::{parse_csv_line, DeadLetter, Event, Millis, Origin, StreamKind};
 use model::Model;
 
 /// One record made by the generator.
@@ -64,7 +64,7 @@ impl Generated {
         match self {
             Generated::Event(event) => Arrival::Event { event, position },
             Generated::Malformed { stream, line } => {
-                match malformed::decode_line(stream, &line) {
+                match parse_csv_line(stream, &line) {
                     // Unreachable by construction (tests check it), but a line that
                     // decodes is an event, not a dead letter.
                     Ok(event) => Arrival::Event { event, position },

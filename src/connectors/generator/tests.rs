@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::malformed::decode_line;
 use super::*;
 use crate::dataflow::Lateness;
 use crate::event::{Bid, Click, EventId, Invalid, Record};
@@ -285,7 +284,7 @@ fn malformed_lines_fail_decoding_for_every_reason() {
     for item in partitions.iter().flatten() {
         if let Generated::Malformed { stream, line } = item {
             lines += 1;
-            let reason = decode_line(*stream, line).expect_err(line);
+            let reason = parse_csv_line(*stream, line).expect_err(line);
             reasons.insert(std::mem::discriminant(&reason));
         }
     }
@@ -359,7 +358,7 @@ fn source_partitions_cover_every_record_once_for_any_worker_count() {
                         assert_eq!(dead.origin.source, *name);
                         assert_eq!(dead.origin.position, position);
                         assert_eq!((&dead.stream, &dead.raw), (stream, line));
-                        let reason = decode_line(*stream, line).unwrap_err().to_string();
+                        let reason = parse_csv_line(*stream, line).unwrap_err().to_string();
                         assert_eq!(dead.reason, reason);
                     }
                     other => panic!("mismatch at {name}:{position}: {other:?}"),

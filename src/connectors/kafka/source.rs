@@ -12,7 +12,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use super::config::{KafkaSourceSpec, StartPosition};
 use crate::connectors::{owner, Arrival, Partition, Poll, Source};
 use crate::event::{
-    parse_json, raw_text, CsvDecoder, DeadLetter, Format, Invalid, Millis, Origin, StreamKind,
+    parse_csv_line, parse_json, raw_text, DeadLetter, Format, Invalid, Millis, Origin, StreamKind,
     MAX_RECORD_BYTES,
 };
 
@@ -258,17 +258,7 @@ impl KafkaPartition {
                 }
                 other => other,
             },
-            Format::Csv => {
-                let mut fields = csv::StringRecord::new();
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .flexible(true)
-                    .from_reader(text.as_bytes());
-                match reader.read_record(&mut fields) {
-                    Ok(_) => CsvDecoder::canonical(self.stream).decode(&fields),
-                    Err(e) => Err(Invalid::Csv(e.to_string())),
-                }
-            }
+            Format::Csv => parse_csv_line(self.stream, text),
         };
         match decoded {
             Ok(event) => Arrival::Event {
