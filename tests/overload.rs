@@ -130,20 +130,6 @@ fn sum_rows(batches: &[Batch]) -> Aggregates {
     sums
 }
 
-/// Peak resident memory of this process in kB (`VmHWM`), for the message.
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Runs `partitions` through the slow sink on `workers` workers and checks the output,
 /// the accounting and the read-ahead at every batch.
 fn run_slow(label: &str, settings: &FunnelSettings, partitions: Vec<Vec<Arrival>>, workers: usize) {
@@ -216,7 +202,7 @@ fn run_slow(label: &str, settings: &FunnelSettings, partitions: Vec<Vec<Arrival>
         worst.ahead,
         worst.bound,
         worst.frontier,
-        peak_rss_kb()
+        diffmill::bench::peak_rss_bytes().unwrap_or(0) / 1024
     );
     for o in &observations {
         assert!(
