@@ -92,18 +92,10 @@ impl KafkaSource {
             StartPosition::Committed => {
                 let mut wanted = TopicPartitionList::new();
                 wanted.add_partition(topic, partition);
-                // The list must be dropped before the consumer (librdkafka hangs otherwise).
                 let committed = consumer
                     .committed_offsets(wanted, BROKER_TIMEOUT)
                     .map_err(|e| fail(&e))?;
-                let offset = committed
-                    .find_partition(topic, partition)
-                    .map(|p| p.offset());
-                drop(committed);
-                match offset {
-                    Some(Offset::Offset(offset)) => offset.clamp(low, high),
-                    _ => low,
-                }
+                found_offset(committed, topic, partition).map_or(low, |o| o.clamp(low, high))
             }
             StartPosition::Timestamp(ms) => {
                 let mut wanted = TopicPartitionList::new();
@@ -113,13 +105,8 @@ impl KafkaSource {
                 let found = consumer
                     .offsets_for_times(wanted, BROKER_TIMEOUT)
                     .map_err(|e| fail(&e))?;
-                let offset = found.find_partition(topic, partition).map(|p| p.offset());
-                drop(found);
-                match offset {
-                    Some(Offset::Offset(offset)) => offset.clamp(low, high),
-                    // No message at or after the time: start at the end.
-                    _ => high,
-                }
+                // No message at or after the time: start at the end.
+                found_offset(found, topic, partition).map_or(high, |o| o.clamp(low, high))
             }
         };
         Ok((start, high))
@@ -314,6 +301,15 @@ impl KafkaPartition {
     /// The offset that a restart with `start = committed` would read from.
     pub fn committed(&self) -> i64 {
         self.committed
+    }
+}
+
+/// The offset that `list`, a broker's answer, gives for the partition. The list is
+/// consumed here, so it is dropped before its consumer (librdkafka hangs otherwise).
+fn found_offset(list: TopicPartitionList, topic: &str, partition: i32) -> Option<i64> {
+    match list.find_partition(topic, partition).map(|p| p.offset()) {
+        Some(Offset::Offset(offset)) => Some(offset),
+        _ => None,
     }
 }
 
