@@ -283,7 +283,7 @@ pub fn ingest<'scope>(
 /// source's event time is about the wall clock), never going back. `None` when every
 /// partition is done.
 fn release_idle(states: &mut [PartitionState], current: &Millis) -> Option<Millis> {
-    let mut all_released = true;
+    // The least watermark of the open partitions that are not released.
     let mut held = None::<Millis>;
     for state in states.iter_mut().filter(|s| !s.done) {
         if let Some(timeout) = state.partition.idle_timeout() {
@@ -295,7 +295,6 @@ fn release_idle(states: &mut [PartitionState], current: &Millis) -> Option<Milli
             }
         }
         if !state.released {
-            all_released = false;
             let watermark = state.clock.watermark();
             held = Some(held.map_or(watermark, |h| h.min(watermark)));
         }
@@ -303,7 +302,9 @@ fn release_idle(states: &mut [PartitionState], current: &Millis) -> Option<Milli
     if states.iter().all(|s| s.done) {
         return None;
     }
-    let frontier = if all_released {
+    let frontier = if let Some(held) = held {
+        held
+    } else {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as Millis);
@@ -324,8 +325,6 @@ fn release_idle(states: &mut [PartitionState], current: &Millis) -> Option<Milli
             .min()
             .unwrap_or(*current);
         lowest.max(now.saturating_sub(lag)).max(*current)
-    } else {
-        held.unwrap_or(*current)
     };
     for state in states.iter_mut().filter(|s| !s.done && s.released) {
         if state.clock.watermark() < frontier {
