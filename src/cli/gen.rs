@@ -162,11 +162,7 @@ pub fn gen(args: &GenArgs) -> Result<(), CliError> {
     let total: u64 = written.iter().sum();
     eprintln!(
         "wrote {total} records ({}) to {}/<stream>-<partition>.{}",
-        StreamKind::ALL
-            .iter()
-            .map(|k| format!("{} {}", k.name(), written[k.index()]))
-            .collect::<Vec<_>>()
-            .join(", "),
+        per_stream(&written),
         out.display(),
         format.extension()
     );
@@ -204,15 +200,20 @@ fn produce_to_kafka(
     eprintln!(
         "produced {} messages ({}; {} malformed) to {brokers} topics {}",
         produced.total(),
-        StreamKind::ALL
-            .iter()
-            .map(|k| format!("{} {}", k.name(), produced.messages[k.index()]))
-            .collect::<Vec<_>>()
-            .join(", "),
+        per_stream(&produced.messages),
         produced.malformed,
         topics.join(", ")
     );
     Ok(())
+}
+
+/// Counts in [`StreamKind::ALL`] order as `bid N, impression N, click N, conversion N`.
+fn per_stream(counts: &[u64; 4]) -> String {
+    StreamKind::ALL
+        .iter()
+        .map(|k| format!("{} {}", k.name(), counts[k.index()]))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Writes every partition of `generator` into `out`; returns the lines written per stream.
