@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
-use diffmill::connectors::{Arrival, MemorySource, PostgresConfig, PostgresSink, Sink};
+use diffmill::connectors::{Arrival, MemorySource, PostgresConfig, PostgresSink, Sink, SinkError};
 use diffmill::dataflow::{Dim, FunnelSettings};
 use diffmill::event::{DeadLetter, Format, Millis, Origin};
 use diffmill::graph::GraphSpec;
@@ -460,6 +460,46 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
     );
 }
 
+/// A PostgreSQL sink whose connection is terminated by the server (from another
+/// session) before its 3rd, 6th and 9th batch: the sink finds it lost when it writes.
+struct Terminating {
+    inner: PostgresSink,
+    client: Client,
+    batches: u64,
+    terminated: Arc<AtomicI64>,
+}
+
+impl Sink for Terminating {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn write_batch(&mut self, batch: &diffmill::connectors::Batch) -> Result<(), SinkError> {
+        self.batches += 1;
+        if self.batches % 3 == 0 && self.batches <= 9 {
+            let row = self
+                .client
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE application_name = 'diffmill_t_retry'",
+                    &[],
+                )
+                .expect("backends are terminated");
+            self.terminated
+                .fetch_add(row.get::<_, i64>(0), Ordering::SeqCst);
+        }
+        self.inner.write_batch(batch)
+    }
+
+    fn resume_frontier(&self) -> Option<Millis> {
+        self.inner.resume_frontier()
+    }
+
+    fn close(&mut self) -> Result<(), SinkError> {
+        self.inner.close()
+    }
+}
+
 #[test]
 fn lost_connections_are_retried_without_counting_twice() {
     let Some(url) = database("lost_connections_are_retried_without_counting_twice") else {
@@ -499,9 +539,23 @@ fn lost_connections_are_retried_without_counting_twice() {
             terminated
         })
     };
-    let ran = run(&settings, &partitions, sink);
+    // Also between transactions, at fixed batches, so the losses happen however fast
+    // the run is (on a quiet machine it may end before the killer's second round).
+    let between = Arc::new(AtomicI64::new(0));
+    let sink = Terminating {
+        inner: sink,
+        client: connect(&url),
+        batches: 0,
+        terminated: Arc::clone(&between),
+    };
+    let ran = Funnel::new(settings.clone())
+        .source(MemorySource::new(partitions.to_vec()).with_chunk(200))
+        .sink(sink)
+        .workers(2)
+        .run()
+        .map(|_| ());
     done.store(true, Ordering::SeqCst);
-    let terminated = killer.join().expect("the killer");
+    let terminated = killer.join().expect("the killer") + between.load(Ordering::SeqCst);
     ran.expect("the run succeeds despite the lost connections");
     assert!(
         terminated >= 2,
