@@ -25,6 +25,7 @@
 //! - [`bench`]: the open-loop latency and throughput harness behind `diffmill bench`.
 
 pub mod bench;
+pub mod codec;
 pub mod cli;
 pub mod connectors;
 pub mod dataflow;
