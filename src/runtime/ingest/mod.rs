@@ -151,6 +151,7 @@ fn build<'scope>(
         context,
         recorder,
         restored: false,
+        restoring: Vec::new(),
         arrivals: Vec::with_capacity(POLL_CHUNK),
     };
     builder.build(move |capabilities| {
@@ -160,15 +161,14 @@ fn build<'scope>(
                 return;
             };
             if !state.restored {
-                let mut restored = Vec::new();
-                restore_input.for_each(|_, data| restored.append(data));
+                restore_input.for_each(|_, data| state.restoring.append(data));
                 if !frontiers[0].frontier().is_empty() {
                     return;
                 }
+                let restored = std::mem::take(&mut state.restoring);
                 if let Err(error) = state.restore(restored, caps) {
+                    // Announced as a stop by the step below, which reads nothing.
                     state.fail(String::new(), error);
-                    capabilities = None;
-                    return;
                 }
             }
             match state.step(caps, &mut outputs) {
@@ -210,7 +210,10 @@ struct Ingest {
     partitions: Vec<Reading>,
     context: IngestContext,
     recorder: Option<Recorder>,
+    /// True once the partitions' states from a checkpoint (if any) are taken back.
     restored: bool,
+    /// What the restore input gave so far.
+    restoring: Vec<RestoredPartitions>,
     arrivals: Vec<Arrival>,
 }
 
@@ -223,6 +226,21 @@ impl Ingest {
         caps: &mut [Capability<Millis>],
     ) -> Result<(), std::io::Error> {
         self.restored = true;
+        let checkpointing = self.recorder.is_some();
+        if let Some(reading) = self
+            .partitions
+            .iter()
+            .find(|r| checkpointing && r.state().is_none())
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "partition `{}` cannot say where it stands, so a run with state cannot \
+                     checkpoint it (files, Kafka and the generator can)",
+                    reading.partition.name()
+                ),
+            ));
+        }
         let Some(restored) = restored.into_iter().next() else {
             return Ok(());
         };
