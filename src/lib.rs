@@ -25,8 +25,8 @@
 //! - [`bench`]: the open-loop latency and throughput harness behind `diffmill bench`.
 
 pub mod bench;
-pub mod codec;
 pub mod cli;
+pub mod codec;
 pub mod connectors;
 pub mod dataflow;
 pub mod event;

@@ -97,4 +97,3 @@ fn check_run(
     }
     Ok(())
 }
-

@@ -377,10 +377,7 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         .expect("the constraint is dropped");
     settings.emit_interval = Duration::from_millis(20);
     let sink = PostgresSink::open(&config, &dims).expect("the sink reopens");
-    assert_eq!(
-        sink.resume().map(|r| r.frontier),
-        Some(frontier as Millis)
-    );
+    assert_eq!(sink.resume().map(|r| r.frontier), Some(frontier as Millis));
     run(&settings, &partitions, sink).expect("the re-run succeeds");
     assert_eq!(
         totals(&mut client, "t_failed.diffmill_aggregates", &dims),

@@ -125,7 +125,14 @@ fn check_restarts(
     let oracle = Oracle::new(settings, partitions);
     let first_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let sink = MemorySink::new();
-    let report = run(settings, partitions, chunk, first_dir.path(), 2, Box::new(sink.clone()))?;
+    let report = run(
+        settings,
+        partitions,
+        chunk,
+        first_dir.path(),
+        2,
+        Box::new(sink.clone()),
+    )?;
     let uninterrupted = sink.batches();
     check_batches(settings, &oracle, &uninterrupted).map_err(|e| format!("uninterrupted: {e}"))?;
     if report.accounting != oracle.accounting() {
@@ -154,9 +161,22 @@ fn check_restarts(
                 },
                 written: Arc::default(),
             };
-            let report = run(settings, partitions, chunk, dir.path(), *workers, Box::new(sink.clone()))?;
+            let report = run(
+                settings,
+                partitions,
+                chunk,
+                dir.path(),
+                *workers,
+                Box::new(sink.clone()),
+            )?;
             let mut batches = uninterrupted[..=held].to_vec();
-            batches.extend(sink.written.lock().map_err(|e| e.to_string())?.iter().cloned());
+            batches.extend(
+                sink.written
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .cloned(),
+            );
             let context = format!(
                 "checkpoint {n} at {frontier}, sink holding batch {held}, {workers} workers"
             );
@@ -238,4 +258,3 @@ fn a_partition_that_cannot_say_where_it_stands_is_refused() {
     let error = outcome.expect_err("the run is refused").to_string();
     assert!(error.contains("cannot say where it stands"), "{error}");
 }
-

@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, default_value_t = 5.0)]
     pub status_every: f64,
+    /// Replace the graph's state folder (or give it one, with a checkpoint every 30 s).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
     /// Start from the beginning of the input, whatever the graph's state folder holds
     /// (its checkpoints are deleted first). Sinks that skip what they hold (PostgreSQL,
     /// Kafka) still skip it; CSV files are written again.
@@ -66,6 +69,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         output: args.output.clone(),
         bids: args.bids,
         fresh: args.fresh,
+        state: args.state.clone(),
     };
     let cluster = cluster(args)?;
     let plan = GraphSpec::load(&args.graph)?.plan(&args.graph, &overrides)?;

@@ -127,8 +127,14 @@ impl CsvSink {
         };
         Ok(Files {
             aggregates: start(AGGREGATES_FILE, self.aggregates_header())?,
-            dead_letters: start(DEAD_LETTERS_FILE, "source,position,stream,reason,raw\n".into())?,
-            late: start(LATE_FILE, "source,position,stream,id,ts,watermark,reason\n".into())?,
+            dead_letters: start(
+                DEAD_LETTERS_FILE,
+                "source,position,stream,reason,raw\n".into(),
+            )?,
+            late: start(
+                LATE_FILE,
+                "source,position,stream,id,ts,watermark,reason\n".into(),
+            )?,
         })
     }
 
@@ -191,9 +197,12 @@ impl CsvSink {
         };
         let path = self.folder.join(PROGRESS_FILE);
         let temporary = self.folder.join(".progress.json.tmp");
-        std::fs::write(&temporary, serde_json::to_vec(&progress).unwrap_or_default())
-            .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|e| io(&self.name, e))?;
+        std::fs::write(
+            &temporary,
+            serde_json::to_vec(&progress).unwrap_or_default(),
+        )
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|e| io(&self.name, e))?;
         self.progress = Some(progress);
         Ok(())
     }
@@ -252,7 +261,9 @@ impl Sink for CsvSink {
             self.begin(None)?;
         }
         if let Some(held) = self.progress {
-            let holds = held.frontier.is_none_or(|f| batch.frontier.is_some_and(|b| b <= f));
+            let holds = held
+                .frontier
+                .is_none_or(|f| batch.frontier.is_some_and(|b| b <= f));
             if holds {
                 // Written by an earlier run.
                 return Ok(());
@@ -326,7 +337,11 @@ impl Sink for CsvSink {
     fn close(&mut self) -> Result<(), SinkError> {
         let name = self.name.clone();
         if let Some(files) = self.files.as_mut() {
-            for file in [&mut files.aggregates, &mut files.dead_letters, &mut files.late] {
+            for file in [
+                &mut files.aggregates,
+                &mut files.dead_letters,
+                &mut files.late,
+            ] {
                 file.sync_all().map_err(|e| io(&name, e))?;
             }
         }

@@ -141,7 +141,8 @@ pub fn reader_partition(
 
 /// Opens `path` for reading from byte `offset`.
 fn open_at(path: &Path, offset: u64) -> Result<Box<dyn BufRead + Send>, std::io::Error> {
-    let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let named =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let mut file = File::open(path).map_err(named)?;
     if offset > 0 {
         file.seek(SeekFrom::Start(offset)).map_err(named)?;
@@ -290,7 +291,9 @@ impl FilePartition {
                 Some(at) => (at + 1, true),
                 None => (available.len(), false),
             };
-            let room = (MAX_RECORD_BYTES + 1).saturating_sub(self.line.len()).min(take);
+            let room = (MAX_RECORD_BYTES + 1)
+                .saturating_sub(self.line.len())
+                .min(take);
             self.line.extend_from_slice(&available[..room]);
             self.cut += take - room;
             self.reader.consume(take);
@@ -325,7 +328,10 @@ impl Partition for FilePartition {
         let Some(path) = self.path.clone() else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                format!("partition `{}` is not a file and cannot be reopened", self.name),
+                format!(
+                    "partition `{}` is not a file and cannot be reopened",
+                    self.name
+                ),
             ));
         };
         self.reader = open_at(&path, 0)?;
@@ -343,7 +349,8 @@ impl Partition for FilePartition {
         self.reader = open_at(&path, position.offset)?;
         self.offset = position.offset;
         self.line_no = position.line;
-        self.bytes_read.fetch_add(position.offset, Ordering::Relaxed);
+        self.bytes_read
+            .fetch_add(position.offset, Ordering::Relaxed);
         Ok(())
     }
 

@@ -94,7 +94,10 @@ pub trait Partition: Send {
     fn seek(&mut self, _position: PartitionPosition) -> Result<(), std::io::Error> {
         Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
-            format!("partition `{}` cannot be reopened at a position", self.name()),
+            format!(
+                "partition `{}` cannot be reopened at a position",
+                self.name()
+            ),
         ))
     }
 

@@ -78,7 +78,11 @@ impl GraphSpec {
             .map_err(|e| GraphError::at_key(file, format!("funnel.{}", e.setting), e.problem))?;
         if let Some(state) = &spec.state {
             if state.dir.as_os_str().is_empty() {
-                return Err(GraphError::at_key(file, "state.dir", "empty: give a folder"));
+                return Err(GraphError::at_key(
+                    file,
+                    "state.dir",
+                    "empty: give a folder",
+                ));
             }
             if state.checkpoint_interval.millis() == 0 {
                 return Err(GraphError::at_key(

@@ -37,6 +37,8 @@ pub struct Overrides {
     pub bids: Option<u64>,
     /// Starts from the beginning whatever the state folder holds.
     pub fresh: bool,
+    /// Replaces the state folder (or gives the graph one).
+    pub state: Option<PathBuf>,
 }
 
 impl GraphSpec {
@@ -50,6 +52,18 @@ impl GraphSpec {
             for sink in &mut self.sinks {
                 if let SinkSpec::Csv(csv) = sink {
                     csv.path = output.clone();
+                }
+            }
+        }
+        if let Some(dir) = &overrides.state {
+            match &mut self.state {
+                Some(state) => state.dir = dir.clone(),
+                None => {
+                    self.state = Some(super::StateSpec {
+                        dir: dir.clone(),
+                        checkpoint_interval: super::DurationText::from_millis(30_000),
+                        keep: 2,
+                    })
                 }
             }
         }
@@ -241,6 +255,17 @@ impl Plan {
                 }
             }
         }
+        let _ = match &self.spec.state {
+            Some(state) => write!(
+                text,
+                "\n  state     {}: a checkpoint every {}, the newest {} kept; a run resumes \
+                 from the last one",
+                state.dir.display(),
+                state.checkpoint_interval,
+                state.keep
+            ),
+            None => write!(text, "\n  state     none: a restarted run starts from the beginning"),
+        };
         text
     }
 

@@ -74,8 +74,7 @@ pub fn control<'scope>(
                     .session(&capability)
                     .give_iterator(notices.drain(..).map(Control::Stop));
             });
-            let (Some(clock), Some(capability), Some(next)) = (&clock, held.as_mut(), due)
-            else {
+            let (Some(clock), Some(capability), Some(next)) = (&clock, held.as_mut(), due) else {
                 return;
             };
             let Some(frontier) = frontiers[0].frontier().iter().next().copied() else {
@@ -97,7 +96,9 @@ pub fn control<'scope>(
             }
             clock.in_progress.set(true);
             clock.last.set(frontier);
-            output.session(&*capability).give(Control::Checkpoint(frontier));
+            output
+                .session(&*capability)
+                .give(Control::Checkpoint(frontier));
             due = Some(now + clock.interval);
             activator.activate_after(clock.interval);
         }

@@ -233,8 +233,12 @@ impl Funnel {
                     }
                     _ => (None, None, 0),
                 };
-                let writer = CheckpointWriter::new(state.clone())
-                    .map_err(|source| RunError::State(StateError::Io { dir: state.dir.clone(), source }))?;
+                let writer = CheckpointWriter::new(state.clone()).map_err(|source| {
+                    RunError::State(StateError::Io {
+                        dir: state.dir.clone(),
+                        source,
+                    })
+                })?;
                 let clock = CheckpointClock {
                     interval: state.interval,
                     in_progress: Rc::default(),

@@ -16,7 +16,7 @@ mod worker;
 pub use accounting::{Accounting, StreamCounts};
 pub use cluster::{Cluster, ClusterError, DEFAULT_BASE_PORT};
 pub use control::{control, CheckpointClock, Control};
-pub use emit::{emit, EmitCheckpoints, EmitContext, EmitInputs, EmitStart, Emission};
+pub use emit::{emit, Emission, EmitCheckpoints, EmitContext, EmitInputs, EmitStart};
 pub use funnel::{Funnel, RunError, RunReport, StartFrom};
 pub use ingest::{
     ingest, ingest_checkpointed, IngestCheckpointing, IngestContext, Ingested, MAX_LEAD,

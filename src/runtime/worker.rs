@@ -13,7 +13,7 @@ use timely::dataflow::{ProbeHandle, Scope};
 
 use super::checkpoint::{restore, Checkpoint, Part};
 use super::control::{control, CheckpointClock, Control};
-use super::emit::{emit, EmitCheckpoints, EmitInputs, EmitStart, Emission};
+use super::emit::{emit, Emission, EmitCheckpoints, EmitInputs, EmitStart};
 use super::ingest::{ingest, ingest_checkpointed, IngestCheckpointing, IngestContext};
 use super::{EmitContext, Progress};
 use crate::connectors::{Partition, Sink};
@@ -92,7 +92,7 @@ pub(super) fn build(
         ad_funnel_checkpointed(events, &settings, &dedup_counts, requests, restored.groups);
     let parts = ingested
         .parts
-        .map(Part::Ingest)
+        .map(|part| Part::Ingest(Box::new(part)))
         .concat(snapshots.map(Part::Dedup));
     emit(
         EmitInputs {

@@ -219,7 +219,10 @@ impl Partition for ShardPartition {
         if position.offset < self.position {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
-                format!("{}: cannot go back to record {}", self.name, position.offset),
+                format!(
+                    "{}: cannot go back to record {}",
+                    self.name, position.offset
+                ),
             ));
         }
         while self.position < position.offset {

@@ -409,7 +409,12 @@ impl Partition for KafkaPartition {
                 Offset::Offset(offset),
                 BROKER_TIMEOUT,
             )
-            .map_err(|e| io(format!("{}: cannot seek to offset {offset}: {e}", self.name)))?;
+            .map_err(|e| {
+                io(format!(
+                    "{}: cannot seek to offset {offset}: {e}",
+                    self.name
+                ))
+            })?;
         tracing::debug!(partition = %self.name, offset, "kafka partition restored");
         self.next = offset;
         self.pending.clear();

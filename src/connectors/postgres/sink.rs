@@ -181,7 +181,7 @@ impl Sink for PostgresSink {
     }
 
     fn resume(&self) -> Option<Resume> {
-        (self.applied.batches > 0 && !self.applied.complete).then_some(Resume {
+        (self.applied.batches > 0 && !self.applied.complete).then(|| Resume {
             frontier: self.applied.frontier,
             seq: self.applied.batches - 1,
         })

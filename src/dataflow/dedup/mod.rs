@@ -348,7 +348,9 @@ impl<R: Record, F: Fn(&R) -> Millis> Dedup<R, F> {
         self.groups
             .release_until(limit.unwrap_or(Millis::MAX), &mut self.out);
         if let (Some(capability), false) = (self.held.as_ref(), self.out.is_empty()) {
-            records.session(capability).give_iterator(self.out.drain(..));
+            records
+                .session(capability)
+                .give_iterator(self.out.drain(..));
         }
         self.out.clear();
         self.counts.add(&local);

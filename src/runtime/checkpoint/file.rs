@@ -151,8 +151,7 @@ mod tests {
     use crate::runtime::checkpoint::Identity;
 
     fn checkpoint() -> Checkpoint {
-        let mut checkpoint =
-            Checkpoint::complete(Identity::of("g", &FunnelSettings::default()), 7);
+        let mut checkpoint = Checkpoint::complete(Identity::of("g", &FunnelSettings::default()), 7);
         checkpoint.frontier = Some(1_700_000_000_000);
         checkpoint.windows = vec![1_699_999_200_000];
         checkpoint
@@ -166,15 +165,24 @@ mod tests {
     #[test]
     fn every_damage_is_refused() {
         let bytes = encode(&checkpoint());
-        assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(Unusable::Truncated { .. })));
-        assert!(matches!(decode(&bytes[..10]), Err(Unusable::NotACheckpoint)));
+        assert!(matches!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(Unusable::Truncated { .. })
+        ));
+        assert!(matches!(
+            decode(&bytes[..10]),
+            Err(Unusable::NotACheckpoint)
+        ));
         let mut flipped = bytes.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         assert!(matches!(decode(&flipped), Err(Unusable::Checksum { .. })));
         let mut future = bytes.clone();
         future[20] = 9;
-        assert!(matches!(decode(&future), Err(Unusable::Version { found: 9 })));
+        assert!(matches!(
+            decode(&future),
+            Err(Unusable::Version { found: 9 })
+        ));
         let mut longer = bytes;
         longer.push(0);
         assert!(matches!(decode(&longer), Err(Unusable::Truncated { .. })));

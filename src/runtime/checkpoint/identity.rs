@@ -63,9 +63,7 @@ impl Identity {
             ));
         }
         let value = |list: &[(String, String)], key: &str| {
-            list.iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
+            list.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
         };
         let mut keys: Vec<&String> = self
             .settings

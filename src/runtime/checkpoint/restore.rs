@@ -14,7 +14,9 @@ use timely::dataflow::{Scope, Stream};
 use super::{Checkpoint, PartitionState};
 use crate::codec::decode;
 use crate::dataflow::{GroupState, RestoredGroups};
-use crate::event::{Bid, Click, Conversion, Event, Impression, Millis, Record, Rejected, StreamKind};
+use crate::event::{
+    Bid, Click, Conversion, Event, Impression, Millis, Record, Rejected, StreamKind,
+};
 
 /// What every ingest operator takes from a checkpoint: the checkpoint's frontier and
 /// every partition's state (each worker picks its own by name).
@@ -63,15 +65,20 @@ pub fn restore<'scope>(
         None => None,
     };
     let mut partitions_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<RestoredPartitions>>>::from(partitions_output);
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<RestoredPartitions>>>::from(
+            partitions_output,
+        );
     let mut bids_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(bids_output);
     let mut impressions_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(impressions_output);
-    let mut clicks_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(clicks_output);
+    let mut clicks_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(clicks_output);
     let mut conversions_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(conversions_output);
     let mut events_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Event, Millis, isize)>>>::from(events_output);
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Event, Millis, isize)>>>::from(
+            events_output,
+        );
     let mut rejects_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Rejected>>>::from(rejects_output);
 

@@ -52,7 +52,7 @@ pub struct IngestPart {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Part {
     /// One worker's ingestion.
-    Ingest(IngestPart),
+    Ingest(Box<IngestPart>),
     /// One dedup operator's groups.
     Dedup(DedupSnapshot),
 }

@@ -99,7 +99,7 @@ fn checkpoint_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, std::io::Error> {
             files.push((number, path));
         }
     }
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|file| std::cmp::Reverse(file.0));
     Ok(files)
 }
 

@@ -73,11 +73,11 @@ impl Assembly {
     pub(super) fn add(&mut self, part: Part) {
         match part {
             Part::Ingest(part) if part.last => {
-                self.last.insert(part.worker, part);
+                self.last.insert(part.worker, *part);
             }
             Part::Ingest(part) => {
                 let collected = self.collected.entry(part.frontier).or_default();
-                collected.ingest.insert(part.worker, part);
+                collected.ingest.insert(part.worker, *part);
             }
             Part::Dedup(snapshot) => {
                 let collected = self.collected.entry(snapshot.frontier).or_default();
@@ -116,7 +116,11 @@ impl Assembly {
             }
         }
         for snapshot in collected.dedup {
-            add_dedup(&mut checkpoint.accounting, snapshot.stream, &snapshot.counts);
+            add_dedup(
+                &mut checkpoint.accounting,
+                snapshot.stream,
+                &snapshot.counts,
+            );
             checkpoint.groups.push((snapshot.stream, snapshot.groups));
         }
         self.active = None;
@@ -129,7 +133,9 @@ impl Assembly {
 /// Adds one worker's ingestion: its partitions, counts, and records at or after
 /// `frontier`.
 fn add_ingest(checkpoint: &mut Checkpoint, part: &IngestPart, frontier: Millis) {
-    checkpoint.partitions.extend(part.partitions.iter().cloned());
+    checkpoint
+        .partitions
+        .extend(part.partitions.iter().cloned());
     checkpoint.accounting.add(&part.accounting);
     checkpoint.events.extend(
         part.events

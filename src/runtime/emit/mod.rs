@@ -89,7 +89,7 @@ pub struct EmitCheckpoints {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Notice {
     Rejected(Rejected),
-    Part(Part),
+    Part(Box<Part>),
 }
 
 /// Builds the emitter on every worker; worker 0 of process 0 receives all aggregate
@@ -125,7 +125,7 @@ pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
             .rejects
             .probe_with(&emission.processed)
             .map(Notice::Rejected)
-            .concat(inputs.parts.map(Notice::Part))
+            .concat(inputs.parts.map(|part| Notice::Part(Box::new(part))))
     };
     let mut updates_input = builder.new_input(
         inputs.aggregates.inner.probe_with(&emission.processed),
@@ -213,7 +213,7 @@ impl Operator {
                 Notice::Rejected(_) => {}
                 Notice::Part(part) => {
                     if let Some(checkpoints) = self.checkpoints.as_mut() {
-                        checkpoints.assembly.add(part);
+                        checkpoints.assembly.add(*part);
                     }
                 }
             }
@@ -248,7 +248,8 @@ impl Operator {
             // nothing more.
             let reached = frontier.map_or(stop_at, |f| f.min(stop_at));
             self.emitter.finished = true;
-            self.emitter.cut_resumes(Some(reached), &self.context, self.worker);
+            self.emitter
+                .cut_resumes(Some(reached), &self.context, self.worker);
             self.emitter.emit(Some(reached), &self.context, self.worker);
             if let Some(checkpoints) = self.checkpoints.as_mut() {
                 checkpoints.assembly.abandon();
@@ -257,14 +258,19 @@ impl Operator {
             self.emitter.written = None;
             return None;
         }
-        self.emitter.cut_resumes(frontier, &self.context, self.worker);
+        self.emitter
+            .cut_resumes(frontier, &self.context, self.worker);
         self.cut_checkpoint(frontier);
         let mut again = None;
         if !self.emitter.finished && !self.emitter.catching_up(frontier) {
             again = self.emit_due(frontier);
         }
         self.write_checkpoints(frontier);
-        if self.checkpoints.as_ref().is_some_and(|c| c.writer.is_writing()) {
+        if self
+            .checkpoints
+            .as_ref()
+            .is_some_and(|c| c.writer.is_writing())
+        {
             again = Some(again.map_or(WRITER_POLL, |d| d.min(WRITER_POLL)));
         }
         again
@@ -320,7 +326,9 @@ impl Operator {
         let Some(checkpoints) = self.checkpoints.as_mut() else {
             if self.emitter.finished {
                 self.emitter.written = None;
-            } else if let (Some(capability), f) = (self.emitter.written.as_mut(), self.emitter.previous) {
+            } else if let (Some(capability), f) =
+                (self.emitter.written.as_mut(), self.emitter.previous)
+            {
                 if *capability.time() < f {
                     capability.downgrade(&f);
                 }
@@ -332,10 +340,12 @@ impl Operator {
         }
         let mut outcomes = Vec::new();
         outcomes.extend(checkpoints.writer.poll());
-        let complete = self.emitter.finished && frontier.is_none() && self.context.failure.borrow().is_none();
+        let complete =
+            self.emitter.finished && frontier.is_none() && self.context.failure.borrow().is_none();
         if complete {
             outcomes.extend(checkpoints.writer.wait());
-            let marker = Checkpoint::complete(checkpoints.assembly.identity().clone(), self.emitter.seq);
+            let marker =
+                Checkpoint::complete(checkpoints.assembly.identity().clone(), self.emitter.seq);
             checkpoints.writer.submit(marker);
             outcomes.extend(checkpoints.writer.wait());
         }
@@ -345,7 +355,9 @@ impl Operator {
                     tracing::debug!(frontier = ?written.frontier, bytes = written.bytes, took = ?written.took, path = %written.path.display(), "checkpoint written");
                     self.context.progress.note_checkpoint(&written);
                     checkpoints.clock.in_progress.set(false);
-                    if let (Some(capability), Some(f)) = (self.emitter.written.as_mut(), written.frontier) {
+                    if let (Some(capability), Some(f)) =
+                        (self.emitter.written.as_mut(), written.frontier)
+                    {
                         if *capability.time() < f {
                             capability.downgrade(&f);
                         }
@@ -357,10 +369,13 @@ impl Operator {
                         worker: self.worker,
                         message: message.clone(),
                     });
-                    self.context.failure.borrow_mut().get_or_insert(SinkError::Other {
-                        sink: "state".to_owned(),
-                        message,
-                    });
+                    self.context
+                        .failure
+                        .borrow_mut()
+                        .get_or_insert(SinkError::Other {
+                            sink: "state".to_owned(),
+                            message,
+                        });
                     self.emitter.finished = true;
                     self.emitter.written = None;
                     return;

@@ -187,12 +187,15 @@ fn build<'scope>(
     }
 }
 
+/// An output of the ingest operator, carrying `D`s.
+type Output<D> = OutputBuilder<Millis, CapacityContainerBuilder<Vec<D>>>;
+
 /// The ingest operator's outputs.
 struct Outputs {
-    events: OutputBuilder<Millis, CapacityContainerBuilder<Vec<(Event, Millis, isize)>>>,
-    rejects: OutputBuilder<Millis, CapacityContainerBuilder<Vec<Rejected>>>,
-    notices: OutputBuilder<Millis, CapacityContainerBuilder<Vec<StopNotice>>>,
-    parts: OutputBuilder<Millis, CapacityContainerBuilder<Vec<IngestPart>>>,
+    events: Output<(Event, Millis, isize)>,
+    rejects: Output<Rejected>,
+    notices: Output<StopNotice>,
+    parts: Output<IngestPart>,
 }
 
 /// When the operator runs next.
@@ -307,7 +310,11 @@ impl Ingest {
             recorder.hear();
             let parts = recorder.answer(time, &self.partitions);
             if !parts.is_empty() {
-                outputs.parts.activate().session(&caps[3]).give_iterator(parts.into_iter());
+                outputs
+                    .parts
+                    .activate()
+                    .session(&caps[3])
+                    .give_iterator(parts.into_iter());
             }
             recorder.trim();
         }

@@ -40,7 +40,10 @@ impl Reading {
     pub(super) fn new(partition: Box<dyn Partition>, settings: &FunnelSettings) -> Reading {
         Reading {
             partition,
-            clock: PartitionClock::with_future_skew(settings.max_disorder, settings.max_future_skew),
+            clock: PartitionClock::with_future_skew(
+                settings.max_disorder,
+                settings.max_future_skew,
+            ),
             done: false,
             idle: false,
             quiet_since: None,
