@@ -264,7 +264,10 @@ impl Plan {
                 state.checkpoint_interval,
                 state.keep
             ),
-            None => write!(text, "\n  state     none: a restarted run starts from the beginning"),
+            None => write!(
+                text,
+                "\n  state     none: a restarted run starts from the beginning"
+            ),
         };
         text
     }
