@@ -1,7 +1,9 @@
 //! The `diffmill` binary end to end (issue #3): every graph in `graphs/` checks and runs;
 //! `gen` then `run` agrees with the oracle; replays are identical whatever the worker
-//! count; configuration errors exit 2 with one message naming the file and key; a closed
-//! stdout pipe is not a crash; help works.
+//! count; configuration errors exit 2 with one message naming the file and key; help
+//! works. What a newcomer tripped over (issue #18): a closed stdout pipe leaves the other
+//! sinks complete; bad CSV rows are dead-lettered as text with their reason; timely's
+//! connection chatter stays off stdout.
 
 mod support;
 
@@ -10,14 +12,17 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use diffmill::connectors::generator::Generator;
 use diffmill::connectors::sum_change_log;
 use diffmill::dataflow::{Dim, FunnelSettings, GroupBy};
 use diffmill::event::{Format, StreamKind};
+use diffmill::graph::{GraphSpec, SourceSpec};
 use tempfile::TempDir;
 
 use support::cli::{
     as_csv, command, counts_row, diffmill, diffmill_ok, expected_dead_letters, expected_too_late,
     file_partitions, files_graph, generate, graphs_dir, read_csv, row_set, summary_counts,
+    CsvAggregates,
 };
 use support::oracle::Oracle;
 
@@ -356,23 +361,43 @@ fn config_errors_exit_2_naming_the_file_and_key() {
     assert_config_error(dir.path(), &missing, &[&missing.display().to_string()]);
 }
 
-#[test]
-fn a_closed_stdout_pipe_is_not_a_crash() {
-    let dir = tempdir();
-    let graph = dir.path().join("preview.toml");
-    // Every dim grouped, so that nearly every bid has its own row: hundreds of kilobytes
-    // of preview, far more than a pipe holds, so the run writes after the pipe closes.
+/// A graph file at `dir/<name>.toml`: a generator source of `bids` bids, one-minute windows
+/// grouped by every dim (so that nearly every bid has its own row: hundreds of kilobytes
+/// of preview, far more than a pipe holds), batches at every frontier move, and `sinks`.
+fn generator_graph(dir: &Path, name: &str, bids: u64, sinks: &str) -> PathBuf {
+    let graph = dir.join(format!("{name}.toml"));
     std::fs::write(
         &graph,
-        "name = \"preview\"\n\
-         [source]\nkind = \"generator\"\nbids = 4000\nrate = 200\npartitions = 2\n\
-         [funnel]\nwindow = \"1m\"\nemit_interval = \"0ms\"\n\
-         group_by = [\"campaign_id\", \"ad_id\", \"publisher_id\", \"region\", \"device\"]\n\
-         [[sink]]\nkind = \"stdout\"\nmax_rows = 1000000\n",
+        format!(
+            "name = \"{name}\"\n\
+             [source]\nkind = \"generator\"\nbids = {bids}\nrate = 200\npartitions = 2\n\
+             [funnel]\nwindow = \"1m\"\nemit_interval = \"0ms\"\n\
+             group_by = [\"campaign_id\", \"ad_id\", \"publisher_id\", \"region\", \"device\"]\n\
+             {sinks}"
+        ),
     )
     .expect("the graph writes");
-    let mut child = command(dir.path())
-        .args([Path::new("run"), &graph])
+    graph
+}
+
+/// The oracle's final values, keyed as in `aggregates.csv`, for a generator graph.
+fn generator_oracle(graph: &Path) -> CsvAggregates {
+    let spec = GraphSpec::load(graph).expect("the graph loads");
+    let settings = spec.funnel.settings();
+    let SourceSpec::Generator(config) = spec.source else {
+        panic!("{}: not a generator graph", graph.display());
+    };
+    let generator = Generator::new(config, &settings).expect("a valid generator");
+    let oracle = Oracle::new(&settings, &support::generated_events(&generator));
+    as_csv(&oracle.final_values(), &settings)
+}
+
+/// Runs `diffmill run <graph>`, reads the first bytes of its stdout and closes the pipe;
+/// returns the exit code and stderr.
+fn run_and_close_stdout(dir: &Path, graph: &Path) -> (Option<i32>, String) {
+    let mut child = command(dir)
+        .args([Path::new("run"), graph])
+        .args(["--status-every", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -382,10 +407,139 @@ fn a_closed_stdout_pipe_is_not_a_crash() {
     stdout.read_exact(&mut first).expect("some preview");
     drop(stdout);
     let output = child.wait_with_output().expect("the run ends");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
+    (output.status.code(), stderr)
+}
+
+/// Issue #18, item 1: `diffmill run graphs/ad_funnel.toml | head` left aggregates.csv
+/// with 2,405 of its 5,495 lines and exit code 0. A closed preview must not cut the other
+/// sinks short: the run goes on without it, says so, and the CSV output is complete.
+#[test]
+fn a_closed_stdout_pipe_leaves_the_other_sinks_complete() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let graph = generator_graph(
+        dir.path(),
+        "preview_and_csv",
+        4000,
+        &format!(
+            "[[sink]]\nkind = \"stdout\"\nmax_rows = 1000000\n\
+             [[sink]]\nkind = \"csv\"\npath = '{}'\n",
+            out.display()
+        ),
+    );
+    let (code, stderr) = run_and_close_stdout(dir.path(), &graph);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("stdout was closed") && stderr.contains("the run goes on"),
+        "the closed preview is not reported:\n{stderr}"
+    );
+    assert!(stderr.contains("every record is accounted for"), "{stderr}");
+    let summed = sum_change_log(&out.join("aggregates.csv")).expect("aggregates.csv reads");
+    assert!(
+        summed == generator_oracle(&graph),
+        "aggregates.csv does not sum to the oracle's final values: {} of its keys",
+        summed.len()
+    );
+    let (header, rows) = read_csv(&out.join("aggregates.csv"));
+    let status = header.len() - 1;
+    let windows: BTreeSet<&String> = rows.iter().map(|row| &row[0]).collect();
+    let finals: BTreeSet<&String> = rows
+        .iter()
+        .filter(|row| row[status] == "final")
+        .map(|row| &row[0])
+        .collect();
+    assert_eq!(windows, finals, "every window is announced final");
+}
+
+/// With stdout its only sink, nobody reads the run's output any more: a closed pipe ends
+/// the run quietly, with code 0.
+#[test]
+fn a_closed_stdout_pipe_ends_a_preview_only_run_quietly() {
+    let dir = tempdir();
+    let graph = generator_graph(
+        dir.path(),
+        "preview",
+        4000,
+        "[[sink]]\nkind = \"stdout\"\nmax_rows = 1000000\n",
+    );
+    let (code, stderr) = run_and_close_stdout(dir.path(), &graph);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
+}
+
+/// Issue #18, item 7: a CSV row with more fields than its header was applied; raw invalid
+/// bytes made `dead_letters.csv` binary to `grep`; a reason read "is not a integer".
+#[test]
+fn bad_csv_rows_are_dead_lettered_as_text_with_their_reason() {
+    let dir = tempdir();
+    let (graph, _) = files_graph(dir.path(), Format::Csv);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("the data folder");
+    for (file, header) in [
+        (
+            "bid-0.csv",
+            "bid_id,ts,campaign_id,ad_id,publisher_id,region,device,bid_price_micros",
+        ),
+        ("impression-0.csv", "impression_id,bid_id,ts,cost_micros"),
+        ("conversion-0.csv", "conversion_id,click_id,ts,value_micros"),
+    ] {
+        std::fs::write(data.join(file), format!("{header}\n")).expect("a file writes");
+    }
+    let mut clicks = b"click_id,bid_id,ts\n".to_vec();
+    clicks.extend_from_slice(b"1,7,1704067200000\n"); // line 2: valid
+    clicks.extend_from_slice(b"2,7,1704067200001,surplus\n"); // line 3: a field too many
+    clicks.extend_from_slice(b"3,7,17040672O0002\n"); // line 4: a letter in ts
+    clicks.extend_from_slice(b"4,\xff\x00,1704067200003\n"); // line 5: not UTF-8, a NUL
+    clicks.extend_from_slice(b"5,8\x01,1704067200004\n"); // line 6: a control character
+    std::fs::write(data.join("click-0.csv"), clicks).expect("the clicks write");
+
+    let ran = diffmill_ok(dir.path(), [Path::new("run"), &graph]);
+    let clicks = summary_counts(&ran.stderr)[&StreamKind::Click];
+    assert_eq!(
+        (clicks[0], clicks[1], clicks[4]),
+        (5, 1, 4),
+        "clicks read, applied, dead-lettered:\n{}",
+        ran.stderr
+    );
+
+    let path = dir.path().join("out").join("dead_letters.csv");
+    let bytes = std::fs::read(&path).expect("dead_letters.csv reads");
+    let text = String::from_utf8(bytes).expect("dead_letters.csv is UTF-8 text");
+    let control: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(
+        control.is_empty(),
+        "control characters {control:?} in:\n{text}"
+    );
+    let (header, rows) = read_csv(&path);
+    assert_eq!(header, ["source", "position", "stream", "reason", "raw"]);
+    let by_line = |line: &str| -> (String, String) {
+        let row = rows
+            .iter()
+            .find(|row| row[1] == line)
+            .unwrap_or_else(|| panic!("line {line} was not dead-lettered:\n{text}"));
+        (row[3].clone(), row[4].clone())
+    };
+    assert_eq!(
+        by_line("3"),
+        (
+            "bad CSV: 4 fields, but the header has 3 columns".to_owned(),
+            "2,7,1704067200001,surplus".to_owned()
+        )
+    );
+    assert_eq!(
+        by_line("4").0,
+        "field `ts`: expected integer of milliseconds since the epoch, got `17040672O0002`"
+    );
+    assert_eq!(by_line("5").1, "4,\\xff\\x00,1704067200003");
+    let (reason, raw) = by_line("6");
+    assert_eq!(raw, "5,8\\x01,1704067200004");
+    assert!(reason.contains("got `8\\x01`"), "{reason}");
+    assert!(!text.contains("a integer"), "{text}");
 }
 
 #[test]

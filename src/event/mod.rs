@@ -9,8 +9,9 @@ mod invalid;
 mod label;
 mod parse;
 mod record;
+mod time;
 
-pub use dead_letter::{raw_text, DeadLetter, Origin, Rejected, TooLate, MAX_RAW_KEPT};
+pub use dead_letter::{printable, raw_text, DeadLetter, Origin, Rejected, TooLate, MAX_RAW_KEPT};
 pub use invalid::{Invalid, MAX_TS};
 pub use label::{Label, LABEL_MAX_BYTES};
 pub use parse::{
@@ -20,3 +21,4 @@ pub use parse::{
 pub use record::{
     Bid, Click, Conversion, Event, EventId, Impression, Micros, Millis, Record, StreamKind,
 };
+pub use time::{time_text, utc};

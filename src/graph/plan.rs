@@ -7,7 +7,9 @@ use std::sync::Arc;
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
 use crate::connectors::kafka::{KafkaSink, KafkaSource};
-use crate::connectors::{CsvSink, FileSource, PostgresSink, Sink, SinkError, Source, StdoutSink};
+use crate::connectors::{
+    CsvSink, FileSource, OnClosed, PostgresSink, Sink, SinkError, Source, StdoutSink,
+};
 use crate::dataflow::FunnelSettings;
 use crate::event::StreamKind;
 use crate::runtime::Funnel;
@@ -158,6 +160,13 @@ impl GraphSpec {
 }
 
 impl Plan {
+    /// True for a live source, whose event time follows the wall clock: a Kafka source
+    /// read until stopped. Files, the generator and a Kafka read up to its end offsets
+    /// are replays.
+    pub fn is_live(&self) -> bool {
+        matches!(&self.spec.source, SourceSpec::Kafka(kafka) if !kafka.stop_at_end)
+    }
+
     /// The resolved plan as text: sources, operators, windows, lateness, retention, sinks.
     pub fn describe(&self) -> String {
         let s = &self.settings;
@@ -259,7 +268,15 @@ impl Plan {
                     self.settings.lateness,
                 )?),
                 SinkSpec::Stdout(out) => {
-                    Box::new(StdoutSink::new(self.settings.group_by.dims(), out.max_rows))
+                    // Alone, the preview is the run's only output: a closed pipe ends it.
+                    let on_closed = match self.spec.sinks.len() {
+                        1 => OnClosed::Stop,
+                        _ => OnClosed::Detach,
+                    };
+                    Box::new(
+                        StdoutSink::new(self.settings.group_by.dims(), out.max_rows)
+                            .on_closed(on_closed),
+                    )
                 }
                 SinkSpec::Postgres(postgres) => {
                     Box::new(PostgresSink::open(postgres, self.settings.group_by.dims())?)

@@ -16,7 +16,9 @@ use timely::dataflow::{ProbeHandle, Scope, Stream};
 use super::{Accounting, Admission, PartitionClock, Progress, Stop, StopNotice, StopReason};
 use crate::connectors::{Arrival, Partition, Poll};
 use crate::dataflow::FunnelSettings;
-use crate::event::{to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate};
+use crate::event::{
+    time_text, to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate,
+};
 
 /// Records read from one partition per poll.
 const POLL_CHUNK: usize = 4096;
@@ -362,9 +364,10 @@ fn too_late(event: &Event, source: &str, position: u64, watermark: Millis) -> To
         ts: event.ts(),
         watermark,
         reason: format!(
-            "too late: the partition watermark {watermark} had reached the record's release \
-             time, so every window it could affect (from the window of ts {}) is final",
-            event.ts()
+            "too late: the partition watermark {} had reached the record's release time, so \
+             every window it could affect (from the window of ts {}) is final",
+            time_text(watermark),
+            time_text(event.ts())
         ),
     }
 }
