@@ -542,6 +542,105 @@ fn bad_csv_rows_are_dead_lettered_as_text_with_their_reason() {
     assert!(!text.contains("a integer"), "{text}");
 }
 
+/// `n` ports that were free a moment ago, on 127.0.0.1.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("an address").port())
+        .collect()
+}
+
+/// Starts process `index` of a 2-process cluster of `graph` with its stdout and stderr in
+/// files `<index>.stdout`, `<index>.stderr` of `dir`.
+fn start_process(dir: &Path, graph: &Path, hosts: &Path, index: usize) -> std::process::Child {
+    let file = |stream: &str| {
+        std::fs::File::create(dir.join(format!("{index}.{stream}"))).expect("an output file")
+    };
+    command(dir)
+        .args([Path::new("run"), graph, Path::new("--hostfile"), hosts])
+        .args(["-n", "2", "-p", &index.to_string(), "--status-every", "0"])
+        .stdout(file("stdout"))
+        .stderr(file("stderr"))
+        .spawn()
+        .expect("diffmill starts")
+}
+
+/// Waits at most 2 minutes for `child` to exit with code 0.
+fn wait_ok(child: &mut std::process::Child, what: &str, dir: &Path) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if let Some(status) = child.try_wait().expect("the process can be waited on") {
+            let stderr = std::fs::read_to_string(dir.join(format!("{what}.stderr")));
+            assert_eq!(status.code(), Some(0), "process {what}: {stderr:?}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("process {what} still runs after 2 minutes");
+}
+
+/// Issue #18, item 8: timely's connection chatter ("awaiting connections", "error
+/// connecting to worker 0 … retrying") went to stdout, mixed with the stdout sink's rows.
+/// Process 1 starts first, so it has to retry until process 0 is up: stdout holds only
+/// batches, and the retrying is said on stderr, naming the address.
+#[test]
+fn cluster_connection_chatter_stays_off_stdout() {
+    let dir = tempdir();
+    let graph = generator_graph(
+        dir.path(),
+        "cluster_preview",
+        2000,
+        "[[sink]]\nkind = \"stdout\"\nmax_rows = 3\n",
+    );
+    let ports = free_ports(2);
+    let hosts = dir.path().join("hosts");
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    std::fs::write(&hosts, addresses.join("\n") + "\n").expect("the hostfile writes");
+
+    let mut second = start_process(dir.path(), &graph, &hosts, 1);
+    // Until process 1 has said (on stderr, or on stdout as timely did) that it cannot
+    // reach process 0 yet.
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let started = std::time::Instant::now();
+    while !read("1.stderr").contains("not reachable yet") && read("1.stdout").is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "process 1 never tried to connect:\n{}",
+            read("1.stderr")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut first = start_process(dir.path(), &graph, &hosts, 0);
+    wait_ok(&mut first, "0", dir.path());
+    wait_ok(&mut second, "1", dir.path());
+
+    assert_eq!(
+        read("1.stdout"),
+        "",
+        "process 1 has no sinks: nothing on its stdout"
+    );
+    let stdout = read("0.stdout");
+    assert!(stdout.starts_with("batch "), "{stdout}");
+    for line in stdout.lines() {
+        assert!(
+            line.starts_with("batch ") || line.starts_with("  "),
+            "not a line of the preview on stdout: {line:?}"
+        );
+    }
+    let stderr = read("1.stderr");
+    assert!(
+        stderr.contains(&format!(
+            "process 0 at {} is not reachable yet",
+            addresses[0]
+        )) && stderr.contains("retrying"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn help_exits_0() {
     let dir = tempdir();

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use super::connect::execute;
 use super::emit::{emit, EmitContext};
 use super::ingest::{ingest, IngestContext};
 use super::tally::tally;
@@ -183,7 +184,7 @@ impl Funnel {
         let sinks = Arc::new(Mutex::new(Some(sinks)));
         let worker_stop = stop.clone();
         let worker_progress = Arc::clone(&progress);
-        let guards = timely::execute(config, move |worker| -> Result<(), RunError> {
+        let guards = execute(config, move |worker| -> Result<(), RunError> {
             worker_progress
                 .workers_started
                 .fetch_add(1, Ordering::Relaxed);

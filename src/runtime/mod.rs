@@ -2,6 +2,7 @@
 
 mod accounting;
 mod cluster;
+mod connect;
 mod emit;
 mod funnel;
 mod ingest;
