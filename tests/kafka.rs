@@ -25,7 +25,9 @@ use diffmill::graph::GraphSpec;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use support::cli::{command, counts_row, diffmill, diffmill_ok, summary_counts};
+use support::cli::{
+    closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within, summary_counts,
+};
 use support::oracle::{Aggregates, Oracle};
 
 const PARTITIONS: i32 = 4;
@@ -516,6 +518,59 @@ fn config_errors_name_file_key_and_problem() {
     assert!(text.contains("kafka_test.toml"), "{text}");
     assert!(text.contains("source.options"), "{text}");
     assert!(text.contains("no.such.option"), "{text}");
+}
+
+/// Issue #18, item 4: an unreachable broker was a minute of silence and an error that
+/// did not name it. The run says at once which brokers it connects to, warns while they
+/// do not answer, and names them when it gives up after `connect_timeout`. Needs no
+/// broker.
+#[test]
+fn an_unreachable_broker_is_named_at_once_and_when_giving_up() {
+    let dir = tempdir();
+    let address = format!("127.0.0.1:{}", closed_port());
+    for (what, graph_text) in [
+        (
+            "source",
+            format!(
+                "name = \"k\"\n[source]\nkind = \"kafka\"\nbrokers = \"{address}\"\n\
+                 format = \"json\"\nconnect_timeout = \"2s\"\n[[sink]]\nkind = \"stdout\"\n"
+            ),
+        ),
+        (
+            "sink",
+            format!(
+                "name = \"k\"\n[source]\nkind = \"generator\"\nbids = 10\n\
+                 [[sink]]\nkind = \"kafka\"\nbrokers = \"{address}\"\ntopic = \"out\"\n\
+                 connect_timeout = \"2s\"\n"
+            ),
+        ),
+    ] {
+        let graph = dir.path().join(format!("{what}.toml"));
+        std::fs::write(&graph, graph_text).expect("the graph writes");
+        let ran = diffmill_within(
+            dir.path(),
+            ["run".as_ref(), graph.as_os_str()],
+            Duration::from_secs(60),
+        );
+        let stderr = &ran.stderr;
+        assert_eq!(ran.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&format!("connecting to the Kafka brokers {address}")),
+            "{what}: does not say where it connects: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("no answer from the Kafka brokers {address} yet")),
+            "{what}: no visible retry: {stderr}"
+        );
+        let last = stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error:")
+                && last.contains(&format!(
+                    "cannot reach the Kafka brokers {address} within 2s"
+                )),
+            "{what}: the error does not name the brokers: {stderr}"
+        );
+    }
 }
 
 /// Events in partition 0 of each topic only: the three empty partitions of each topic

@@ -26,8 +26,8 @@ use diffmill::runtime::{Funnel, RunError};
 use postgres::{Client, NoTls};
 
 use support::cli::{
-    as_csv, command, diffmill, diffmill_ok, file_partitions, files_graph, generate, graphs_dir,
-    CsvAggregates,
+    as_csv, closed_port, command, diffmill, diffmill_ok, diffmill_within, file_partitions,
+    files_graph, generate, graphs_dir, CsvAggregates,
 };
 use support::oracle::Oracle;
 
@@ -793,6 +793,53 @@ fn permanent_errors_stop_with_a_clear_message() {
         "{error}"
     );
     assert!(started.elapsed() >= Duration::from_millis(500), "retried");
+}
+
+/// Issue #18, item 4: an unreachable database was a minute of silence. The run says at
+/// once where it connects, says so while it retries, and names the address (never the
+/// password) when it gives up. Needs no server.
+#[test]
+fn an_unreachable_database_is_named_at_once_and_when_giving_up() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let address = format!("127.0.0.1:{}", closed_port());
+    let graph = dir.path().join("unreachable.toml");
+    std::fs::write(
+        &graph,
+        format!(
+            "name = \"pg\"\n[source]\nkind = \"generator\"\nbids = 10\n\
+             [[sink]]\nkind = \"postgres\"\nurl = \"postgresql://diffmill:secret@{address}/reports\"\n\
+             retry_for = \"2s\"\n"
+        ),
+    )
+    .expect("the graph writes");
+    let ran = diffmill_within(
+        dir.path(),
+        ["run".as_ref(), graph.as_os_str()],
+        Duration::from_secs(60),
+    );
+    let stderr = &ran.stderr;
+    assert_eq!(ran.code(), Some(1), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "connecting to PostgreSQL at {address} (database reports)"
+        )),
+        "the first line does not say where: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot connect to PostgreSQL at {address}"))
+            && stderr.contains("retrying for up to 2s"),
+        "no visible retry: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error:") && last.contains(&address) && last.contains("after retrying"),
+        "the error does not name the address: {stderr}"
+    );
+    assert!(
+        !stderr.contains("secret"),
+        "the password is shown: {stderr}"
+    );
 }
 
 #[test]

@@ -186,8 +186,9 @@ fn produce_to_kafka(
         config.set(key.trim(), value.trim());
     }
     let topics = kafka::topics_for(&args.topic_prefix);
-    kafka::create_topics(&config, &topics, args.kafka_partitions)
-        .map_err(|e| CliError::Runtime(format!("gen: creating topics {topics:?}: {e}")))?;
+    kafka::create_topics(&config, &topics, args.kafka_partitions).map_err(|e| {
+        CliError::Runtime(format!("gen: creating topics {}: {e}", topics.join(", ")))
+    })?;
     let produced = kafka::produce(
         generator,
         &config,

@@ -7,6 +7,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::{Deserialize, Serialize};
 
 use super::config::KafkaSinkSpec;
+use super::reach::reach;
 use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
 use crate::event::Millis;
 
@@ -78,9 +79,23 @@ impl KafkaSink {
             message: e.to_string(),
         };
         let producer: BaseProducer = spec.producer_config().create().map_err(error)?;
+        let who = format!("kafka sink `{}`", spec.topic);
+        reach(
+            producer.client(),
+            &who,
+            &spec.brokers,
+            spec.connect_timeout.to_std(),
+        )
+        .map_err(|message| SinkError::Other {
+            sink: name.clone(),
+            message,
+        })?;
         producer
             .init_transactions(TRANSACTION_TIMEOUT)
-            .map_err(error)?;
+            .map_err(|e| SinkError::Other {
+                sink: name.clone(),
+                message: format!("initializing transactions at {}: {e}", spec.brokers),
+            })?;
         Ok(KafkaSink {
             name: name.clone(),
             spec: spec.clone(),

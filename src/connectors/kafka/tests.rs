@@ -224,14 +224,7 @@ fn config_errors_name_the_key() {
     let mut spec = KafkaSourceSpec::new("127.0.0.1:1", Format::Json);
     spec.clicks = Some(String::new());
     assert_eq!(spec.check().expect_err("empty topic").0, "clicks");
-    let sink = KafkaSinkSpec {
-        brokers: String::new(),
-        topic: "out".into(),
-        dead_letter_topic: None,
-        late_topic: None,
-        transactional_id: None,
-        options: Default::default(),
-    };
+    let sink = KafkaSinkSpec::new("", "out");
     assert_eq!(sink.check().expect_err("no brokers").0, "brokers");
 }
 
