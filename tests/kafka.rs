@@ -1,6 +1,7 @@
 //! Kafka in and out against a real Kafka-protocol broker (issue #4): the broker at
 //! `KAFKA_BROKERS` (`.ci/run` starts one; any broker works, Apache Kafka included). When
-//! `KAFKA_BROKERS` is unset the broker tests say so on stderr and pass without running.
+//! `KAFKA_BROKERS` is unset the broker tests print `SKIPPED <test> (set KAFKA_BROKERS to
+//! run)`, or fail under `CI=true` (tests/support/services.rs).
 //!
 //! Inputs are produced with `diffmill gen --kafka` (disorder, duplicates, late, too-late
 //! and malformed messages across 4 partitions), read back from the broker by a plain
@@ -33,22 +34,10 @@ use support::oracle::{Aggregates, Oracle};
 const PARTITIONS: i32 = 4;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The broker, or `None` after saying on stderr that the test is skipped.
+/// The broker, or `None` after saying that the test is skipped (a failure under
+/// `CI=true`; see [`support::services`]).
 fn brokers(test: &str) -> Option<String> {
-    match std::env::var("KAFKA_BROKERS") {
-        Ok(brokers) if !brokers.trim().is_empty() => Some(brokers),
-        _ => {
-            // Written to the process's stderr, past the test harness's capture, so the
-            // skip shows in a passing run.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: KAFKA_BROKERS is not set (source .ci/services/kafka.sh, or \
-                 point it at any Kafka broker)"
-            );
-            None
-        }
-    }
+    support::services::service(test, "KAFKA_BROKERS")
 }
 
 /// Writes a line to the process's stderr, past the test harness's capture, so it shows

@@ -4,13 +4,13 @@
 //! boundary; permanent errors and config errors are named.
 //!
 //! The database tests need `DIFFMILL_TEST_POSTGRES_URL` (set by
-//! `.ci/services/postgres.sh`); without it they print why and pass. Each test writes its
-//! own schema, so they run in parallel.
+//! `.ci/services/postgres.sh`); without it they print `SKIPPED <test> (set
+//! DIFFMILL_TEST_POSTGRES_URL to run)`, or fail under `CI=true`
+//! (tests/support/services.rs). Each test writes its own schema, so they run in parallel.
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -33,20 +33,10 @@ use support::oracle::Oracle;
 
 const URL_VAR: &str = "DIFFMILL_TEST_POSTGRES_URL";
 
-/// The test database, or `None` (with a visible message) when none is configured.
+/// The test database, or `None` after saying that the test is skipped (a failure under
+/// `CI=true`; see [`support::services`]).
 fn database(test: &str) -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            // Straight to stderr, past the test harness's capture: a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping {test}: {URL_VAR} is not set (source .ci/services/postgres.sh to \
-                 start a server)"
-            );
-            None
-        }
-    }
+    support::services::service(test, URL_VAR)
 }
 
 fn connect(url: &str) -> Client {

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod inputs;
 pub mod oracle;
+pub mod services;
 pub mod source;
 
 use std::time::Duration;
