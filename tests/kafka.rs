@@ -17,19 +17,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use differential_dataflow::difference::Semigroup;
-use diffmill::connectors::kafka::{topics_for, OutputRecord};
+use diffmill::connectors::kafka::topics_for;
 use diffmill::connectors::Arrival;
 use diffmill::dataflow::{FunnelSettings, Measures};
-use diffmill::event::{parse_json, raw_text, DeadLetter, Millis, Origin, StreamKind};
+use diffmill::event::{parse_json, raw_text, DeadLetter, Origin, StreamKind};
 use diffmill::graph::GraphSpec;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use support::cli::{
-    closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within, summary_counts,
+    as_csv, closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within,
+    summary_counts, CsvAggregates,
 };
-use support::oracle::{Aggregates, Oracle};
+use support::oracle::Oracle;
 
 const PARTITIONS: i32 = 4;
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -238,35 +238,78 @@ fn input_partitions(brokers: &str, prefix: &str, from: Option<i64>) -> Vec<Vec<A
     partitions
 }
 
-/// The sink topic's records, read committed, partition by partition.
-fn output(brokers: &str, topic: &str) -> Vec<OutputRecord> {
+/// The sink topic's messages as JSON, read committed, partition by partition. Read
+/// as plain JSON (not through the sink's own types), so a change of the documented
+/// format fails here.
+fn output(brokers: &str, topic: &str) -> Vec<serde_json::Value> {
     let mut records = Vec::new();
     for partition in 0..partition_count(brokers, topic) {
         for (_, _, payload) in read_partition(brokers, topic, partition) {
-            records.push(serde_json::from_slice(&payload).expect("an output record"));
+            records.push(serde_json::from_slice(&payload).expect("a JSON message"));
         }
     }
     records
 }
 
-fn sum(records: &[OutputRecord]) -> Aggregates {
-    let rows: Vec<_> = records
+/// A number field of a message.
+fn number(record: &serde_json::Value, field: &str) -> i64 {
+    record[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no number `{field}` in {record}"))
+}
+
+/// The frontiers of the progress records (`None`: the input is complete).
+fn progress_frontiers(records: &[serde_json::Value]) -> Vec<Option<i64>> {
+    records
         .iter()
-        .filter_map(|r| match r {
-            OutputRecord::Row(row) => Some(row.row.clone()),
-            OutputRecord::Progress(_) => None,
-        })
-        .collect();
-    let mut sums = Aggregates::new();
-    support::add_rows(&mut sums, &rows);
+        .filter(|r| r["type"] == "progress")
+        .map(|r| r["frontier"].as_i64())
+        .collect()
+}
+
+/// The row messages summed per window and dims, keyed as `aggregates.csv` sums are:
+/// `[window_start, window_end, dims…]`, the dims read by name from the message's `dims`
+/// object, which must name exactly the grouped dims, each with text.
+fn sum(records: &[serde_json::Value], settings: &FunnelSettings) -> CsvAggregates {
+    let names: Vec<&str> = settings.group_by.dims().iter().map(|d| d.name()).collect();
+    let mut sums = CsvAggregates::new();
+    for record in records.iter().filter(|r| r["type"] == "row") {
+        let dims = record["dims"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no `dims` object in {record}"));
+        let mut named: Vec<&str> = dims.keys().map(String::as_str).collect();
+        named.sort_unstable();
+        let mut grouped = names.clone();
+        grouped.sort_unstable();
+        assert_eq!(named, grouped, "the dims of {record}");
+        let mut key = vec![
+            number(record, "window_start").to_string(),
+            number(record, "window_end").to_string(),
+        ];
+        key.extend(names.iter().map(|name| {
+            dims[*name]
+                .as_str()
+                .unwrap_or_else(|| panic!("dim `{name}` is not text in {record}"))
+                .to_owned()
+        }));
+        let delta = &record["delta"];
+        let sum = sums.entry(key).or_insert([0; 6]);
+        for (slot, measure) in sum.iter_mut().zip(Measures::NAMES) {
+            *slot += number(delta, measure);
+        }
+    }
+    sums.retain(|_, measures| measures.iter().any(|m| *m != 0));
     sums
 }
 
 /// Per window, the measures summed over all dims (which do not depend on attribution).
-fn per_window(aggregates: &Aggregates) -> BTreeMap<Millis, Measures> {
-    let mut windows = BTreeMap::<Millis, Measures>::new();
-    for ((start, _), measures) in aggregates {
-        windows.entry(*start).or_default().plus_equals(measures);
+fn per_window(aggregates: &CsvAggregates) -> BTreeMap<String, [i64; 6]> {
+    let mut windows = BTreeMap::<String, [i64; 6]>::new();
+    for (key, measures) in aggregates {
+        let window = windows.entry(key[0].clone()).or_default();
+        for (total, m) in window.iter_mut().zip(measures) {
+            *total += m;
+        }
     }
     windows
 }
@@ -293,19 +336,15 @@ fn kafka_in_kafka_out_equals_the_oracle() {
         &input_partitions(&brokers, &prefix, None),
     );
     let records = output(&brokers, &format!("{prefix}out"));
-    let last = records
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            OutputRecord::Progress(p) => Some(p.clone()),
-            OutputRecord::Row(_) => None,
-        })
+    let last = progress_frontiers(&records)
+        .pop()
         .expect("a progress record");
-    assert_eq!(last.frontier, None, "the bounded input completes");
+    assert_eq!(last, None, "the bounded input completes");
+    let settings = settings(&graph);
     assert_eq!(
-        sum(&records),
-        oracle.final_values(),
-        "the summed sink topic"
+        sum(&records, &settings),
+        as_csv(&oracle.final_values(), &settings),
+        "the summed sink topic: the same keys and values as aggregates.csv"
     );
     let counts = summary_counts(&ran.stderr);
     for kind in StreamKind::ALL {
@@ -378,31 +417,29 @@ fn killed_and_restarted_loses_nothing() {
         &settings(&graph),
         &input_partitions(&brokers, &prefix, None),
     );
-    let expected = per_window(&oracle.final_values());
-    let got = per_window(&sum(&all));
-    let mut excess = Measures::default();
+    let settings = settings(&graph);
+    let expected = per_window(&as_csv(&oracle.final_values(), &settings));
+    let got = per_window(&sum(&all, &settings));
+    let mut excess = [0i64; 6];
     for (window, want) in &expected {
         let have = got.get(window).copied().unwrap_or_default();
-        for (name, h, w) in [
-            ("bids", have.bids, want.bids),
-            ("impressions", have.impressions, want.impressions),
-            ("clicks", have.clicks, want.clicks),
-            ("conversions", have.conversions, want.conversions),
-        ] {
+        // bids, impressions, clicks, conversions: counts, never fewer than the oracle's.
+        for (name, (h, w)) in Measures::NAMES.iter().zip(have.iter().zip(want)).take(4) {
             assert!(
                 h >= w,
                 "window {window}: {name} {h} < {w}: records were lost"
             );
         }
-        excess.plus_equals(&have);
-        excess.plus_equals(&want.negated());
+        for (e, (h, w)) in excess.iter_mut().zip(have.iter().zip(want)) {
+            *e += h - w;
+        }
     }
     // Restart does not restore the dataflow's state yet: records read again after the
     // last commit count twice. Report them, do not hide them.
     report(&format!(
         "restart test: duplicates in the output after kill + restart (over the oracle): \
          {} bids, {} impressions, {} clicks, {} conversions",
-        excess.bids, excess.impressions, excess.clicks, excess.conversions
+        excess[0], excess[1], excess[2], excess[3]
     ));
     if killed {
         assert!(committed > 0, "nothing was committed before the kill");
@@ -484,10 +521,11 @@ fn start_by_timestamp_reads_from_the_first_message_at_that_time() {
         .sum();
     let read: usize = input.iter().map(Vec::len).sum();
     assert!(read > 0 && read < all, "{read} of {all}");
-    let oracle = Oracle::new(&settings(&graph), &input);
+    let settings = settings(&graph);
+    let oracle = Oracle::new(&settings, &input);
     assert_eq!(
-        sum(&output(&brokers, &format!("{prefix}out"))),
-        oracle.final_values()
+        sum(&output(&brokers, &format!("{prefix}out")), &settings),
+        as_csv(&oracle.final_values(), &settings)
     );
 }
 
@@ -620,14 +658,11 @@ fn idle_partitions_do_not_hold_the_frontier() {
     let deadline = Instant::now() + Duration::from_secs(180);
     let out = format!("{prefix}out");
     let reached = loop {
-        let frontier = output(&brokers, &out)
-            .iter()
-            .filter_map(|r| match r {
-                OutputRecord::Progress(p) => p.frontier,
-                OutputRecord::Row(_) => None,
-            })
+        let frontier = progress_frontiers(&output(&brokers, &out))
+            .into_iter()
+            .flatten()
             .max()
-            .unwrap_or(0);
+            .map_or(0, |f| f as u64);
         if frontier >= last_final || Instant::now() > deadline {
             break frontier;
         }
@@ -642,5 +677,8 @@ fn idle_partitions_do_not_hold_the_frontier() {
         "the frontier stayed at {reached}; every window is final at {last_final}"
     );
     assert_eq!(status.code(), Some(130), "stopped by SIGINT");
-    assert_eq!(sum(&output(&brokers, &out)), oracle.final_values());
+    assert_eq!(
+        sum(&output(&brokers, &out), &settings),
+        as_csv(&oracle.final_values(), &settings)
+    );
 }

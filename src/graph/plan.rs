@@ -281,7 +281,9 @@ impl Plan {
                 SinkSpec::Postgres(postgres) => {
                     Box::new(PostgresSink::open(postgres, self.settings.group_by.dims())?)
                 }
-                SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka)?),
+                SinkSpec::Kafka(kafka) => {
+                    Box::new(KafkaSink::create(kafka, self.settings.group_by.dims())?)
+                }
             };
             funnel = funnel.boxed_sink(sink);
         }
