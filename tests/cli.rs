@@ -161,6 +161,13 @@ fn every_graph_checks_and_runs_on_a_small_input() {
                 graph.display(),
                 checked.stdout
             );
+            // Issue #18, item 10: a readable plan, not a Rust Debug struct.
+            assert!(
+                !checked.stdout.contains("Config {") && !checked.stdout.contains("Bounds {"),
+                "{}: check printed a Debug struct:\n{}",
+                graph.display(),
+                checked.stdout
+            );
         }
         let ran = diffmill_ok(dir.path(), &args);
         assert!(

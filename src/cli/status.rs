@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::event::{utc, Millis, StreamKind};
+use crate::event::{span_text, utc, Millis, StreamKind};
 use crate::runtime::{Accounting, Progress};
 
 /// What the status line says about time: it depends on whether event time follows the
@@ -125,7 +125,7 @@ impl Status {
                 format!(
                     "frontier {} (+{} of event time in {seconds:.1}s, {:.0}× real time)",
                     utc(frontier),
-                    span(advanced),
+                    span_text(advanced),
                     advanced as f64 / 1000.0 / seconds
                 )
             }
@@ -136,20 +136,10 @@ impl Status {
                 format!(
                     "frontier {} ({} behind the wall clock)",
                     utc(frontier),
-                    span(wall.saturating_sub(frontier))
+                    span_text(wall.saturating_sub(frontier))
                 )
             }
         }
-    }
-}
-
-/// A span of time as `1h 02m`, `4m 10s` or `3.2s`.
-fn span(ms: Millis) -> String {
-    let seconds = ms / 1000;
-    match seconds {
-        0..60 => format!("{:.1}s", ms as f64 / 1000.0),
-        60..3600 => format!("{}m {:02}s", seconds / 60, seconds % 60),
-        _ => format!("{}h {:02}m", seconds / 3600, seconds % 3600 / 60),
     }
 }
 
@@ -199,16 +189,4 @@ pub fn summary(accounting: &Accounting, batches: u64, elapsed: Duration) -> Stri
         "  WARNING: the accounting does not balance"
     });
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::span;
-
-    #[test]
-    fn spans_read_as_hours_minutes_or_seconds() {
-        assert_eq!(span(3_200), "3.2s");
-        assert_eq!(span(250_342), "4m 10s");
-        assert_eq!(span(92_008_092_600), "25557h 48m");
-    }
 }

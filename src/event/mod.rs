@@ -21,4 +21,4 @@ pub use parse::{
 pub use record::{
     Bid, Click, Conversion, Event, EventId, Impression, Micros, Millis, Record, StreamKind,
 };
-pub use time::{time_text, utc};
+pub use time::{span_text, time_text, utc};

@@ -1,4 +1,4 @@
-//! Event times as people read them: ISO-8601 UTC, next to the raw milliseconds.
+//! Times as people read them: ISO-8601 UTC next to the raw milliseconds, and spans.
 
 use super::Millis;
 
@@ -47,9 +47,46 @@ pub fn time_text(millis: Millis) -> String {
     format!("{} ({millis} ms)", utc(millis))
 }
 
+/// A span of time as people read it: `250ms`, `3.2s`, `45s`, `4m 10s`, `15m`, `1h 07m`,
+/// `2h`: the two largest units, the second only when it is not zero.
+///
+/// # Examples
+/// ```
+/// use diffmill::event::span_text;
+///
+/// assert_eq!(span_text(500), "500ms");
+/// assert_eq!(span_text(3_200), "3.2s");
+/// assert_eq!(span_text(250_342), "4m 10s");
+/// assert_eq!(span_text(7_200_000), "2h");
+/// ```
+pub fn span_text(millis: Millis) -> String {
+    const MINUTE: Millis = 60_000;
+    const HOUR: Millis = 60 * MINUTE;
+    let pair = |big: Millis, big_unit: &str, small: Millis, small_unit: &str| match small {
+        0 => format!("{big}{big_unit}"),
+        _ => format!("{big}{big_unit} {small:02}{small_unit}"),
+    };
+    match millis {
+        0..1_000 => format!("{millis}ms"),
+        1_000..MINUTE if millis % 1_000 == 0 => format!("{}s", millis / 1_000),
+        1_000..MINUTE => format!("{:.1}s", millis as f64 / 1_000.0),
+        MINUTE..HOUR => pair(millis / MINUTE, "m", millis % MINUTE / 1_000, "s"),
+        _ => pair(millis / HOUR, "h", millis % HOUR / MINUTE, "m"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{span_text, utc};
+
+    #[test]
+    fn spans_read_in_their_two_largest_units() {
+        assert_eq!(span_text(0), "0ms");
+        assert_eq!(span_text(45_000), "45s");
+        assert_eq!(span_text(900_000), "15m");
+        assert_eq!(span_text(4_020_000), "1h 07m");
+        assert_eq!(span_text(92_008_092_600), "25557h 48m");
+    }
 
     #[test]
     fn formats_utc() {

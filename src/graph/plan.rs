@@ -11,7 +11,7 @@ use crate::connectors::{
     CsvSink, FileSource, OnClosed, PostgresSink, Sink, SinkError, Source, StdoutSink,
 };
 use crate::dataflow::FunnelSettings;
-use crate::event::StreamKind;
+use crate::event::{Format, StreamKind};
 use crate::runtime::Funnel;
 
 /// A validated graph, its source resolved (files found), ready to build a [`Funnel`].
@@ -65,7 +65,7 @@ impl GraphSpec {
                 if let Some(bids) = overrides.bids {
                     config.bids = bids;
                 }
-                let description = format!("generator {config:?}");
+                let description = config.describe().join("\n            ");
                 let generator = Generator::new(config.clone(), &settings).map_err(|e| {
                     GraphError::at_key(file, format!("source.{}", e.setting), e.problem)
                 })?;
@@ -114,7 +114,7 @@ impl GraphSpec {
                 }
                 let source = FileSource::from_globs(files.format, &resolved)
                     .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
-                let mut description = format!("files ({:?})", files.format);
+                let mut description = format!("files ({})", format_name(files.format));
                 for (kind, path) in source.files() {
                     let _ = write!(description, "\n      {kind:<10} {}", path.display());
                 }
@@ -127,9 +127,9 @@ impl GraphSpec {
                 })?;
                 let topics: Vec<String> = kafka.topics().into_iter().map(|(_, t)| t).collect();
                 let description = format!(
-                    "kafka {} ({:?}) topics [{}], group `{}`, start {:?}{}",
+                    "kafka {} ({}) topics [{}], group `{}`, start {}{}",
                     kafka.brokers,
-                    kafka.format,
+                    format_name(kafka.format),
                     topics.join(", "),
                     kafka.group_id,
                     kafka.start,
@@ -288,5 +288,13 @@ impl Plan {
             funnel = funnel.boxed_sink(sink);
         }
         Ok(funnel)
+    }
+}
+
+/// A payload format as graph files write it.
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
     }
 }

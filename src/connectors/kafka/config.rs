@@ -7,7 +7,7 @@ use rdkafka::config::FromClientConfig;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Format, StreamKind};
+use crate::event::{time_text, Format, StreamKind};
 use crate::graph::DurationText;
 
 /// Where a partition starts reading.
@@ -24,6 +24,18 @@ pub enum StartPosition {
     /// The first offset whose message timestamp is at or after this time (ms since the
     /// epoch), found with `offsets_for_times`; written `{ timestamp = 1700000000000 }`.
     Timestamp(u64),
+}
+
+impl std::fmt::Display for StartPosition {
+    /// As a graph file writes it; a timestamp also as UTC.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartPosition::Earliest => f.write_str("earliest"),
+            StartPosition::Latest => f.write_str("latest"),
+            StartPosition::Committed => f.write_str("committed"),
+            StartPosition::Timestamp(ms) => write!(f, "at timestamp {}", time_text(*ms)),
+        }
+    }
 }
 
 /// A Kafka source: one topic per stream, every partition of every topic owned by one
