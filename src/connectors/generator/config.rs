@@ -80,13 +80,16 @@ pub struct GeneratorConfig {
     /// of order, but not late.
     pub disorder: f64,
     /// Fraction of records delayed beyond `max_disorder` but not so far that their own
-    /// window is final: *late*, and still applied. Only delays that end before the
-    /// partition's last bid are made (the record must arrive while the run goes on), so
-    /// the realized fraction is lower when the run is short compared with the windows.
+    /// window is final: *late*, and still applied. The delay is cut to end by the
+    /// partition's last bid (the record must arrive while the run goes on); only records
+    /// in the run's last seconds, too close to its end for any such delay, stay on time.
     pub late: f64,
-    /// Fraction of records delayed past their release time: *too late*, they go to the
-    /// late output. Same proviso as `late`; bids, whose release time includes both match
-    /// bounds, are only too late in runs longer than that.
+    /// Fraction of records *too late*: every window they could affect is final when they
+    /// arrive, so they go to the late output. A record is delayed past its release time;
+    /// when the run ends before such a delay (a run shorter than window + allowed
+    /// lateness, or for bids than the match bounds too), it is sent at its own place
+    /// with an event time that much earlier (back-dated, as a straggler from long ago
+    /// looks). So every run holds its fraction of too-late records, whatever its length.
     pub too_late: f64,
     /// Fraction of records sent twice, identically, within `max_disorder` of their event
     /// time (an at-least-once producer).
