@@ -21,7 +21,7 @@ pub type Aggregates<'scope> = VecCollection<'scope, Millis, AggregateKey, Measur
 /// Dedup counts per stream, indexed by [`StreamKind::index`].
 pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
 
-/// Builds the ad funnel over ingested events (design.md §4-§6).
+/// Builds the ad funnel over ingested events (docs/design.md §4-§6).
 ///
 /// - each stream is de-duplicated by id, and every record is retracted at its release
 ///   time, which releases its join state (retention);

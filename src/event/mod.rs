@@ -1,7 +1,7 @@
 //! The four event types, their parsing and validation, and the records that are rejected.
 //!
 //! Each event has a unique id and an event time `ts` in milliseconds since the Unix epoch
-//! (design.md §2). A record that cannot be parsed or validated becomes a [`DeadLetter`]
+//! (docs/design.md §2). A record that cannot be parsed or validated becomes a [`DeadLetter`]
 //! with its origin, raw text and reason; it is never a panic and never silently dropped.
 
 mod dead_letter;

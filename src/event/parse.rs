@@ -30,7 +30,7 @@ impl Format {
     }
 }
 
-/// The fields of each stream, in the canonical column order (design.md §2).
+/// The fields of each stream, in the canonical column order (docs/design.md §2).
 pub fn fields(kind: StreamKind) -> &'static [&'static str] {
     match kind {
         StreamKind::Bid => &[

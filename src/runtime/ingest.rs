@@ -64,7 +64,7 @@ struct PartitionState {
     /// control) does not become idle.
     quiet_since: Option<Instant>,
     /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
-    /// follows the others' (design.md §3), until it delivers a record again.
+    /// follows the others' (docs/design.md §3), until it delivers a record again.
     released: bool,
 }
 
@@ -81,7 +81,7 @@ pub struct Ingested<'scope> {
 /// Builds the ingest operator over this worker's `partitions`.
 ///
 /// The operator holds a capability at the worker's frontier: the least watermark over its
-/// open partitions (design.md §3). It always reads from the open partition whose watermark
+/// open partitions (docs/design.md §3). It always reads from the open partition whose watermark
 /// is lowest, so the frontier advances during a replay. Each valid record is admitted by
 /// its partition's [`PartitionClock`]; entering records become `(event, entry, +1)`
 /// updates; dead letters and too-late records go to the second stream. When every

@@ -20,7 +20,7 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// A reader with `isolation.level = read_committed` sees whole batches: every row of a
 /// batch, then its progress record. Summing the rows of all batches whose progress record
-/// has `frontier = F` or earlier gives the aggregates at frontier `F` (design.md §7).
+/// has `frontier = F` or earlier gives the aggregates at frontier `F` (docs/design.md §7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputRecord {
