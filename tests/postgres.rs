@@ -466,7 +466,7 @@ impl Sink for Terminating {
 
     fn write_batch(&mut self, batch: &diffmill::connectors::Batch) -> Result<(), SinkError> {
         self.batches += 1;
-        if self.batches % 3 == 0 && self.batches <= 9 {
+        if self.batches.is_multiple_of(3) && self.batches <= 9 {
             let row = self
                 .client
                 .query_one(

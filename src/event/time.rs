@@ -68,7 +68,7 @@ pub fn span_text(millis: Millis) -> String {
     };
     match millis {
         0..1_000 => format!("{millis}ms"),
-        1_000..MINUTE if millis % 1_000 == 0 => format!("{}s", millis / 1_000),
+        1_000..MINUTE if millis.is_multiple_of(1_000) => format!("{}s", millis / 1_000),
         1_000..MINUTE => format!("{:.1}s", millis as f64 / 1_000.0),
         MINUTE..HOUR => pair(millis / MINUTE, "m", millis % MINUTE / 1_000, "s"),
         _ => pair(millis / HOUR, "h", millis % HOUR / MINUTE, "m"),
