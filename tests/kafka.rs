@@ -26,7 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use support::cli::{
-    as_csv, closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within,
+    as_csv, closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within, graphs_dir,
     summary_counts, CsvAggregates,
 };
 use support::oracle::Oracle;
@@ -545,6 +545,51 @@ fn config_errors_name_file_key_and_problem() {
     assert!(text.contains("kafka_test.toml"), "{text}");
     assert!(text.contains("source.options"), "{text}");
     assert!(text.contains("no.such.option"), "{text}");
+}
+
+/// `graphs/kafka_funnel.toml` as the README runs it: the broker's address put in, and a
+/// topic prefix of its own so it shares no topic with other tests. The bounded replay
+/// completes, every record is accounted for, and the sink topic sums to the oracle.
+#[test]
+fn the_graph_file_runs() {
+    let Some(brokers) = brokers("the_graph_file_runs") else {
+        return;
+    };
+    let dir = tempdir();
+    let prefix = unique("graph");
+    produce(dir.path(), &brokers, &prefix, 5_000, 3);
+    let text = std::fs::read_to_string(graphs_dir().join("kafka_funnel.toml"))
+        .expect("graphs/kafka_funnel.toml reads");
+    let mut local = text.replace("127.0.0.1:9092", &brokers);
+    for (from, to) in [
+        (
+            "topic_prefix = \"\"",
+            format!("topic_prefix = \"{prefix}\""),
+        ),
+        ("\"diffmill-kafka-funnel\"", format!("\"{prefix}group\"")),
+        ("\"funnel_", format!("\"{prefix}funnel_")),
+    ] {
+        assert!(local.contains(from), "the graph has no `{from}`");
+        local = local.replace(from, &to);
+    }
+    let graph = dir.path().join("kafka_funnel.toml");
+    std::fs::write(&graph, local).expect("the graph writes");
+    let ran = diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
+    assert!(
+        ran.stderr.contains("every record is accounted for"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stdout.contains("batch "), "no preview: {}", ran.stdout);
+    let settings = settings(&graph);
+    let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
+    assert_eq!(
+        sum(
+            &output(&brokers, &format!("{prefix}funnel_aggregates")),
+            &settings
+        ),
+        as_csv(&oracle.final_values(), &settings)
+    );
 }
 
 /// Issue #18, item 4: an unreachable broker was a minute of silence and an error that

@@ -95,13 +95,16 @@ impl Status {
         };
         let seconds = now.at.duration_since(self.last.at).as_secs_f64().max(1e-9);
         let line = format!(
-            "[{:>6.1}s] {} · {:.0} records/s · {} records held in state · {} · {} batches",
+            "[{:>6.1}s] {} · {:.0} records/s · {} records held in state · {} · {}",
             self.started.elapsed().as_secs_f64(),
             per_stream(&accounting),
             now.read.saturating_sub(self.last.read) as f64 / seconds,
             self.progress.held_records(),
             self.frontier(now, seconds),
-            self.progress.batches.load(Ordering::Relaxed),
+            match self.progress.batches.load(Ordering::Relaxed) {
+                1 => "1 batch".to_owned(),
+                n => format!("{n} batches"),
+            },
         );
         self.last = now;
         line
@@ -116,17 +119,19 @@ impl Status {
             f => f,
         };
         match self.time {
+            // How far it moved is known from the second line with a frontier on.
+            SourceTime::Replay if self.last.frontier == 0 => format!("frontier {}", utc(frontier)),
             SourceTime::Replay => {
-                // From the first batch on; before it the frontier was not yet known.
-                let advanced = match self.last.frontier {
-                    0 => 0,
-                    last => frontier.saturating_sub(last),
-                };
+                let advanced = frontier.saturating_sub(self.last.frontier);
+                let speed = advanced as f64 / 1000.0 / seconds;
                 format!(
-                    "frontier {} (+{} of event time in {seconds:.1}s, {:.0}× real time)",
+                    "frontier {} (+{} of event time in {seconds:.1}s, {}× real time)",
                     utc(frontier),
                     span_text(advanced),
-                    advanced as f64 / 1000.0 / seconds
+                    match speed < 10.0 {
+                        true => format!("{speed:.1}"),
+                        false => format!("{speed:.0}"),
+                    }
                 )
             }
             SourceTime::Live => {

@@ -116,7 +116,12 @@ impl GraphSpec {
                     .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
                 let mut description = format!("files ({})", format_name(files.format));
                 for (kind, path) in source.files() {
-                    let _ = write!(description, "\n      {kind:<10} {}", path.display());
+                    let _ = write!(
+                        description,
+                        "\n      {:<10} {}",
+                        kind.name(),
+                        path.display()
+                    );
                 }
                 file_progress = Some((source.total_bytes(), source.bytes_read()));
                 (Arc::new(source), description)
