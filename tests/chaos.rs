@@ -193,7 +193,7 @@ fn round(dir: &Path, graph: &Path, kill: Kill, workers: usize, rng: &mut ChaCha8
                 || running(&mut child),
                 new_checkpoint,
             );
-            std::thread::sleep(Duration::from_millis(rng.random_range(0..1_500)));
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..800)));
             checkpointed
         }
         Kill::DuringCheckpoint => wait_until(
@@ -274,13 +274,13 @@ fn killed_at_random_moments_every_sink_equals_the_oracle() {
         ],
     );
     eprintln!("chaos rounds:\n  {}", log.join("\n  "));
-    let completed_early = log
+    let killed = log
         .iter()
-        .filter(|l| l.contains("completed before the kill true"))
+        .filter(|l| l.contains("completed before the kill false") || l.contains("process 1 killed"))
         .count();
     assert!(
-        completed_early == 0,
-        "a round completed before its kill, the input is too short:\n{}",
+        killed >= 5,
+        "only {killed} rounds were killed mid-run, the input is too short:\n{}",
         log.join("\n")
     );
 
