@@ -88,10 +88,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     })?;
     if let Some(state) = &plan.spec.state {
         if cluster.process() == 0 {
-            eprintln!("{}", describe_start(&start, &state.dir));
+            eprintln!("{}", describe_start(start, &state.dir));
         }
     }
-    let earlier = match &start {
+    let earlier = match start {
         StartFrom::Checkpoint { checkpoint, .. } => Some(checkpoint.accounting),
         _ => None,
     };
