@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod duckdb;
 pub mod inputs;
 pub mod oracle;
 pub mod source;

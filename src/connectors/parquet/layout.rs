@@ -47,7 +47,11 @@ impl Table {
 pub fn hour_partition(ms: Millis) -> String {
     let text = utc(ms);
     let hour = text[11..13].trim_start_matches('0');
-    format!("date={}/hour={}", &text[..10], if hour.is_empty() { "0" } else { hour })
+    format!(
+        "date={}/hour={}",
+        &text[..10],
+        if hour.is_empty() { "0" } else { hour }
+    )
 }
 
 /// The name of the file holding batch `seq` of a partition.
