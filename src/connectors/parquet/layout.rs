@@ -106,11 +106,9 @@ mod tests {
 
     #[test]
     fn partitions_are_utc_hours() {
-        assert_eq!(hour_partition(0), "date=1970-01-01/hour=00");
-        assert_eq!(
-            hour_partition(3_600_000 * 25 - 1),
-            "date=1970-01-02/hour=00"
-        );
-        assert_eq!(hour_partition(3_600_000 * 25), "date=1970-01-02/hour=01");
+        assert_eq!(hour_partition(0), "date=1970-01-01/hour=0");
+        assert_eq!(hour_partition(3_600_000 * 25 - 1), "date=1970-01-02/hour=0");
+        assert_eq!(hour_partition(3_600_000 * 25), "date=1970-01-02/hour=1");
+        assert_eq!(hour_partition(3_600_000 * 23), "date=1970-01-01/hour=23");
     }
 }

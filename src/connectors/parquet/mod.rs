@@ -22,6 +22,8 @@ pub mod progress;
 pub mod publish;
 pub mod sink;
 pub mod source;
+#[cfg(test)]
+mod tests;
 
 pub use config::{ParquetMode, ParquetSinkSpec, DEFAULT_ROW_GROUP_SIZE};
 pub use decode::{ColumnError, EventColumns};
