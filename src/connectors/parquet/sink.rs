@@ -28,7 +28,10 @@
 //! temporary files and every `part-<seq>.parquet` whose `seq` did not commit, reports
 //! the committed frontier as its [`Sink::resume_frontier`] and skips every batch at or
 //! below it. `final` mode takes back the open windows' totals from the record, so the
-//! windows that become final later are written with their exact totals. Nothing is
+//! windows that become final later are written with their exact totals. (The totals
+//! are all the state `final` mode needs: a runtime that restores them itself from a
+//! checkpoint can hand them to [`OpenWindows::restore`] instead, and the record then
+//! need not carry them.) Nothing is
 //! written twice and no partial file is left; a killed run restarted gives the same
 //! tables as one uninterrupted run (with batches cut at other frontiers). Once a batch of
 //! a complete input has committed, later runs into the folder write nothing.
