@@ -33,11 +33,11 @@ fn tempdir() -> TempDir {
     tempfile::tempdir().expect("a temporary folder")
 }
 
-/// The files graph of the CLI tests (CSV input in `data`, 1-minute windows, a batch at
-/// every frontier move) writing to a `final` sink in `final` and a `changes` sink in
-/// `changes`.
-fn parquet_graph(dir: &Path) -> (PathBuf, FunnelSettings) {
-    let (graph, settings) = files_graph(dir, FileFormat::Csv);
+/// The files graph of the CLI tests (`input` files in `data`, 1-minute windows, a batch
+/// at every frontier move) writing to a `final` sink in `final` and a `changes` sink in
+/// `changes`; with checkpoints in `state` when `state` is true.
+fn parquet_graph(dir: &Path, input: FileFormat, state: bool) -> (PathBuf, FunnelSettings) {
+    let (graph, settings) = files_graph(dir, input);
     let text = std::fs::read_to_string(&graph).expect("the graph reads");
     let head = text.split("[[sink]]").next().expect("the graph's head");
     let text = format!(
@@ -46,6 +46,13 @@ fn parquet_graph(dir: &Path) -> (PathBuf, FunnelSettings) {
         dir.join("final").display(),
         dir.join("changes").display()
     );
+    let text = match state {
+        true => format!(
+            "{text}[state]\ndir = '{}'\ncheckpoint_interval = \"250ms\"\n",
+            dir.join("state").display()
+        ),
+        false => text,
+    };
     std::fs::write(&graph, text).expect("the graph writes");
     (graph, settings)
 }
@@ -97,11 +104,23 @@ fn assert_same(actual: &CsvAggregates, expected: &CsvAggregates, what: &str) {
     );
 }
 
-/// The `changes` table summed per `(window, dims)` over the batches before `batches`
-/// (all when `None`), announcements left out, zero sums dropped.
-fn summed_changes(python: &Path, sink: &Path, batches: Option<u64>) -> CsvAggregates {
+/// The SQL condition that keeps the rows of the batches the sink committed: those up to
+/// the sequence number in its progress record.
+fn committed(sink: &Path) -> String {
+    match progress(sink).expect("a progress record").0 {
+        Some(seq) => format!("batch_seq <= {seq}"),
+        None => "false".to_owned(),
+    }
+}
+
+/// The `changes` table summed per `(window, dims)` (over the committed batches only when
+/// `committed_only`), announcements left out, zero sums dropped.
+fn summed_changes(python: &Path, sink: &Path, committed_only: bool) -> CsvAggregates {
     let sums: Vec<String> = MEASURES.iter().map(|m| format!("sum({m})")).collect();
-    let below = batches.map_or(String::new(), |b| format!("AND batch_seq < {b}"));
+    let below = match committed_only {
+        true => format!("AND {}", committed(sink)),
+        false => String::new(),
+    };
     let rows = query(
         python,
         sink,
@@ -114,10 +133,13 @@ fn summed_changes(python: &Path, sink: &Path, batches: Option<u64>) -> CsvAggreg
     aggregates(rows).0
 }
 
-/// The `final` table's rows (those before `batches`, all when `None`), asserting one row
-/// per `(window, dims)`, each with status `final`.
-fn final_rows(python: &Path, sink: &Path, batches: Option<u64>) -> CsvAggregates {
-    let below = batches.map_or(String::new(), |b| format!("WHERE batch_seq < {b}"));
+/// The `final` table's rows (of the committed batches only when `committed_only`),
+/// asserting one row per `(window, dims)`, each with status `final`.
+fn final_rows(python: &Path, sink: &Path, committed_only: bool) -> CsvAggregates {
+    let below = match committed_only {
+        true => format!("WHERE {}", committed(sink)),
+        false => String::new(),
+    };
     let rows = query(
         python,
         sink,
@@ -176,12 +198,12 @@ fn assert_layout(python: &Path, sink: &Path) {
     }
 }
 
-/// The sink's progress record: batches committed, frontier, complete.
-fn progress(sink: &Path) -> Option<(u64, Millis, bool)> {
+/// The sink's progress record: the last committed batch, its frontier, complete.
+fn progress(sink: &Path) -> Option<(Option<u64>, Millis, bool)> {
     let text = std::fs::read(sink.join("_diffmill_progress.json")).ok()?;
     let record: serde_json::Value = serde_json::from_slice(&text).ok()?;
     Some((
-        record["batches"].as_u64()?,
+        record["seq"].as_u64(),
         record["frontier"].as_u64()?,
         record["complete"].as_bool()?,
     ))
@@ -201,9 +223,19 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// True once the state folder holds a checkpoint file.
+fn checkpointed(state: &Path) -> bool {
+    std::fs::read_dir(state).is_ok_and(|entries| {
+        entries.filter_map(Result::ok).any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with("checkpoint-") && name.ends_with(".ckpt")
+        })
+    })
+}
+
 /// No temporary file, and every data file belongs to a committed batch.
 fn assert_only_committed_files(sink: &Path) {
-    let (batches, _, _) = progress(sink).expect("a progress record");
+    let (last, _, _) = progress(sink).expect("a progress record");
     for file in files_under(sink) {
         let name = file
             .file_name()
@@ -219,8 +251,8 @@ fn assert_only_committed_files(sink: &Path) {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("a file that is not a committed batch: {}", file.display()));
         assert!(
-            seq < batches,
-            "{} is past the {batches} committed batches",
+            last.is_some_and(|last| seq <= last),
+            "{} is past the last committed batch {last:?}",
             file.display()
         );
     }
@@ -233,9 +265,9 @@ fn final_at(oracle: &Oracle, settings: &FunnelSettings, frontier: Option<Millis>
     as_csv(&values, settings)
 }
 
-/// The oracle of the generated CSV files in `dir/data`, with the partitions' names.
-fn oracle(dir: &Path, settings: &FunnelSettings) -> (Oracle, Vec<String>) {
-    let (names, partitions) = file_partitions(FileFormat::Csv, &dir.join("data"));
+/// The oracle of the generated `input` files in `dir/data`, with the partitions' names.
+fn oracle(dir: &Path, input: FileFormat, settings: &FunnelSettings) -> (Oracle, Vec<String>) {
+    let (names, partitions) = file_partitions(input, &dir.join("data"));
     (Oracle::new(settings, &partitions), names)
 }
 
@@ -245,21 +277,21 @@ fn both_modes_read_back_by_duckdb_equal_the_oracle() {
         return;
     };
     let dir = tempdir();
-    let (graph, settings) = parquet_graph(dir.path());
+    let (graph, settings) = parquet_graph(dir.path(), FileFormat::Csv, false);
     generate(dir.path(), &graph, FileFormat::Csv, 5, 4000);
     diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
-    let (oracle, names) = oracle(dir.path(), &settings);
+    let (oracle, names) = oracle(dir.path(), FileFormat::Csv, &settings);
     let expected = as_csv(&oracle.final_values(), &settings);
     assert!(expected.keys().any(|key| key[2] == "unattributed"));
 
     let (changes, finals) = (dir.path().join("changes"), dir.path().join("final"));
     assert_same(
-        &summed_changes(&python, &changes, None),
+        &summed_changes(&python, &changes, false),
         &expected,
         "changes: summed diffs vs the oracle",
     );
     assert_same(
-        &final_rows(&python, &finals, None),
+        &final_rows(&python, &finals, false),
         &expected,
         "final: the rows vs the oracle",
     );
@@ -323,12 +355,12 @@ fn both_modes_read_back_by_duckdb_equal_the_oracle() {
         before
     );
     assert_same(
-        &final_rows(&python, &finals, None),
+        &final_rows(&python, &finals, false),
         &expected,
         "final: after a re-run",
     );
     assert_same(
-        &summed_changes(&python, &changes, None),
+        &summed_changes(&python, &changes, false),
         &expected,
         "changes: after a re-run",
     );
@@ -336,14 +368,41 @@ fn both_modes_read_back_by_duckdb_equal_the_oracle() {
 
 #[test]
 fn a_killed_run_then_a_restart_leaves_no_duplicate_or_partial_file() {
-    let Some(python) =
-        duckdb::python("a_killed_run_then_a_restart_leaves_no_duplicate_or_partial_file")
-    else {
+    killed_then_restarted(
+        "a_killed_run_then_a_restart_leaves_no_duplicate_or_partial_file",
+        FileFormat::Csv,
+        false,
+    );
+}
+
+#[test]
+fn a_killed_run_restored_from_a_checkpoint_leaves_no_duplicate_or_partial_file() {
+    killed_then_restarted(
+        "a_killed_run_restored_from_a_checkpoint_leaves_no_duplicate_or_partial_file",
+        FileFormat::Csv,
+        true,
+    );
+}
+
+#[test]
+fn a_killed_parquet_replay_restored_from_a_checkpoint_equals_the_oracle() {
+    killed_then_restarted(
+        "a_killed_parquet_replay_restored_from_a_checkpoint_equals_the_oracle",
+        FileFormat::Parquet,
+        true,
+    );
+}
+
+/// A run of `input` files into both modes killed with SIGKILL after a few commits, then
+/// run again: from the start (the sinks skip what they hold) or, with `state`, from its
+/// last checkpoint (which reopens each file where it stood).
+fn killed_then_restarted(test: &str, input: FileFormat, state: bool) {
+    let Some(python) = duckdb::python(test) else {
         return;
     };
     let dir = tempdir();
-    let (graph, settings) = parquet_graph(dir.path());
-    generate(dir.path(), &graph, FileFormat::Csv, 17, 100_000);
+    let (graph, settings) = parquet_graph(dir.path(), input, state);
+    generate(dir.path(), &graph, input, 17, 100_000);
     let (changes, finals) = (dir.path().join("changes"), dir.path().join("final"));
 
     let mut child = command(dir.path())
@@ -363,7 +422,11 @@ fn a_killed_run_then_a_restart_leaves_no_duplicate_or_partial_file() {
             (Some((_, _, true)), _) | (_, Some((_, _, true))) => {
                 break Err("the run ended before it was killed: give it more input")
             }
-            (Some((f, _, _)), Some((c, _, _))) if f >= 3 && c >= 3 => break Ok(()),
+            (Some((Some(f), _, _)), Some((Some(c), _, _)))
+                if f >= 3 && c >= 3 && (!state || checkpointed(&dir.path().join("state"))) =>
+            {
+                break Ok(())
+            }
             _ if started.elapsed() > Duration::from_secs(120) => {
                 break Err("no batches after 2 minutes")
             }
@@ -374,25 +437,31 @@ fn a_killed_run_then_a_restart_leaves_no_duplicate_or_partial_file() {
     let _ = child.wait();
     watched.expect("killed mid-run");
 
-    let (oracle, _) = oracle(dir.path(), &settings);
-    let (batches, frontier, complete) = progress(&changes).expect("a progress record");
+    let (oracle, _) = oracle(dir.path(), input, &settings);
+    let (_, frontier, complete) = progress(&changes).expect("a progress record");
     assert!(!complete);
     assert_same(
-        &summed_changes(&python, &changes, Some(batches)),
+        &summed_changes(&python, &changes, true),
         &as_csv(&oracle.expected_prefix(Some(frontier)), &settings),
         &format!(
             "changes: the committed batches sum to the oracle at the committed frontier {frontier}"
         ),
     );
-    let (batches, frontier, complete) = progress(&finals).expect("a progress record");
+    let (_, frontier, complete) = progress(&finals).expect("a progress record");
     assert!(!complete);
     assert_same(
-        &final_rows(&python, &finals, Some(batches)),
+        &final_rows(&python, &finals, true),
         &final_at(&oracle, &settings, Some(frontier)),
         &format!("final: the windows final at the committed frontier {frontier}, and no other"),
     );
 
-    diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
+    let restarted = diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
+    assert_eq!(
+        restarted.stderr.contains("state: resuming from"),
+        state,
+        "{}",
+        restarted.stderr
+    );
     let expected = as_csv(&oracle.final_values(), &settings);
     for sink in [&changes, &finals] {
         assert_only_committed_files(sink);
@@ -416,12 +485,12 @@ fn a_killed_run_then_a_restart_leaves_no_duplicate_or_partial_file() {
         );
     }
     assert_same(
-        &summed_changes(&python, &changes, None),
+        &summed_changes(&python, &changes, false),
         &expected,
         "changes: killed, restarted, the oracle",
     );
     assert_same(
-        &final_rows(&python, &finals, None),
+        &final_rows(&python, &finals, false),
         &expected,
         "final: killed, restarted, the oracle",
     );

@@ -2,37 +2,22 @@
 //! it what a warehouse would see.
 //!
 //! `.ci/services/duckdb.sh` installs the package and exports
-//! `DIFFMILL_TEST_DUCKDB_PYTHON`. Without it a test prints why it is skipped and passes,
-//! except under `CI=true`, where it fails.
+//! `DIFFMILL_TEST_DUCKDB_PYTHON`; a test without it is skipped or fails as
+//! [`super::services::service`] decides.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The variable naming the Python interpreter that has the `duckdb` package.
 pub const PYTHON_VAR: &str = "DIFFMILL_TEST_DUCKDB_PYTHON";
 
-/// The interpreter with DuckDB, or `None` (with a visible message) outside CI when none
-/// is configured.
+/// The interpreter with DuckDB, or `None` (with a visible `SKIPPED` line) outside CI when
+/// none is configured.
 ///
 /// # Panics
 /// Under `CI=true` when the variable is unset: CI must exercise what the test checks.
 pub fn python(test: &str) -> Option<PathBuf> {
-    match std::env::var(PYTHON_VAR) {
-        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => panic!(
-            "{test}: {PYTHON_VAR} is not set under CI=true: .ci/run must source \
-             .ci/services/duckdb.sh"
-        ),
-        _ => {
-            // Straight to stderr, past the test harness's capture: a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping {test}: {PYTHON_VAR} is not set (source .ci/services/duckdb.sh)"
-            );
-            None
-        }
-    }
+    super::services::service(test, PYTHON_VAR).map(PathBuf::from)
 }
 
 /// Runs `sql` in DuckDB with `cwd` as working directory and returns the rows, each value

@@ -3,10 +3,15 @@
 // Each test binary uses a different part of the helpers.
 #![allow(dead_code)]
 
+pub mod batches;
 pub mod cli;
+pub mod cluster;
 pub mod duckdb;
 pub mod inputs;
+pub mod kafka;
 pub mod oracle;
+pub mod postgres;
+pub mod services;
 pub mod source;
 
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! The sink's commit record: how far it has written, and what `final` mode carries over.
 //!
 //! The record is one small JSON file, published atomically after a batch's data files.
-//! Its rename is the batch's commit: a data file whose sequence is not below
-//! `batches` belongs to a batch that never committed, and the next run removes it.
+//! Its rename is the batch's commit: a data file whose sequence is above `seq` belongs to
+//! a batch that never committed, and the next run removes it.
 
 use std::path::Path;
 
@@ -26,8 +26,8 @@ pub struct Committed {
     pub mode: ParquetMode,
     /// The aggregates table's columns.
     pub columns: Vec<String>,
-    /// Batches committed over all runs: the sequence of the next one.
-    pub batches: u64,
+    /// The sequence number of the last committed batch; `None` before the first.
+    pub seq: Option<u64>,
     /// The frontier of the last committed batch (0 before the first).
     pub frontier: Millis,
     /// True once a batch of a complete input (no frontier) committed: later runs write
@@ -45,7 +45,7 @@ impl Committed {
             version: VERSION,
             mode,
             columns,
-            batches: 0,
+            seq: None,
             frontier: 0,
             complete: false,
             open_windows: Vec::new(),

@@ -3,7 +3,7 @@
 //!
 //! What is written when. Each batch that carries something becomes, under the sink's
 //! folder, one file per partition it touches, all named `part-<seq>.parquet` after the
-//! sink's own batch sequence (counted over all runs):
+//! batch's sequence number (which continues over restarts):
 //!
 //! - `aggregates/date=…/hour=…/`: in `changes` mode every diff row of the batch, and a
 //!   row with status `final`, null dims and zero measures per window that became final
@@ -13,21 +13,27 @@
 //! - `too_late/date=…/hour=…/`: the batch's too-late records, by their own event time.
 //!
 //! Each file appears atomically: written under a hidden temporary name, fsynced, renamed,
-//! and its folder fsynced. Then the progress record `_diffmill_progress.json` (batches
-//! committed, frontier, and in `final` mode the totals of the windows not final yet) is
-//! published the same way. That rename commits the batch. A batch with nothing to write
-//! (and, in `final` mode, no row to add to the open totals) is not committed.
+//! and its folder fsynced. Then the progress record `_diffmill_progress.json` (the last
+//! committed batch's sequence number and frontier, and in `final` mode the totals of the
+//! windows not final yet) is published the same way. That rename commits the batch. A
+//! batch with nothing to write (and, in `final` mode, no row to add to the open totals)
+//! changes nothing in the folder and is not committed: the sink only notes, in memory,
+//! that it holds everything up to its frontier.
 //!
 //! Visibility: a reader sees whole files only. The files of one batch appear one after
 //! another, before its commit: a reader listing the tables while a batch is being written
 //! may see part of it, and after a crash, until the next run, the files of the batch
-//! that did not commit. To read committed batches only, keep
-//! `batch_seq < batches` of the progress record.
+//! that did not commit. To read committed batches only, keep `batch_seq <= seq` of the
+//! progress record.
 //!
 //! Restart (or re-run over the same input): the sink reads its progress record, deletes
 //! temporary files and every `part-<seq>.parquet` whose `seq` did not commit, reports
-//! the committed frontier as its [`Sink::resume_frontier`] and skips every batch at or
-//! below it. `final` mode takes back the open windows' totals from the record, so the
+//! the last committed batch as its [`Sink::resume`] and skips every batch at or below its
+//! frontier. A run restored from a checkpoint at `F` ([`Sink::begin`]) needs a folder
+//! that an earlier run wrote (the record is written when a folder is first opened);
+//! if the record's frontier is below `F`, every batch between was written with nothing
+//! to hold (the checkpoint follows the batch at `F` into every sink, and any batch with
+//! something to hold commits), so the sink holds everything below `F`. `final` mode takes back the open windows' totals from the record, so the
 //! windows that become final later are written with their exact totals. (The totals
 //! are all the state `final` mode needs: a runtime that restores them itself from a
 //! checkpoint can hand them to [`OpenWindows::restore`] instead, and the record then
@@ -51,7 +57,7 @@ use super::layout::{file_name, file_seq, hour_partition, is_temporary, partition
 use super::open_windows::OpenWindows;
 use super::progress::Committed;
 use super::publish::{ensure_dir, publish_parquet, sync_dir, writer_properties};
-use crate::connectors::{Batch, Sink, SinkError};
+use crate::connectors::{Batch, Resume, Sink, SinkError};
 use crate::dataflow::{Dim, Lateness, Measures};
 use crate::event::Millis;
 
@@ -64,6 +70,8 @@ pub struct ParquetSink {
     lateness: Lateness,
     properties: WriterProperties,
     committed: Committed,
+    /// The progress record existed when the sink was opened: an earlier run wrote here.
+    held_before: bool,
     open: OpenWindows,
 }
 
@@ -100,10 +108,9 @@ impl ParquetSink {
         }
         let columns = AggregateColumns::new(dims);
         ensure_dir(&spec.path).map_err(io)?;
-        let committed = match Committed::read(&spec.path).map_err(other)? {
-            Some(committed) => committed,
-            None => Committed::empty(spec.mode, columns.names()),
-        };
+        let recorded = Committed::read(&spec.path).map_err(other)?;
+        let held_before = recorded.is_some();
+        let committed = recorded.unwrap_or_else(|| Committed::empty(spec.mode, columns.names()));
         if committed.mode != spec.mode || committed.columns != columns.names() {
             return Err(other(format!(
                 "the folder holds `{}` tables with columns [{}]; this graph writes `{}` \
@@ -116,8 +123,11 @@ impl ParquetSink {
         }
         Committed::remove_temporary(&spec.path).map_err(io)?;
         for table in Table::ALL {
-            remove_uncommitted(&partition_dir(&spec.path, table, None), committed.batches)
+            remove_uncommitted(&partition_dir(&spec.path, table, None), committed.seq)
                 .map_err(io)?;
+        }
+        if !held_before {
+            committed.write(&spec.path).map_err(io)?;
         }
         if committed.complete {
             tracing::warn!(
@@ -135,6 +145,7 @@ impl ParquetSink {
             columns,
             lateness,
             committed,
+            held_before,
             open,
             name,
         })
@@ -241,9 +252,9 @@ impl ParquetSink {
     }
 }
 
-/// Removes, under `dir`, temporary files and the files of batches at or after `batches`
-/// (written by a run that died before committing them).
-fn remove_uncommitted(dir: &Path, batches: u64) -> std::io::Result<()> {
+/// Removes, under `dir`, temporary files and the files of batches after `committed`
+/// (written by a run that died before committing them; all of them when `None`).
+fn remove_uncommitted(dir: &Path, committed: Option<u64>) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -254,11 +265,12 @@ fn remove_uncommitted(dir: &Path, batches: u64) -> std::io::Result<()> {
         let entry = entry?;
         let path = entry.path();
         if entry.file_type()?.is_dir() {
-            remove_uncommitted(&path, batches)?;
+            remove_uncommitted(&path, committed)?;
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_temporary(&name) || file_seq(&name).is_some_and(|seq| seq >= batches) {
+        let uncommitted = file_seq(&name).is_some_and(|seq| committed.is_none_or(|c| seq > c));
+        if is_temporary(&name) || uncommitted {
             tracing::info!(file = %path.display(), "removing a file of a batch that did not commit");
             std::fs::remove_file(&path)?;
             removed = true;
@@ -275,8 +287,32 @@ impl Sink for ParquetSink {
         &self.name
     }
 
-    fn resume_frontier(&self) -> Option<Millis> {
-        (self.committed.batches > 0 && !self.committed.complete).then_some(self.committed.frontier)
+    fn begin(&mut self, restored: Option<Millis>) -> Result<(), SinkError> {
+        let Some(frontier) = restored else {
+            return Ok(());
+        };
+        if !self.held_before {
+            return Err(SinkError::Other {
+                sink: self.name.clone(),
+                message: format!(
+                    "the run resumes from a checkpoint at frontier {frontier}, but this \
+                     folder holds nothing of an earlier run: its tables would lack \
+                     everything before; start over with --fresh"
+                ),
+            });
+        }
+        // Every batch below the checkpoint was written here; those after the last commit
+        // held nothing (see the module doc).
+        self.committed.frontier = self.committed.frontier.max(frontier);
+        Ok(())
+    }
+
+    fn resume(&self) -> Option<Resume> {
+        let seq = self.committed.seq.filter(|_| !self.committed.complete)?;
+        Some(Resume {
+            frontier: self.committed.frontier,
+            seq,
+        })
     }
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
@@ -285,7 +321,7 @@ impl Sink for ParquetSink {
             // Committed by an earlier run.
             return Ok(());
         }
-        if self.committed.batches > 0 && batch.previous != recorded {
+        if batch.previous != recorded {
             return Err(SinkError::Other {
                 sink: self.name.clone(),
                 message: format!(
@@ -299,13 +335,15 @@ impl Sink for ParquetSink {
                 ),
             });
         }
-        let seq = self.committed.batches;
+        let seq = batch.seq;
         let files = self.files(batch, seq).map_err(|e| SinkError::Other {
             sink: self.name.clone(),
             message: format!("batch {seq}: {e}"),
         })?;
         let changes_state = self.mode == ParquetMode::Final && !batch.rows.is_empty();
-        if files.is_empty() && !changes_state && batch.frontier.is_some() {
+        if let (true, false, Some(frontier)) = (files.is_empty(), changes_state, batch.frontier) {
+            // Nothing to hold: noted, not committed.
+            self.committed.frontier = frontier;
             return Ok(());
         }
         let io = |source| SinkError::Io {
@@ -317,7 +355,7 @@ impl Sink for ParquetSink {
             version: self.committed.version,
             mode: self.mode,
             columns: self.committed.columns.clone(),
-            batches: seq + 1,
+            seq: Some(seq),
             frontier: batch.frontier.unwrap_or(recorded),
             complete: batch.frontier.is_none(),
             open_windows: match self.mode {

@@ -12,20 +12,23 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::ProjectionMask;
 
 use super::decode::{EventColumns, RecordText};
-use crate::connectors::{Arrival, Partition, Poll};
+use crate::connectors::{Arrival, Partition, PartitionPosition, Poll};
 use crate::event::{DeadLetter, Origin, StreamKind};
 
 /// Rows decoded from the file at a time.
 const BATCH_ROWS: usize = 8192;
 
 /// A Parquet file of one stream as a partition: rows in file order, each row an event or
-/// a dead letter, its position the row's 1-based index in the file.
+/// a dead letter, its position the row's 1-based index in the file. Its
+/// [`PartitionPosition`] counts rows (`offset` and `line` alike), and a checkpoint
+/// reopens it there by skipping that many rows.
 ///
 /// Columns are found by name ([`EventColumns`]); only the stream's columns are read. The
 /// Arrow schema a writer may have embedded is ignored, so dictionary-encoded strings
 /// (pandas categoricals, say) read as plain strings.
 pub struct ParquetPartition {
     name: String,
+    path: std::path::PathBuf,
     stream: StreamKind,
     reader: ParquetRecordBatchReader,
     columns: EventColumns,
@@ -62,6 +65,30 @@ pub fn check_event_file(path: &Path, stream: StreamKind) -> Result<(), String> {
     open(path, stream).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// A reader of the stream's columns of `path` from row `skip` on, its columns, and the
+/// file's row count.
+fn read_from(
+    path: &Path,
+    stream: StreamKind,
+    skip: usize,
+) -> std::io::Result<(ParquetRecordBatchReader, EventColumns, i64)> {
+    let (builder, columns) = open(path, stream)?;
+    let rows = builder.metadata().file_metadata().num_rows();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), columns.indices(builder.schema()));
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .with_offset(skip)
+        .build()
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
+    Ok((reader, columns, rows))
+}
+
 impl ParquetPartition {
     /// Opens `path` as a partition of `stream`; rows read are counted in `bytes_read` in
     /// proportion of the file's size.
@@ -74,23 +101,11 @@ impl ParquetPartition {
         stream: StreamKind,
         bytes_read: Arc<AtomicU64>,
     ) -> std::io::Result<ParquetPartition> {
-        let (builder, columns) = open(path, stream)?;
-        let rows = builder.metadata().file_metadata().num_rows().max(1);
+        let (reader, columns, rows) = read_from(path, stream, 0)?;
         let size = std::fs::metadata(path)?.len();
-        let mask =
-            ProjectionMask::roots(builder.parquet_schema(), columns.indices(builder.schema()));
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            })?;
         Ok(ParquetPartition {
             name: path.display().to_string(),
+            path: path.to_owned(),
             stream,
             reader,
             columns,
@@ -98,7 +113,7 @@ impl ParquetPartition {
             batch: None,
             row: 0,
             position: 0,
-            bytes_per_row: size as f64 / rows as f64,
+            bytes_per_row: size as f64 / rows.max(1) as f64,
             bytes_read,
         })
     }
@@ -157,5 +172,24 @@ impl Partition for ParquetPartition {
             });
         }
         Ok(Poll::Ready)
+    }
+
+    fn position(&self) -> Option<PartitionPosition> {
+        Some(PartitionPosition {
+            offset: self.position,
+            line: self.position,
+        })
+    }
+
+    /// Reopens the file after its first `position.offset` rows.
+    fn seek(&mut self, position: PartitionPosition) -> Result<(), std::io::Error> {
+        let skip = usize::try_from(position.offset).map_err(std::io::Error::other)?;
+        let (reader, columns, _) = read_from(&self.path, self.stream, skip)?;
+        self.reader = reader;
+        self.columns = columns;
+        self.batch = None;
+        self.row = 0;
+        self.position = position.offset;
+        Ok(())
     }
 }

@@ -124,7 +124,7 @@ fn final_mode_carries_open_totals_across_a_reopening() {
     drop(sink);
 
     let mut sink = open(dir.path(), ParquetMode::Final).unwrap();
-    assert_eq!(sink.resume_frontier(), Some(MIN));
+    assert_eq!(sink.resume().map(|r| (r.frontier, r.seq)), Some((MIN, 0)));
     // Batches at or below the committed frontier are skipped, whatever they carry.
     sink.write_batch(&batch(0, 0, Some(MIN), vec![row(0, campaign(9), 9)]))
         .unwrap();
@@ -143,7 +143,7 @@ fn final_mode_carries_open_totals_across_a_reopening() {
     sink.write_batch(&batch(2, 2 * MIN, None, vec![])).unwrap();
     assert_eq!(read_aggregates(dir.path()).len(), 2, "the rest at the end");
     assert!(sink.committed().complete);
-    assert_eq!(sink.resume_frontier(), None);
+    assert_eq!(sink.resume(), None);
 }
 
 #[test]
@@ -188,7 +188,10 @@ fn a_reopening_removes_what_did_not_commit() {
     std::fs::write(first.join(temporary_name(&file_name(2))), b"half a file").unwrap();
 
     let sink = open(dir.path(), ParquetMode::Changes).unwrap();
-    assert_eq!(sink.resume_frontier(), Some(2 * MIN));
+    assert_eq!(
+        sink.resume().map(|r| (r.frontier, r.seq)),
+        Some((2 * MIN, 1))
+    );
     assert!(!hour.join(file_name(2)).exists());
     assert!(!first.join(temporary_name(&file_name(2))).exists());
     assert_eq!(
@@ -203,6 +206,36 @@ fn a_reopening_removes_what_did_not_commit() {
             .count(),
         1,
         "one announcement: [0, 1m) became final at 2m"
+    );
+}
+
+#[test]
+fn a_restored_run_needs_a_folder_written_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut new = open(dir.path(), ParquetMode::Final).unwrap();
+    let refused = new.begin(Some(5 * MIN)).unwrap_err().to_string();
+    assert!(refused.contains("--fresh"), "{refused}");
+    new.write_batch(&batch(0, 0, Some(MIN), vec![row(0, campaign(1), 2)]))
+        .unwrap();
+    // An empty batch holds nothing: noted, not committed.
+    let checkpoint = MIN + MIN / 2;
+    new.write_batch(&batch(1, MIN, Some(checkpoint), vec![]))
+        .unwrap();
+    drop(new);
+
+    // A checkpoint at 1.5m follows the empty batch: the folder holds everything below it.
+    let mut sink = open(dir.path(), ParquetMode::Final).unwrap();
+    assert_eq!(sink.resume().map(|r| (r.frontier, r.seq)), Some((MIN, 0)));
+    sink.begin(Some(checkpoint)).unwrap();
+    sink.write_batch(&batch(2, checkpoint, None, vec![row(MIN, campaign(1), 1)]))
+        .unwrap();
+    assert_eq!(
+        read_aggregates(dir.path()),
+        vec![
+            (0, Some("1".to_owned()), 2, 2),
+            (MIN as i64, Some("1".to_owned()), 1, 2)
+        ],
+        "the open total carried over, both windows final at the end"
     );
 }
 
