@@ -3,7 +3,7 @@
 # missing and exports DIFFMILL_TEST_DUCKDB_PYTHON, the interpreter with which the tests
 # read the Parquet sink's files back (tests/parquet.rs). DuckDB runs in that process:
 # there is no server to stop. Test it alone with:
-#   STOP_SERVICES=(); source .ci/services/duckdb.sh; <use it>; eval "${STOP_SERVICES[@]}"
+#   STOP_SERVICES=(); source .ci/services/duckdb.sh; <use it>
 
 DUCKDB_VERSION=2.0.0
 DUCKDB_VENV="$PWD/.venv-duckdb"

@@ -9,10 +9,11 @@ use crate::connectors::generator::Generator;
 use crate::connectors::kafka::{KafkaSink, KafkaSource};
 use crate::connectors::parquet::check_event_file;
 use crate::connectors::{
-    CsvSink, FileFormat, FileSource, ParquetSink, PostgresSink, Sink, SinkError, Source, StdoutSink,
+    CsvSink, FileFormat, FileSource, OnClosed, ParquetSink, PostgresSink, Sink, SinkError,
+    Source, StdoutSink,
 };
 use crate::dataflow::FunnelSettings;
-use crate::event::StreamKind;
+use crate::event::{Format, StreamKind};
 use crate::runtime::checkpoint::StateConfig;
 use crate::runtime::Funnel;
 
@@ -84,7 +85,7 @@ impl GraphSpec {
                 if let Some(bids) = overrides.bids {
                     config.bids = bids;
                 }
-                let description = format!("generator {config:?}");
+                let description = config.describe().join("\n            ");
                 let generator = Generator::new(config.clone(), &settings).map_err(|e| {
                     GraphError::at_key(file, format!("source.{}", e.setting), e.problem)
                 })?;
@@ -139,9 +140,14 @@ impl GraphSpec {
                             .map_err(|problem| GraphError::at_key(file, "source", problem))?;
                     }
                 }
-                let mut description = format!("files ({:?})", files.format);
+                let mut description = format!("files ({})", files.format.name());
                 for (kind, path) in source.files() {
-                    let _ = write!(description, "\n      {kind:<10} {}", path.display());
+                    let _ = write!(
+                        description,
+                        "\n      {:<10} {}",
+                        kind.name(),
+                        path.display()
+                    );
                 }
                 file_progress = Some((source.total_bytes(), source.bytes_read()));
                 (Arc::new(source), description)
@@ -152,9 +158,9 @@ impl GraphSpec {
                 })?;
                 let topics: Vec<String> = kafka.topics().into_iter().map(|(_, t)| t).collect();
                 let description = format!(
-                    "kafka {} ({:?}) topics [{}], group `{}`, start {:?}{}",
+                    "kafka {} ({}) topics [{}], group `{}`, start {}{}",
                     kafka.brokers,
-                    kafka.format,
+                    format_name(kafka.format),
                     topics.join(", "),
                     kafka.group_id,
                     kafka.start,
@@ -189,6 +195,13 @@ impl GraphSpec {
 }
 
 impl Plan {
+    /// True for a live source, whose event time follows the wall clock: a Kafka source
+    /// read until stopped. Files, the generator and a Kafka read up to its end offsets
+    /// are replays.
+    pub fn is_live(&self) -> bool {
+        matches!(&self.spec.source, SourceSpec::Kafka(kafka) if !kafka.stop_at_end)
+    }
+
     /// The resolved plan as text: sources, operators, windows, lateness, retention, sinks.
     pub fn describe(&self) -> String {
         let s = &self.settings;
@@ -326,12 +339,22 @@ impl Plan {
                     self.settings.lateness,
                 )?),
                 SinkSpec::Stdout(out) => {
-                    Box::new(StdoutSink::new(self.settings.group_by.dims(), out.max_rows))
+                    // Alone, the preview is the run's only output: a closed pipe ends it.
+                    let on_closed = match self.spec.sinks.len() {
+                        1 => OnClosed::Stop,
+                        _ => OnClosed::Detach,
+                    };
+                    Box::new(
+                        StdoutSink::new(self.settings.group_by.dims(), out.max_rows)
+                            .on_closed(on_closed),
+                    )
                 }
                 SinkSpec::Postgres(postgres) => {
                     Box::new(PostgresSink::open(postgres, self.settings.group_by.dims())?)
                 }
-                SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka)?),
+                SinkSpec::Kafka(kafka) => {
+                    Box::new(KafkaSink::create(kafka, self.settings.group_by.dims())?)
+                }
                 SinkSpec::Parquet(parquet) => Box::new(ParquetSink::open(
                     parquet,
                     self.settings.group_by.dims(),
@@ -341,5 +364,13 @@ impl Plan {
             funnel = funnel.boxed_sink(sink);
         }
         Ok(funnel)
+    }
+}
+
+/// A payload format as graph files write it.
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
     }
 }

@@ -2,8 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::connectors::utc;
-use crate::event::Millis;
+use crate::event::{utc, Millis};
 
 /// The sink's commit record, in its folder beside the tables. Readers of the tables
 /// never see it: Hive readers skip names starting with `_`, and it is not `*.parquet`.
