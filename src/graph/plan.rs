@@ -9,8 +9,8 @@ use crate::connectors::generator::Generator;
 use crate::connectors::kafka::{KafkaSink, KafkaSource};
 use crate::connectors::parquet::check_event_file;
 use crate::connectors::{
-    CsvSink, FileFormat, FileSource, OnClosed, ParquetSink, PostgresSink, Sink, SinkError,
-    Source, StdoutSink,
+    CsvSink, FileFormat, FileSource, OnClosed, ParquetSink, PostgresSink, Sink, SinkError, Source,
+    StdoutSink,
 };
 use crate::dataflow::FunnelSettings;
 use crate::event::{Format, StreamKind};
