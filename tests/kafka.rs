@@ -13,19 +13,16 @@ mod support;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::kafka::topics_for;
-use diffmill::dataflow::FunnelSettings;
 use diffmill::event::StreamKind;
-use diffmill::graph::GraphSpec;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use support::cli::{
-    as_csv, closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within, graphs_dir,
-    summary_counts,
+    as_csv, closed_port, counts_row, diffmill, diffmill_ok, diffmill_within, graph_settings,
+    graphs_dir, spawn_run, summary_counts,
 };
 use support::kafka::{
     input_partitions, output, partition_count, produce, progress_frontiers, read_partition, sum,
@@ -80,13 +77,6 @@ late_topic = "{prefix}late"
     path
 }
 
-fn settings(graph: &Path) -> FunnelSettings {
-    GraphSpec::load(graph)
-        .expect("the graph loads")
-        .funnel
-        .settings()
-}
-
 #[test]
 fn kafka_in_kafka_out_equals_the_oracle() {
     let Some(brokers) = brokers("kafka_in_kafka_out_equals_the_oracle") else {
@@ -105,7 +95,7 @@ fn kafka_in_kafka_out_equals_the_oracle() {
     let ran = diffmill_ok(dir.path(), run_args(&graph));
 
     let oracle = Oracle::new(
-        &settings(&graph),
+        &graph_settings(&graph),
         &input_partitions(&brokers, &prefix, None),
     );
     let records = output(&brokers, &format!("{prefix}out"));
@@ -113,7 +103,7 @@ fn kafka_in_kafka_out_equals_the_oracle() {
         .pop()
         .expect("a progress record");
     assert_eq!(last, None, "the bounded input completes");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     assert_eq!(
         sum(&records, &settings),
         as_csv(&oracle.final_values(), &settings),
@@ -163,7 +153,7 @@ fn killed_and_restarted_loses_nothing() {
         .sum();
     // Run, and kill it (SIGKILL) once the consumer group shows a durable checkpoint past
     // a tenth of the input's offsets (the group follows the checkpoints).
-    let mut child = spawn_run(dir.path(), &graph);
+    let mut child = spawn_run(dir.path(), &graph, &["-w", "2"]);
     let deadline = Instant::now() + Duration::from_secs(300);
     let killed = loop {
         if child.try_wait().expect("wait").is_some() {
@@ -195,7 +185,7 @@ fn killed_and_restarted_loses_nothing() {
         ran.stderr
     );
     let all = output(&brokers, &out);
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     // Exactly the oracle's totals per window and dims: nothing lost, nothing twice.
     assert_eq!(
@@ -232,16 +222,6 @@ fn run_args(graph: &Path) -> [&OsStr; 4] {
         "-w".as_ref(),
         "2".as_ref(),
     ]
-}
-
-/// Starts `diffmill run <graph> -w 2` in `dir` in the background, its output discarded.
-fn spawn_run(dir: &Path, graph: &Path) -> Child {
-    command(dir)
-        .args(run_args(graph))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("diffmill starts")
 }
 
 fn committed_total(brokers: &str, prefix: &str, group: &str) -> i64 {
@@ -299,7 +279,7 @@ fn start_by_timestamp_reads_from_the_first_message_at_that_time() {
         .sum();
     let read: usize = input.iter().map(Vec::len).sum();
     assert!(read > 0 && read < all, "{read} of {all}");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input);
     assert_eq!(
         sum(&output(&brokers, &format!("{prefix}out")), &settings),
@@ -359,7 +339,7 @@ fn the_graph_file_runs() {
         ran.stderr
     );
     assert!(ran.stdout.contains("batch "), "no preview: {}", ran.stdout);
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     assert_eq!(
         sum(
@@ -467,7 +447,7 @@ fn idle_partitions_do_not_hold_the_frontier() {
         text.replace("idle_timeout = \"10m\"", "idle_timeout = \"1s\""),
     )
     .expect("write the graph");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let input = input_partitions(&brokers, &prefix, None);
     let oracle = Oracle::new(&settings, &input);
     let last_final = oracle
@@ -477,7 +457,7 @@ fn idle_partitions_do_not_hold_the_frontier() {
         .max()
         .expect("windows");
 
-    let mut child = spawn_run(dir.path(), &graph);
+    let mut child = spawn_run(dir.path(), &graph, &["-w", "2"]);
     let deadline = Instant::now() + Duration::from_secs(180);
     let out = format!("{prefix}out");
     let reached = loop {

@@ -91,6 +91,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             eprintln!("{}", describe_start(&start, &state.dir));
         }
     }
+    let earlier = match &start {
+        StartFrom::Checkpoint { checkpoint, .. } => Some(checkpoint.accounting),
+        _ => None,
+    };
     let progress = funnel.progress();
     let stop = funnel.stop_handle();
     let _signals = SignalGuard::install(stop, cluster.process())
@@ -141,8 +145,16 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 }
                 eprintln!(
                     "{}",
-                    summary(&report.accounting, report.batches, started.elapsed())
+                    summary(
+                        &report.accounting,
+                        earlier.as_ref(),
+                        report.batches,
+                        started.elapsed()
+                    )
                 );
+                if let Some(line) = checkpoints_line(&progress) {
+                    eprintln!("{line}");
+                }
             } else {
                 eprintln!(
                     "process {} of {}: read {} records in {:.2}s; process 0 reports the \
@@ -187,6 +199,18 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         ))),
         Err(e) => Err(CliError::Runtime(e.to_string())),
     }
+}
+
+/// What the run's checkpoints were, in a line for the summary; `None` without any.
+fn checkpoints_line(progress: &Progress) -> Option<String> {
+    let note = progress.checkpoint.lock().ok()?.clone()?;
+    let frontier = note.frontier.map(crate::event::utc).unwrap_or_default();
+    Some(format!(
+        "checkpoints: {} written; the last, at frontier {frontier}, {:.1} MB in {:.0} ms",
+        note.count,
+        note.bytes as f64 / 1e6,
+        note.took.as_secs_f64() * 1e3
+    ))
 }
 
 /// What a run with state starts from, in a sentence for stderr.
