@@ -172,11 +172,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 return Ok(());
             }
             for sink in &plan.spec.sinks {
-                if let SinkSpec::Csv(csv) = sink {
-                    eprintln!(
+                match sink {
+                    SinkSpec::Csv(csv) => eprintln!(
                         "output: {}/aggregates.csv (change log), dead_letters.csv, late.csv",
                         csv.path.display()
-                    );
+                    ),
+                    SinkSpec::Parquet(parquet) => eprintln!(
+                        "output: {}/aggregates/**/*.parquet ({} mode), dead_letters/, too_late/",
+                        parquet.path.display(),
+                        parquet.mode.name()
+                    ),
+                    _ => {}
                 }
             }
             Ok(())

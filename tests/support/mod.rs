@@ -6,6 +6,7 @@
 pub mod batches;
 pub mod cli;
 pub mod cluster;
+pub mod duckdb;
 pub mod inputs;
 pub mod kafka;
 pub mod oracle;
