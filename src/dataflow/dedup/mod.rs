@@ -387,12 +387,21 @@ impl<R: Record, F: Fn(&R) -> Millis> Dedup<R, F> {
             self.groups.release_until(frontier, &mut self.out);
             let mut counts = self.counted;
             counts.add(local);
+            let started = std::time::Instant::now();
             let snapshot = DedupSnapshot {
                 stream: self.stream,
                 frontier,
                 counts,
                 groups: self.groups.serialize(),
             };
+            tracing::debug!(
+                stream = %self.stream,
+                frontier,
+                groups = self.groups.len(),
+                bytes = snapshot.groups.len(),
+                took = ?started.elapsed(),
+                "dedup snapshot"
+            );
             snapshots.session(&capability).give(snapshot);
         }
     }
