@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::observe::Observed;
 use super::signals::{exit_code, SignalGuard};
 use super::status::{summary, StatusLine};
 use super::CliError;
 use crate::connectors::SinkError;
-use crate::graph::{GraphSpec, Overrides, SinkSpec};
+use crate::graph::{DurationText, GraphSpec, Overrides, SinkSpec};
+use crate::observe::{ListenAddress, RunInfo};
 use crate::runtime::{Cluster, Progress, RunError, StopReason, DEFAULT_BASE_PORT};
 
 /// Arguments of `diffmill run`.
@@ -48,6 +50,15 @@ pub struct RunArgs {
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, default_value_t = 5.0)]
     pub status_every: f64,
+    /// Serve /metrics, /health, /ready and the dashboard here, e.g. 127.0.0.1:9184 (a
+    /// port alone listens on loopback; 0 picks a free port). Replaces the graph's
+    /// `[observe] metrics_addr`. In a cluster give each process its own.
+    #[arg(long, env = "DIFFMILL_METRICS_ADDR")]
+    pub metrics_addr: Option<ListenAddress>,
+    /// With a metrics address: keep serving this long after the run ends, e.g. 10m
+    /// (Ctrl-C ends it sooner). Default: until Ctrl-C when stderr is a terminal, else 0.
+    #[arg(long)]
+    pub linger: Option<DurationText>,
 }
 
 /// Runs the graph and prints the summary to stderr.
@@ -70,6 +81,19 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Runtime(format!("cannot open a sink: {e}")))?,
         _ => plan.funnel_without_sinks(),
     };
+    let observed = Observed::start(
+        args.metrics_addr,
+        args.linger,
+        &plan.spec.observe,
+        RunInfo {
+            graph: plan.spec.name.clone(),
+            process: cluster.process(),
+            processes: cluster.processes(),
+            workers: cluster.threads(),
+        },
+        &plan.settings,
+    )?;
+    let funnel = funnel.observe(observed.observer.clone());
     let progress = funnel.progress();
     let stop = funnel.stop_handle();
     let _signals = SignalGuard::install(stop, cluster.process())
@@ -104,6 +128,22 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let outcome = funnel.cluster(cluster.clone()).run();
     drop(bar);
     drop(status);
+    drop(_signals);
+    let failed = outcome.is_err();
+    let result = report(args, &plan, &cluster, &progress, started, outcome);
+    observed.finish(failed);
+    result
+}
+
+/// Prints what a finished run did, and maps its outcome to the command's result.
+fn report(
+    args: &RunArgs,
+    plan: &crate::graph::Plan,
+    cluster: &Cluster,
+    progress: &Progress,
+    started: Instant,
+    outcome: Result<crate::runtime::RunReport, RunError>,
+) -> Result<(), CliError> {
     match outcome {
         Ok(report) => {
             if cluster.process() == 0 {
@@ -128,7 +168,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 );
             }
             if let Some(reason) = report.stopped {
-                return Err(stopped(&reason, &progress));
+                return Err(stopped(&reason, progress));
             }
             if cluster.process() != 0 {
                 return Ok(());

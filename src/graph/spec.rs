@@ -11,6 +11,7 @@ use crate::connectors::generator::GeneratorConfig;
 use crate::connectors::kafka::{KafkaSinkSpec, KafkaSourceSpec};
 use crate::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
 use crate::event::Format;
+use crate::observe::ListenAddress;
 
 /// A graph: where events come from, what the funnel computes, where batches go.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,25 @@ pub struct GraphSpec {
     /// The outputs (`[[sink]]` tables); every sink receives every batch.
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkSpec>,
+    /// Metrics, health and the dashboard (`[observe]`); off unless an address is given.
+    #[serde(default)]
+    pub observe: ObserveSpec,
+}
+
+/// The `[observe]` table: serve the run's metrics, health and dashboard over HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSpec {
+    /// Where to serve `/metrics`, `/health`, `/ready` and the dashboard, e.g.
+    /// `"127.0.0.1:9184"`; a port alone listens on loopback. `--metrics-addr` replaces
+    /// it. Unset (the default): nothing is served.
+    #[serde(default)]
+    pub metrics_addr: Option<ListenAddress>,
+    /// How long to keep serving after the run ends, e.g. `"10m"` (Ctrl-C ends it
+    /// sooner). `--linger` replaces it. Unset: until Ctrl-C when stderr is a terminal,
+    /// otherwise not at all.
+    #[serde(default)]
+    pub linger: Option<DurationText>,
 }
 
 /// Where events come from.

@@ -12,6 +12,7 @@ use super::{hear_stops, Accounting, Cluster, Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError, Source};
 use crate::dataflow::{ad_funnel, FunnelSettings, ParentTrace};
 use crate::event::Millis;
+use crate::observe::{Observer, StateGauge};
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
 
@@ -80,6 +81,7 @@ pub struct Funnel {
     progress: Arc<Progress>,
     cluster: Cluster,
     stop: Stop,
+    observer: Observer,
 }
 
 impl Funnel {
@@ -92,6 +94,7 @@ impl Funnel {
             progress: Arc::default(),
             cluster: Cluster::single(1),
             stop: Stop::new(),
+            observer: Observer::disabled(),
         }
     }
 
@@ -136,6 +139,15 @@ impl Funnel {
         self.stop.clone()
     }
 
+    /// Reports the run to `observer` (metrics, readiness, the dashboard's funnel; see
+    /// [`crate::observe`]). Process 0's sinks are timed, and the observer's commit sink
+    /// is added after them.
+    pub fn observe(mut self, observer: Observer) -> Funnel {
+        observer.watch_dedup(&self.progress.dedup);
+        self.observer = observer;
+        self
+    }
+
     /// Sets the number of worker threads [`Funnel::run`] uses (at least 1).
     pub fn workers(mut self, workers: usize) -> Funnel {
         self.cluster = Cluster::single(workers);
@@ -175,11 +187,16 @@ impl Funnel {
             progress,
             cluster,
             stop,
+            observer,
         } = self;
         let threads = cluster.threads();
         let cluster_accounting: Arc<Mutex<Option<Accounting>>> = Arc::default();
         let worker_accounting = Arc::clone(&cluster_accounting);
         let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
+        let sinks = match cluster.process() {
+            0 => observer.wrap_sinks(sinks),
+            _ => sinks,
+        };
         let sinks = Arc::new(Mutex::new(Some(sinks)));
         let worker_stop = stop.clone();
         let worker_progress = Arc::clone(&progress);
@@ -189,7 +206,10 @@ impl Funnel {
                 .fetch_add(1, Ordering::Relaxed);
             let (partitions, open_failure) = match source.partitions(worker.index(), worker.peers())
             {
-                Ok(partitions) => (partitions, None),
+                Ok(partitions) => {
+                    observer.worker_assigned(threads);
+                    (partitions, None)
+                }
                 Err(error) => {
                     worker_stop.request(StopReason::Failure {
                         worker: worker.index(),
@@ -214,6 +234,7 @@ impl Funnel {
                 failure: Rc::new(RefCell::new(open_failure)),
                 output_frontier: probe.clone(),
                 written_frontier: written.clone(),
+                observer: observer.clone(),
             };
             let emit_context = EmitContext {
                 progress: Arc::clone(&worker_progress),
@@ -237,7 +258,7 @@ impl Funnel {
                 );
                 traces
             });
-            let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress));
+            let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress), &observer);
             while worker.step_or_park(None) {
                 gauge.observe(&probe);
             }
@@ -296,30 +317,41 @@ struct ArrangedGauge {
     traces: Vec<ParentTrace>,
     progress: Arc<Progress>,
     reported: i64,
+    observer: Observer,
+    state: StateGauge,
 }
 
 impl ArrangedGauge {
-    fn new(traces: Vec<ParentTrace>, progress: Arc<Progress>) -> ArrangedGauge {
+    fn new(
+        traces: Vec<ParentTrace>,
+        progress: Arc<Progress>,
+        observer: &Observer,
+    ) -> ArrangedGauge {
         ArrangedGauge {
             traces,
             progress,
             reported: 0,
+            observer: observer.clone(),
+            state: observer.state_gauge(),
         }
     }
 
     fn observe(&mut self, probe: &timely::dataflow::ProbeHandle<Millis>) {
         let frontier = probe.with_frontier(|f| f.to_owned());
-        let mut held = 0i64;
+        self.observer.dataflow_frontier(frontier.first().copied());
         if frontier.is_empty() {
             self.traces.clear();
         }
-        for trace in &mut self.traces {
+        let mut per_trace = vec![0i64; self.traces.len()];
+        for (trace, held) in self.traces.iter_mut().zip(per_trace.iter_mut()) {
             trace.set_logical_compaction(frontier.borrow());
             trace.set_physical_compaction(frontier.borrow());
             trace.map_spans(|span| {
-                held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
+                *held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
             });
         }
+        self.state.report(&per_trace);
+        let held: i64 = per_trace.iter().sum();
         self.progress
             .arranged
             .fetch_add(held - self.reported, Ordering::Relaxed);

@@ -17,6 +17,7 @@ use super::{Accounting, Admission, PartitionClock, Progress, Stop, StopNotice, S
 use crate::connectors::{Arrival, Partition, Poll};
 use crate::dataflow::FunnelSettings;
 use crate::event::{to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate};
+use crate::observe::{Observer, PartitionMeter};
 
 /// Records read from one partition per poll.
 const POLL_CHUNK: usize = 4096;
@@ -43,6 +44,8 @@ pub struct IngestContext {
     /// every record with a time below it has its effect in the sinks. Sources that
     /// commit read positions (Kafka offsets) commit up to it.
     pub written_frontier: ProbeHandle<Millis>,
+    /// Told each partition's counts and watermark, and the worker's frontier.
+    pub observer: Observer,
 }
 
 /// Flow control: a partition whose watermark is more than this far (event time) ahead of
@@ -64,6 +67,7 @@ struct PartitionState {
     /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
     /// follows the others' (design.md §3), until it delivers a record again.
     released: bool,
+    meter: PartitionMeter,
 }
 
 /// The streams that ingestion produces.
@@ -100,6 +104,7 @@ pub fn ingest<'scope>(
     let mut states: Vec<PartitionState> = partitions
         .into_iter()
         .map(|partition| PartitionState {
+            meter: context.observer.partition_meter(partition.name()),
             partition,
             clock: PartitionClock::with_future_skew(
                 settings.max_disorder,
@@ -166,6 +171,7 @@ pub fn ingest<'scope>(
                         break;
                     }
                 };
+                let counted = accounting;
                 if arrivals.is_empty() {
                     state.quiet_since.get_or_insert_with(Instant::now);
                 } else {
@@ -215,6 +221,11 @@ pub fn ingest<'scope>(
                         }
                     }
                 }
+                let (watermark, done) = (state.clock.watermark(), poll == Poll::Done);
+                let partition = state.partition.as_ref();
+                state
+                    .meter
+                    .record(&counted, &accounting, watermark, partition, done);
                 match poll {
                     Poll::Ready => all_idle = false,
                     Poll::Done => {
@@ -231,6 +242,7 @@ pub fn ingest<'scope>(
             }
             context.progress.add_ingest(&accounting);
             let frontier = release_idle(&mut states, caps[0].time());
+            context.observer.worker_frontier(worker, frontier);
             if let Some(written) = context
                 .written_frontier
                 .with_frontier(|f| f.iter().next().copied())

@@ -12,6 +12,7 @@
 //!   topic keeps the latest change per key) and a progress record per batch, each batch
 //!   in one Kafka transaction, so a `read_committed` reader sees whole batches only.
 
+mod backlog;
 mod config;
 mod produce;
 mod sink;

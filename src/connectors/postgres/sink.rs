@@ -1,10 +1,12 @@
 //! The PostgreSQL sink: each batch in one transaction, exactly once across restarts.
 
+use std::sync::Arc;
+
 use super::config::PostgresConfig;
 use super::layout::Layout;
 use super::retry::{Backoff, Failure};
 use super::session::{Applied, Session};
-use crate::connectors::{Batch, Sink, SinkError};
+use crate::connectors::{Batch, Sink, SinkError, SinkHealth};
 use crate::dataflow::Dim;
 use crate::event::Millis;
 
@@ -35,6 +37,7 @@ pub struct PostgresSink {
     layout: Layout,
     session: Option<Session>,
     applied: Applied,
+    health: Arc<SinkHealth>,
 }
 
 impl PostgresSink {
@@ -56,6 +59,7 @@ impl PostgresSink {
             url,
             session: None,
             applied: Applied::default(),
+            health: Arc::default(),
             name,
         };
         let mut backoff = Backoff::new(config.retry_for.to_std());
@@ -134,9 +138,11 @@ impl PostgresSink {
             match attempt {
                 Ok(after) => {
                     self.applied = after;
+                    self.health.recovered();
                     return Ok(());
                 }
                 Err(Failure::Transient(message)) if backoff.wait() => {
+                    self.health.retrying();
                     tracing::warn!(sink = %self.name, seq = batch.seq, "retrying a batch: {message}");
                     self.session = None;
                     self.applied = before;
@@ -144,6 +150,7 @@ impl PostgresSink {
                 Err(failure) => {
                     self.session = None;
                     self.applied = before;
+                    self.health.recovered();
                     let what = format!(
                         "batch {} (frontier {}) not applied, its transaction rolled back",
                         batch.seq,
@@ -164,6 +171,10 @@ fn frontier_text(frontier: Option<Millis>) -> String {
 impl Sink for PostgresSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn health(&self) -> Option<Arc<SinkHealth>> {
+        Some(Arc::clone(&self.health))
     }
 
     fn resume_frontier(&self) -> Option<Millis> {
