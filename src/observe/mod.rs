@@ -47,7 +47,7 @@ use crate::dataflow::{FunnelDedupCounts, FunnelSettings};
 use crate::event::{Millis, StreamKind};
 
 /// Recent windows the dashboard shows.
-const DASHBOARD_WINDOWS: usize = 8;
+const DASHBOARD_WINDOWS: usize = 12;
 
 /// The join arrangements whose sizes [`StateGauge`] reports, in the order
 /// [`crate::dataflow::ad_funnel`] returns their traces.

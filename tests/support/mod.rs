@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod feed;
+pub mod http;
 pub mod inputs;
 pub mod oracle;
 pub mod source;

@@ -212,5 +212,5 @@ events.addEventListener("stats", (event) => renderStats(JSON.parse(event.data)))
 events.addEventListener("error", () => {
   const ready = $("readiness");
   ready.className = "pill not-ready";
-  ready.textContent = "disconnected: the run has ended or the server is unreachable";
+  ready.textContent = "reconnecting: the run may have ended";
 });
