@@ -236,6 +236,12 @@ impl Plan {
                 }
             }
         }
+        if let Some(address) = self.spec.observe.metrics_addr {
+            let _ = write!(
+                text,
+                "\n  observe   http://{address}/metrics, /health, /ready and the dashboard at /"
+            );
+        }
         text
     }
 

@@ -244,9 +244,9 @@ impl Observer {
         };
         let mut wrapped: Vec<Box<dyn Sink>> = Vec::with_capacity(sinks.len() + 1);
         for sink in sinks {
-            if let Some(health) = sink.health() {
-                shared.health.watch_sink(sink.name(), health);
-            }
+            // A sink that does not report its health is listed as never failing.
+            let health = sink.health().unwrap_or_default();
+            shared.health.watch_sink(sink.name(), health);
             wrapped.push(Box::new(TimedSink::new(sink, shared)));
         }
         wrapped.push(Box::new(CommitSink::new(Arc::clone(shared))));

@@ -142,6 +142,28 @@ impl Funnel {
     /// Reports the run to `observer` (metrics, readiness, the dashboard's funnel; see
     /// [`crate::observe`]). Process 0's sinks are timed, and the observer's commit sink
     /// is added after them.
+    ///
+    /// # Examples
+    /// ```
+    /// use diffmill::connectors::MemorySource;
+    /// use diffmill::dataflow::FunnelSettings;
+    /// use diffmill::event::{Click, Event};
+    /// use diffmill::observe::{Observer, RunInfo};
+    /// use diffmill::runtime::Funnel;
+    ///
+    /// let info = RunInfo { graph: "example".into(), process: 0, processes: 1, workers: 1 };
+    /// let observer = Observer::new(info, &FunnelSettings::default());
+    /// let click = Event::Click(Click { click_id: 1, bid_id: 2, ts: 60_000 });
+    /// Funnel::new(FunnelSettings::default())
+    ///     .source(MemorySource::from_events(vec![vec![click]]))
+    ///     .observe(observer.clone())
+    ///     .run()
+    ///     .unwrap();
+    /// let metrics = observer.metrics_text();
+    /// assert!(metrics.contains(r#"diffmill_records_read_total{partition="memory/0",stream="click"} 1"#));
+    /// assert!(metrics.contains("diffmill_batches_written_total 1"));
+    /// assert!(observer.readiness().ready);
+    /// ```
     pub fn observe(mut self, observer: Observer) -> Funnel {
         observer.watch_dedup(&self.progress.dedup);
         self.observer = observer;
