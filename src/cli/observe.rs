@@ -77,8 +77,9 @@ impl Observed {
         })
     }
 
-    /// After the run: keeps serving while asked to, then stops the server.
-    pub fn finish(self, failed: bool) {
+    /// After the run: marks a failed run not ready; keeps serving while asked to after
+    /// a run that `ended` by itself (complete, or failed), then stops the server.
+    pub fn finish(self, failed: bool, ended: bool) {
         if failed {
             self.observer.run_failed();
         }
@@ -86,6 +87,7 @@ impl Observed {
             return;
         };
         let deadline = match self.linger {
+            _ if !ended && !failed => return,
             Linger::No => return,
             Linger::For(d) => Some(Instant::now() + d),
             Linger::UntilSignal => None,

@@ -130,8 +130,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     drop(status);
     drop(_signals);
     let failed = outcome.is_err();
+    // A run stopped by a signal exits; only a run that ended by itself lingers.
+    let ended = matches!(&outcome, Ok(report) if report.stopped.is_none());
     let result = report(args, &plan, &cluster, &progress, started, outcome);
-    observed.finish(failed);
+    observed.finish(failed, ended);
     result
 }
 

@@ -161,7 +161,7 @@ impl Funnel {
     ///     .unwrap();
     /// let metrics = observer.metrics_text();
     /// assert!(metrics.contains(r#"diffmill_records_read_total{partition="memory/0",stream="click"} 1"#));
-    /// assert!(metrics.contains("diffmill_batches_written_total 1"));
+    /// assert!(metrics.contains("diffmill_input_complete 1"));
     /// assert!(observer.readiness().ready);
     /// ```
     pub fn observe(mut self, observer: Observer) -> Funnel {
