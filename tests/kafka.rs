@@ -648,7 +648,10 @@ fn consumer_lag_is_what_is_left_to_read() {
     let mut arrivals = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
     while bids.poll(&mut arrivals, 4096).expect("a poll") != Poll::Done {
-        assert!(Instant::now() < deadline, "the partition was not read to its end");
+        assert!(
+            Instant::now() < deadline,
+            "the partition was not read to its end"
+        );
     }
     assert!(!arrivals.is_empty());
     wait_for(bids.as_ref(), 0);

@@ -67,6 +67,7 @@ struct PartitionState {
     /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
     /// follows the others' (design.md §3), until it delivers a record again.
     released: bool,
+    /// Reports the partition's counts and watermark to the observer after each poll.
     meter: PartitionMeter,
 }
 
