@@ -18,6 +18,6 @@ pub use csv_sink::{sum_change_log, CsvSink, AGGREGATES_FILE, DEAD_LETTERS_FILE, 
 pub use file::{reader_partition, FileSource, NoFiles};
 pub use memory::{MemorySink, MemorySource};
 pub use postgres::{PostgresConfig, PostgresSink};
-pub use sink::{AggregateRow, Batch, Sink, SinkError, SinkHealth};
-pub use source::{owner, positioned, Arrival, Partition, Poll, Source};
+pub use sink::{AggregateRow, Batch, Resume, Sink, SinkError, SinkHealth};
+pub use source::{owner, positioned, Arrival, Partition, PartitionPosition, Poll, Source};
 pub use stdout::{utc, StdoutSink};

@@ -4,12 +4,15 @@ use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
-use timely::dataflow::operators::core::Partition;
+use timely::dataflow::operators::core::{Concat, Partition};
+use timely::dataflow::operators::generic::operator::empty;
+use timely::dataflow::Stream;
 
 use super::{
-    Attribute, Attribution, DedupById, DedupCounters, FunnelSettings, Measures, Parent, ParentTrace,
+    Attribute, Attribution, Checkpointing, DedupById, DedupCounters, DedupSnapshot, FunnelSettings,
+    GroupState, Measures, Parent, ParentTrace,
 };
-use crate::event::{Event, Millis, Record};
+use crate::event::{Bid, Click, Conversion, Event, Impression, Millis, Record};
 
 /// The aggregate key: window start and dims.
 pub type AggregateKey = (Millis, Attribution);
@@ -20,6 +23,18 @@ pub type Aggregates<'scope> = VecCollection<'scope, Millis, AggregateKey, Measur
 
 /// Dedup counts per stream, indexed by [`StreamKind::index`].
 pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
+
+/// Dedup groups to take back from a checkpoint, one stream per record type.
+pub struct RestoredGroups<'scope> {
+    /// Bid groups.
+    pub bids: Stream<'scope, Millis, Vec<GroupState<Bid>>>,
+    /// Impression groups.
+    pub impressions: Stream<'scope, Millis, Vec<GroupState<Impression>>>,
+    /// Click groups.
+    pub clicks: Stream<'scope, Millis, Vec<GroupState<Click>>>,
+    /// Conversion groups.
+    pub conversions: Stream<'scope, Millis, Vec<GroupState<Conversion>>>,
+}
 
 /// Builds the ad funnel over ingested events (design.md §4-§6).
 ///
@@ -40,6 +55,34 @@ pub fn ad_funnel<'scope>(
     settings: &FunnelSettings,
     counts: &FunnelDedupCounts,
 ) -> (Aggregates<'scope>, Vec<ParentTrace>) {
+    let scope = events.inner.scope();
+    let restored = RestoredGroups {
+        bids: empty(scope),
+        impressions: empty(scope),
+        clicks: empty(scope),
+        conversions: empty(scope),
+    };
+    let (aggregates, traces, _) =
+        ad_funnel_checkpointed(events, settings, counts, empty(scope), restored);
+    (aggregates, traces)
+}
+
+/// [`ad_funnel`] taking part in checkpoints: its dedup operators answer every request of
+/// `requests` (checkpoint frontiers, broadcast, each at its own time) with a
+/// [`DedupSnapshot`], and first take back the `restored` groups. Everything downstream of
+/// dedup (joins, aggregates) is a function of the groups, so it needs no state of its
+/// own in a checkpoint.
+pub fn ad_funnel_checkpointed<'scope>(
+    events: VecCollection<'scope, Millis, Event>,
+    settings: &FunnelSettings,
+    counts: &FunnelDedupCounts,
+    requests: Stream<'scope, Millis, Vec<Millis>>,
+    restored: RestoredGroups<'scope>,
+) -> (
+    Aggregates<'scope>,
+    Vec<ParentTrace>,
+    Stream<'scope, Millis, Vec<DedupSnapshot>>,
+) {
     let lateness = settings.lateness;
     let group_by = settings.group_by.clone();
     let window = move |ts: Millis| lateness.window_start(ts);
@@ -54,38 +97,50 @@ pub fn ad_funnel<'scope>(
     let mut next = || parts.next().expect("four streams");
     let (bids, impressions, clicks, conversions) = (next(), next(), next(), next());
 
-    let bids = dedup_stream(
+    let (bids, bid_snapshots) = dedup_stream(
         bids.flat_map(|e| match e {
             Event::Bid(b) => Some(b),
             _ => None,
         }),
         lateness,
         counts,
+        requests.clone(),
+        restored.bids,
     );
-    let impressions = dedup_stream(
+    let (impressions, impression_snapshots) = dedup_stream(
         impressions.flat_map(|e| match e {
             Event::Impression(i) => Some(i),
             _ => None,
         }),
         lateness,
         counts,
+        requests.clone(),
+        restored.impressions,
     );
-    let clicks = dedup_stream(
+    let (clicks, click_snapshots) = dedup_stream(
         clicks.flat_map(|e| match e {
             Event::Click(c) => Some(c),
             _ => None,
         }),
         lateness,
         counts,
+        requests.clone(),
+        restored.clicks,
     );
-    let conversions = dedup_stream(
+    let (conversions, conversion_snapshots) = dedup_stream(
         conversions.flat_map(|e| match e {
             Event::Conversion(c) => Some(c),
             _ => None,
         }),
         lateness,
         counts,
+        requests.clone(),
+        restored.conversions,
     );
+    let snapshots = bid_snapshots
+        .concat(impression_snapshots)
+        .concat(click_snapshots)
+        .concat(conversion_snapshots);
 
     let bid_dims = {
         let group_by = group_by.clone();
@@ -138,7 +193,7 @@ pub fn ad_funnel<'scope>(
     let conversions = conversions
         .explode(move |(c, a)| Some(((window(c.ts), a), Measures::conversion(c.value_micros))));
     let aggregates = bids.concat(impressions).concat(clicks).concat(conversions);
-    (aggregates, traces)
+    (aggregates, traces, snapshots)
 }
 
 /// Dedups one stream, releasing each record at its release time.
@@ -146,9 +201,15 @@ fn dedup_stream<'scope, R: Record + timely::ExchangeData>(
     records: VecCollection<'scope, Millis, R>,
     lateness: super::Lateness,
     counts: &FunnelDedupCounts,
-) -> VecCollection<'scope, Millis, R> {
-    records.dedup_by_id(
+    requests: Stream<'scope, Millis, Vec<Millis>>,
+    restore: Stream<'scope, Millis, Vec<GroupState<R>>>,
+) -> (
+    VecCollection<'scope, Millis, R>,
+    Stream<'scope, Millis, Vec<DedupSnapshot>>,
+) {
+    records.dedup_by_id_checkpointed(
         move |r| lateness.release_time(R::KIND, r.ts()),
         Arc::clone(&counts[R::KIND.index()]),
+        Checkpointing { requests, restore },
     )
 }

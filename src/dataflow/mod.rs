@@ -9,9 +9,11 @@ mod settings;
 mod window;
 
 pub use attribute::{Attribute, Parent, ParentTrace, Parents};
-pub use dedup::{DedupById, DedupCounters, DedupCounts};
+pub use dedup::{Checkpointing, DedupById, DedupCounters, DedupCounts, DedupSnapshot, GroupState};
 pub use dims::{Attribution, Dim, DimValues, GroupBy, UNATTRIBUTED};
-pub use funnel::{ad_funnel, AggregateKey, Aggregates, FunnelDedupCounts};
+pub use funnel::{
+    ad_funnel, ad_funnel_checkpointed, AggregateKey, Aggregates, FunnelDedupCounts, RestoredGroups,
+};
 pub use measures::Measures;
 pub use settings::{FunnelSettings, SettingsError};
 pub use window::{Lateness, WindowStatus};

@@ -122,7 +122,9 @@ impl std::fmt::Display for StreamKind {
 }
 
 /// Behaviour shared by the four event types, used by the generic operators.
-pub trait Record: Copy + Ord + std::fmt::Debug + 'static {
+pub trait Record:
+    Copy + Ord + std::fmt::Debug + Serialize + serde::de::DeserializeOwned + 'static
+{
     /// The stream this record type belongs to.
     const KIND: StreamKind;
     /// The record's own unique id (what dedup keys on).

@@ -76,6 +76,29 @@ impl GraphSpec {
             .settings()
             .validate()
             .map_err(|e| GraphError::at_key(file, format!("funnel.{}", e.setting), e.problem))?;
+        if let Some(state) = &spec.state {
+            if state.dir.as_os_str().is_empty() {
+                return Err(GraphError::at_key(
+                    file,
+                    "state.dir",
+                    "empty: give a folder",
+                ));
+            }
+            if state.checkpoint_interval.millis() == 0 {
+                return Err(GraphError::at_key(
+                    file,
+                    "state.checkpoint_interval",
+                    "must be longer than 0",
+                ));
+            }
+            if state.keep < 2 {
+                return Err(GraphError::at_key(
+                    file,
+                    "state.keep",
+                    "must be at least 2 (a damaged newest checkpoint needs one to fall back to)",
+                ));
+            }
+        }
         Ok(spec)
     }
 }

@@ -33,6 +33,10 @@ pub struct GraphSpec {
     /// Metrics, health and the dashboard (`[observe]`); off unless an address is given.
     #[serde(default)]
     pub observe: ObserveSpec,
+    /// Where the run keeps checkpoints (`[state]`); without it a restarted run starts
+    /// from the beginning.
+    #[serde(default)]
+    pub state: Option<StateSpec>,
 }
 
 /// The `[observe]` table: serve the run's metrics, health and dashboard over HTTP.
@@ -49,6 +53,30 @@ pub struct ObserveSpec {
     /// otherwise not at all.
     #[serde(default)]
     pub linger: Option<DurationText>,
+}
+
+/// The `[state]` table: checkpoints of the run's state, for exact restarts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    /// The state folder, relative to the working directory (created if missing). A run
+    /// whose folder holds a checkpoint resumes from it.
+    pub dir: PathBuf,
+    /// Least wall-clock time between two checkpoints (default `30s`).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: DurationText,
+    /// Checkpoint files kept, newest first (default 2, at least 2: a damaged newest file
+    /// leaves an older one to fall back to).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_checkpoint_interval() -> DurationText {
+    DurationText::from_millis(30_000)
+}
+
+fn default_keep() -> usize {
+    2
 }
 
 /// Where events come from.

@@ -81,6 +81,9 @@ pub struct FunnelSnapshot {
     pub frontier: Option<Millis>,
     /// True once the last batch of a complete input is committed.
     pub complete: bool,
+    /// The frontier of the checkpoint the run resumed from: windows starting before it
+    /// had rows before the restart that the page never saw, so they are not shown.
+    pub resumed_at: Option<Millis>,
     /// The recent windows, newest first.
     pub windows: Vec<WindowView>,
     /// The recent corrections, newest first.
@@ -132,6 +135,7 @@ pub struct FunnelView {
     batch: Option<u64>,
     frontier: Option<Millis>,
     complete: bool,
+    resumed_at: Option<Millis>,
 }
 
 impl FunnelView {
@@ -147,7 +151,17 @@ impl FunnelView {
             batch: None,
             frontier: None,
             complete: false,
+            resumed_at: None,
         }
+    }
+
+    /// The run resumes from a checkpoint at `frontier`: a window that starts before it
+    /// may hold rows written before the restart, so its totals are unknown here and its
+    /// rows are left out. A window starting at or after it has no earlier row (a record
+    /// enters at or after its own time).
+    pub fn resumed_at(&mut self, frontier: Millis) {
+        self.resumed_at = Some(frontier);
+        self.dropped_below = self.dropped_below.max(frontier);
     }
 
     /// Adds a committed batch: its rows to the totals, its statuses and finalized
@@ -214,6 +228,7 @@ impl FunnelView {
             batch: self.batch,
             frontier: self.frontier,
             complete: self.complete,
+            resumed_at: self.resumed_at,
             windows: self
                 .windows
                 .iter()

@@ -43,8 +43,15 @@ pub use sinks::{CommitSink, TimedSink};
 pub use stats::{PageStats, PartitionStats, SinkStats};
 
 use crate::connectors::Sink;
-use crate::dataflow::{FunnelDedupCounts, FunnelSettings};
+use crate::dataflow::{DedupCounts, FunnelSettings};
 use crate::event::{Millis, StreamKind};
+use crate::runtime::Progress;
+
+/// Each stream's dedup counts when the workers started (restored from a checkpoint).
+type DedupBaseline = [DedupCounts; 4];
+
+/// The label values of a family without labels.
+const NO_LABELS: &[&str] = &[];
 
 /// Recent windows the dashboard shows.
 const DASHBOARD_WINDOWS: usize = 12;
@@ -108,7 +115,9 @@ struct Shared {
     /// The dataflow's frontier at the emitter (ms); `Millis::MAX` once complete.
     frontier: AtomicU64,
     partitions: Mutex<Vec<Arc<PartitionWatermark>>>,
-    dedup: Mutex<Option<FunnelDedupCounts>>,
+    /// The run's live counters (dedup counts, the last checkpoint), and the dedup
+    /// counts restored from a checkpoint, left out (the metrics count this process's run).
+    progress: Mutex<Option<(Arc<Progress>, Option<DedupBaseline>)>>,
     arrangements: [AtomicI64; ARRANGEMENTS.len()],
     latest: Latest,
     /// Scrapes update counters from their sources by difference: one at a time.
@@ -149,7 +158,7 @@ impl Observer {
                 health: Health::default(),
                 frontier: AtomicU64::new(0),
                 partitions: Mutex::default(),
-                dedup: Mutex::default(),
+                progress: Mutex::default(),
                 arrangements: Default::default(),
                 latest: Latest::default(),
                 refreshing: Mutex::default(),
@@ -169,11 +178,12 @@ impl Observer {
         self.shared.as_ref().map(|s| &s.info)
     }
 
-    /// Hook: the dedup counters of the run (applied, duplicate, conflicting, ids held).
-    pub fn watch_dedup(&self, counts: &FunnelDedupCounts) {
+    /// Hook: the run's live counters: dedup counts (applied, duplicate, conflicting, ids
+    /// held) and the last checkpoint.
+    pub fn watch_progress(&self, progress: &Arc<Progress>) {
         if let Some(shared) = &self.shared {
-            if let Ok(mut dedup) = shared.dedup.lock() {
-                *dedup = Some(counts.clone());
+            if let Ok(mut watched) = shared.progress.lock() {
+                *watched = Some((Arc::clone(progress), None));
             }
         }
     }
@@ -198,6 +208,13 @@ impl Observer {
     pub fn worker_assigned(&self, threads: usize) {
         if let Some(shared) = &self.shared {
             shared.health.worker_assigned(threads);
+            // Workers start after a checkpoint is restored: what dedup counts now is the
+            // restored earlier runs' share.
+            if let Ok(mut watched) = shared.progress.lock() {
+                if let Some((progress, baseline @ None)) = watched.as_mut() {
+                    *baseline = Some(std::array::from_fn(|i| progress.dedup[i].snapshot()));
+                }
+            }
             if let Ok(mut clock) = shared.input_clock.lock() {
                 clock.expect(threads);
             }
@@ -327,20 +344,47 @@ impl Shared {
         let sync = |counter: &prometheus::IntCounter, value: u64| {
             counter.inc_by(value.saturating_sub(counter.get()));
         };
-        if let Some(dedup) = self.dedup.lock().ok().and_then(|d| d.clone()) {
+        let watched = self.progress.lock().ok().and_then(|w| w.clone());
+        if let Some((progress, baseline)) = watched {
             for kind in StreamKind::ALL {
-                let counts = &dedup[kind.index()];
-                let snapshot = counts.snapshot();
+                let counts = &progress.dedup[kind.index()];
+                let now = counts.snapshot();
+                let before = baseline.map(|b| b[kind.index()]).unwrap_or_default();
                 let stream = [kind.name()];
-                sync(&m.applied.with_label_values(&stream), snapshot.applied);
-                sync(&m.duplicate.with_label_values(&stream), snapshot.duplicate);
+                let since = |now: u64, before: u64| now.saturating_sub(before);
+                sync(
+                    &m.applied.with_label_values(&stream),
+                    since(now.applied, before.applied),
+                );
+                sync(
+                    &m.duplicate.with_label_values(&stream),
+                    since(now.duplicate, before.duplicate),
+                );
                 sync(
                     &m.conflicting.with_label_values(&stream),
-                    snapshot.conflicting,
+                    since(now.conflicting, before.conflicting),
                 );
                 m.state_records
                     .with_label_values(&[format!("dedup_{}", kind.name()).as_str()])
                     .set(counts.held());
+            }
+            let note = progress.checkpoint.lock().ok().and_then(|n| n.clone());
+            if let Some(note) = note {
+                m.checkpoint_age
+                    .with_label_values(NO_LABELS)
+                    .set(note.at.elapsed().as_secs_f64());
+                m.checkpoint_size
+                    .with_label_values(NO_LABELS)
+                    .set(note.bytes as i64);
+                if let Some(frontier) = note.frontier {
+                    m.checkpoint_frontier
+                        .with_label_values(NO_LABELS)
+                        .set(frontier as f64 / 1000.0);
+                }
+                m.checkpoint_write
+                    .with_label_values(NO_LABELS)
+                    .set(note.took.as_secs_f64());
+                sync(&m.checkpoints.with_label_values(NO_LABELS), note.count);
             }
         }
         for (name, held) in ARRANGEMENTS.iter().zip(&self.arrangements) {

@@ -4,12 +4,8 @@
 //! (`_seconds`, `_bytes`, `_messages`, `_records`), `_total` on counters, histograms for
 //! latencies. Times of event time (watermarks, frontiers) are Unix seconds.
 //!
-//! Checkpoints (design.md §11) do not exist yet. When they do, their metrics belong here,
-//! next to the others, under these names, updated by the code that writes a checkpoint:
-//! `diffmill_checkpoint_age_seconds` (gauge: wall-clock time since the last checkpoint
-//! was committed), `diffmill_checkpoint_size_bytes` (gauge: its size),
-//! `diffmill_checkpoint_frontier_seconds` (gauge: the frontier it holds) and
-//! `diffmill_checkpoint_duration_seconds` (histogram: how long writing one took).
+//! The checkpoint metrics (design.md §11) are read from the run's note of its last
+//! durable checkpoint when scraped, and appear once a checkpoint has been written.
 
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -79,6 +75,17 @@ pub struct Metrics {
     pub sink_retries: IntCounterVec,
     /// 1 while a sink is failing and retrying a batch.
     pub sink_failing: IntGaugeVec,
+    /// Wall-clock time since the last checkpoint was made durable (no children until one
+    /// is: the families below appear only in runs with state).
+    pub checkpoint_age: GaugeVec,
+    /// The last checkpoint's size.
+    pub checkpoint_size: IntGaugeVec,
+    /// The frontier the last checkpoint holds (Unix seconds).
+    pub checkpoint_frontier: GaugeVec,
+    /// How long encoding and writing the last checkpoint took.
+    pub checkpoint_write: GaugeVec,
+    /// Checkpoints made durable by this process.
+    pub checkpoints: IntCounterVec,
     /// This process's workers that have their source partitions assigned.
     pub workers_assigned: IntGauge,
     /// 1 when `/ready` answers ready.
@@ -222,6 +229,36 @@ impl Metrics {
                 "diffmill_sink_failing",
                 "1 while the sink is failing and retrying a batch.",
                 &["sink"],
+            ),
+            checkpoint_age: gauge_vec(
+                &registry,
+                "diffmill_checkpoint_age_seconds",
+                "Wall-clock time since the last checkpoint was made durable.",
+                &[],
+            ),
+            checkpoint_size: int_gauge_vec(
+                &registry,
+                "diffmill_checkpoint_size_bytes",
+                "Size of the last checkpoint file.",
+                &[],
+            ),
+            checkpoint_frontier: gauge_vec(
+                &registry,
+                "diffmill_checkpoint_frontier_seconds",
+                "The frontier the last checkpoint holds (Unix seconds).",
+                &[],
+            ),
+            checkpoint_write: gauge_vec(
+                &registry,
+                "diffmill_checkpoint_write_seconds",
+                "How long encoding and writing the last checkpoint took.",
+                &[],
+            ),
+            checkpoints: counter(
+                &registry,
+                "diffmill_checkpoints_written_total",
+                "Checkpoints made durable by this process.",
+                &[],
             ),
             workers_assigned: int_gauge(
                 &registry,

@@ -8,7 +8,7 @@ use std::time::Instant;
 use prometheus::{Histogram, IntCounter};
 
 use super::Shared;
-use crate::connectors::{Batch, Sink, SinkError, SinkHealth};
+use crate::connectors::{Batch, Resume, Sink, SinkError, SinkHealth};
 use crate::dataflow::WindowStatus;
 use crate::event::Millis;
 
@@ -46,8 +46,12 @@ impl Sink for TimedSink {
         written
     }
 
-    fn resume_frontier(&self) -> Option<Millis> {
-        self.sink.resume_frontier()
+    fn begin(&mut self, restored: Option<Millis>) -> Result<(), SinkError> {
+        self.sink.begin(restored)
+    }
+
+    fn resume(&self) -> Option<Resume> {
+        self.sink.resume()
     }
 
     fn health(&self) -> Option<Arc<SinkHealth>> {
@@ -80,6 +84,15 @@ impl CommitSink {
 impl Sink for CommitSink {
     fn name(&self) -> &str {
         "observe"
+    }
+
+    fn begin(&mut self, restored: Option<Millis>) -> Result<(), SinkError> {
+        if let (Some(frontier), Some(view)) = (restored, self.shared.view.as_ref()) {
+            if let Ok(mut view) = view.lock() {
+                view.resumed_at(frontier);
+            }
+        }
+        Ok(())
     }
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {

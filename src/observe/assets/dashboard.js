@@ -98,8 +98,9 @@ function renderFunnel() {
     funnel.dims.forEach((d, i) => select.append(el("option", { value: String(i) }, d)));
     select.value = state.dimension;
   }
-  $("batch").textContent = funnel.batch === null ? "no batch yet"
-    : `batch ${funnel.batch} · ${funnel.complete ? "input complete" : "frontier " + utc(funnel.frontier)}`;
+  $("batch").textContent = (funnel.batch === null ? "no batch yet"
+    : `batch ${funnel.batch} · ${funnel.complete ? "input complete" : "frontier " + utc(funnel.frontier)}`)
+    + (funnel.resumed_at === null ? "" : ` · resumed from a checkpoint at ${utc(funnel.resumed_at)}: earlier windows are not shown`);
   const windows = $("windows");
   windows.replaceChildren();
   if (funnel.windows.length === 0) windows.append(el("p", { class: "muted" }, "No rows yet."));
