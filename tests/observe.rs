@@ -202,6 +202,19 @@ fn metrics_equal_the_runs_accounting() {
     assert_eq!(single(&after, "diffmill_input_complete"), Some(1.0));
     assert_eq!(single(&after, "diffmill_ready"), Some(1.0));
 
+    // The graph keeps state: the last checkpoint (the complete marker) is the newest file.
+    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("out/ad_funnel/state"))
+        .expect("the state folder")
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "ckpt"))
+        .collect();
+    files.sort();
+    let newest = files.last().expect("a checkpoint file");
+    let size = std::fs::metadata(newest).expect("its size").len() as f64;
+    assert_eq!(single(&after, "diffmill_checkpoint_size_bytes"), Some(size));
+    assert!(single(&after, "diffmill_checkpoints_written_total").is_some_and(|n| n >= 1.0));
+    assert!(single(&after, "diffmill_checkpoint_age_seconds").is_some_and(|a| a >= 0.0));
+
     assert!(
         interrupt(&mut child).success(),
         "Ctrl-C ends the linger with 0"
