@@ -24,7 +24,7 @@ use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
 
 use support::feed::feed;
-use support::http::service;
+use support::services::service;
 use support::{bid, click, impression, settings};
 
 const WINDOW: Millis = 60_000;
@@ -181,8 +181,8 @@ async fn browser(chromium: &str, driver: &Driver, profile: &std::path::Path) -> 
 fn the_page_shows_final_windows_and_corrections_as_they_land() {
     let test = "the_page_shows_final_windows_and_corrections_as_they_land";
     let (Some(chromium), Some(chromedriver)) = (
-        service("DIFFMILL_TEST_CHROMIUM", "chromium.sh", test),
-        service("DIFFMILL_TEST_CHROMEDRIVER", "chromium.sh", test),
+        service(test, "DIFFMILL_TEST_CHROMIUM"),
+        service(test, "DIFFMILL_TEST_CHROMEDRIVER"),
     ) else {
         return;
     };

@@ -17,7 +17,8 @@ use diffmill::event::StreamKind;
 use prometheus_parse::{Scrape, Value};
 
 use support::cli::{command, graphs_dir, read_csv, summary_counts};
-use support::http::{get, service, wait_until, Lines};
+use support::http::{get, wait_until, Lines};
+use support::services::service;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -300,9 +301,8 @@ fn ready_only_once_the_cluster_forms() {
 #[test]
 fn a_failing_postgres_sink_is_not_ready_and_no_secret_shows() {
     let Some(url) = service(
-        "DIFFMILL_TEST_POSTGRES_URL",
-        "postgres.sh",
         "a_failing_postgres_sink_is_not_ready_and_no_secret_shows",
+        "DIFFMILL_TEST_POSTGRES_URL",
     ) else {
         return;
     };

@@ -23,13 +23,14 @@ use diffmill::dataflow::{Dim, FunnelSettings};
 use diffmill::event::{DeadLetter, Format, Millis, Origin};
 use diffmill::graph::GraphSpec;
 use diffmill::runtime::{Funnel, RunError};
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 use support::cli::{
     as_csv, command, diffmill, diffmill_ok, file_partitions, files_graph, generate, graphs_dir,
     CsvAggregates,
 };
 use support::oracle::Oracle;
+use support::postgres::{connect, progress, totals};
 
 const URL_VAR: &str = "DIFFMILL_TEST_POSTGRES_URL";
 
@@ -49,10 +50,6 @@ fn database(test: &str) -> Option<String> {
     }
 }
 
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).expect("the test database accepts connections")
-}
-
 /// A sink config writing to the empty schema `schema` (dropped first).
 fn fresh(url: &str, schema: &str) -> PostgresConfig {
     connect(url)
@@ -62,43 +59,6 @@ fn fresh(url: &str, schema: &str) -> PostgresConfig {
         schema: schema.to_owned(),
         ..PostgresConfig::with_url(url)
     }
-}
-
-/// The aggregates table keyed as `aggregates.csv` sums: `[window_start, window_end,
-/// dims…]` (ms, text), the six totals.
-fn totals(client: &mut impl postgres::GenericClient, table: &str, dims: &[Dim]) -> CsvAggregates {
-    let dim_columns: String = dims.iter().map(|d| format!(", {}", d.name())).collect();
-    let sql = format!(
-        "SELECT (extract(epoch FROM window_start) * 1000)::int8::text, \
-         (extract(epoch FROM window_end) * 1000)::int8::text{dim_columns}, \
-         bids, impressions, clicks, conversions, spend_micros, revenue_micros FROM {table}"
-    );
-    let n = 2 + dims.len();
-    client
-        .query(&sql, &[])
-        .expect("the aggregates table reads")
-        .iter()
-        .map(|row| {
-            let key: Vec<String> = (0..n).map(|i| row.get::<_, String>(i)).collect();
-            let measures: [i64; 6] = std::array::from_fn(|i| row.get(n + i));
-            (key, measures)
-        })
-        .collect()
-}
-
-/// `(frontier_ms, batch_seq, complete)` of `sink` in `progress`.
-fn progress(
-    client: &mut impl postgres::GenericClient,
-    table: &str,
-    sink: &str,
-) -> (i64, i64, bool) {
-    let row = client
-        .query_one(
-            &format!("SELECT frontier_ms, batch_seq, complete FROM {table} WHERE sink = $1"),
-            &[&sink],
-        )
-        .expect("the progress row reads");
-    (row.get(0), row.get(1), row.get(2))
 }
 
 /// Generated partitions; malformed lines arrive as dead letters (the reason is the

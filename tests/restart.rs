@@ -97,25 +97,101 @@ fn run(
 }
 
 /// The checkpoint files of `dir` with their frontiers, oldest first (the completion
-/// marker left out).
-fn checkpoints(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+/// marker left out). Each must account for every record it says was read: applied,
+/// duplicate, too late, dead-lettered, or read but not applied yet.
+fn checkpoints(dir: &Path) -> Result<Vec<(std::path::PathBuf, u64)>, String> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("the state folder")
+        .map_err(|e| e.to_string())?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "ckpt"))
         .collect();
     files.sort();
-    files
-        .into_iter()
-        .filter_map(|path| {
-            let checkpoint = file::read(&path).expect("every checkpoint written is usable");
-            checkpoint.frontier.map(|frontier| (path, frontier))
-        })
-        .collect()
+    let mut found = Vec::new();
+    for path in files {
+        let checkpoint = file::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let Some(frontier) = checkpoint.frontier else {
+            continue;
+        };
+        let total = checkpoint.accounting.total();
+        let events = checkpoint.events.len() as u64;
+        if total.read
+            != total.applied + total.duplicate + total.too_late + total.dead_lettered + events
+        {
+            return Err(format!(
+                "checkpoint at {frontier}: read {} != applied {} + duplicate {} + too late {} + \
+                 dead-lettered {} + {events} events read and not applied",
+                total.read, total.applied, total.duplicate, total.too_late, total.dead_lettered
+            ));
+        }
+        found.push((path, frontier));
+    }
+    Ok(found)
+}
+
+/// Restores from the checkpoint at `path` on `workers` workers, the sink holding
+/// `batches[..=held]`; returns every batch the sink then holds and the restored run's
+/// state folder (with the checkpoints it wrote).
+fn restore_from(
+    settings: &FunnelSettings,
+    partitions: &[Vec<Arrival>],
+    chunk: usize,
+    path: &Path,
+    batches: &[Batch],
+    held: usize,
+    workers: usize,
+) -> Result<(Vec<Batch>, RunReport, tempfile::TempDir), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::copy(path, dir.path().join("checkpoint-0000000001.ckpt"))
+        .map_err(|e| e.to_string())?;
+    let sink = Holding {
+        held: Resume {
+            frontier: batches[held].frontier.unwrap_or_default(),
+            seq: batches[held].seq,
+        },
+        written: Arc::default(),
+    };
+    let report = run(
+        settings,
+        partitions,
+        chunk,
+        dir.path(),
+        workers,
+        Box::new(sink.clone()),
+    )?;
+    let mut all = batches[..=held].to_vec();
+    all.extend(
+        sink.written
+            .lock()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .cloned(),
+    );
+    Ok((all, report, dir))
+}
+
+/// Checks a run's batches and accounting against the oracle.
+fn check(
+    settings: &FunnelSettings,
+    oracle: &Oracle,
+    batches: &[Batch],
+    report: &RunReport,
+    context: &str,
+) -> Result<(), String> {
+    check_batches(settings, oracle, batches).map_err(|e| format!("{context}: {e}"))?;
+    check_rejects(oracle, batches).map_err(|e| format!("{context}: {e}"))?;
+    if report.accounting != oracle.accounting() {
+        return Err(format!(
+            "{context}: accounting differs:\n restored {:?}\n oracle   {:?}",
+            report.accounting.streams,
+            oracle.accounting().streams
+        ));
+    }
+    Ok(())
 }
 
 /// Runs uninterrupted, then restores from every checkpoint (or every `step`-th) on 1, 2
-/// and 3 workers with the sink holding a batch at or after it, and checks each result.
+/// and 3 workers with the sink holding a batch at or after it, and checks each result;
+/// the 2-worker restore is restored again from the first checkpoint it wrote.
 fn check_restarts(
     settings: &FunnelSettings,
     partitions: &[Vec<Arrival>],
@@ -134,64 +210,61 @@ fn check_restarts(
         Box::new(sink.clone()),
     )?;
     let uninterrupted = sink.batches();
-    check_batches(settings, &oracle, &uninterrupted).map_err(|e| format!("uninterrupted: {e}"))?;
-    if report.accounting != oracle.accounting() {
-        return Err("uninterrupted: accounting differs from the oracle".into());
-    }
-    let checkpoints = checkpoints(first_dir.path());
-    for (n, (path, frontier)) in checkpoints.iter().enumerate().step_by(step.max(1)) {
+    check(settings, &oracle, &uninterrupted, &report, "uninterrupted")?;
+    let written = checkpoints(first_dir.path())?;
+    for (n, (path, frontier)) in written.iter().enumerate().step_by(step.max(1)) {
         // A batch of the first run ends at every checkpoint's frontier.
-        let at = uninterrupted
-            .iter()
-            .position(|b| b.frontier == Some(*frontier))
-            .ok_or_else(|| format!("no batch ends at checkpoint frontier {frontier}"))?;
+        let at = batch_at(&uninterrupted, *frontier)?;
         let later: Vec<usize> = (at..uninterrupted.len())
             .filter(|&i| uninterrupted[i].frontier.is_some())
             .collect();
         // The sink holds the batch at the checkpoint, or one a little or much later.
         let holds = [later[0], later[later.len() / 2], later[later.len() - 1]];
         for (workers, &held) in [1, 2, 3].iter().zip(holds.iter()) {
-            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            std::fs::copy(path, dir.path().join("checkpoint-0000000001.ckpt"))
-                .map_err(|e| e.to_string())?;
-            let sink = Holding {
-                held: Resume {
-                    frontier: uninterrupted[held].frontier.unwrap_or_default(),
-                    seq: uninterrupted[held].seq,
-                },
-                written: Arc::default(),
-            };
-            let report = run(
+            let (batches, report, dir) = restore_from(
                 settings,
                 partitions,
                 chunk,
-                dir.path(),
+                path,
+                &uninterrupted,
+                held,
                 *workers,
-                Box::new(sink.clone()),
             )?;
-            let mut batches = uninterrupted[..=held].to_vec();
-            batches.extend(
-                sink.written
-                    .lock()
-                    .map_err(|e| e.to_string())?
-                    .iter()
-                    .cloned(),
-            );
             let context = format!(
                 "checkpoint {n} at {frontier}, sink holding batch {held}, {workers} workers"
             );
-            check_batches(settings, &oracle, &batches).map_err(|e| format!("{context}: {e}"))?;
-            check_rejects(&oracle, &batches).map_err(|e| format!("{context}: {e}"))?;
-            if report.accounting != oracle.accounting() {
-                return Err(format!(
-                    "{context}: accounting differs:\n restored {:?}\n oracle   {:?}",
-                    report.accounting.streams,
-                    oracle.accounting().streams
-                ));
+            check(settings, &oracle, &batches, &report, &context)?;
+            if *workers != 2 {
+                continue;
             }
+            // Restored again from the first checkpoint the restored run wrote.
+            let Some((again, at_again)) = checkpoints(dir.path())?
+                .into_iter()
+                .find(|(_, f)| f > frontier)
+            else {
+                continue;
+            };
+            let held = batch_at(&batches, at_again)?;
+            let (batches, report, _) =
+                restore_from(settings, partitions, chunk, &again, &batches, held, 1)?;
+            check(
+                settings,
+                &oracle,
+                &batches,
+                &report,
+                &format!("{context}, then its checkpoint at {at_again}"),
+            )?;
         }
     }
-    Ok(checkpoints.len())
+    Ok(written.len())
+}
+
+/// The index of the batch ending at `frontier`.
+fn batch_at(batches: &[Batch], frontier: u64) -> Result<usize, String> {
+    batches
+        .iter()
+        .position(|b| b.frontier == Some(frontier))
+        .ok_or_else(|| format!("no batch ends at checkpoint frontier {frontier}"))
 }
 
 proptest! {

@@ -105,23 +105,3 @@ impl Lines {
         line[start..end].parse().expect("a socket address")
     }
 }
-
-/// The variable a service script exports, or `None` (with a visible message) outside CI
-/// when it is missing. Under `CI=true` a missing service fails the test.
-pub fn service(variable: &str, script: &str, test: &str) -> Option<String> {
-    match std::env::var(variable) {
-        Ok(value) if !value.is_empty() => Some(value),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test}: {variable} is not set, and CI=true needs this test to run: \
-                 source .ci/services/{script}"
-            );
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping {test}: {variable} is not set (source .ci/services/{script})"
-            );
-            None
-        }
-    }
-}

@@ -5,10 +5,14 @@
 
 pub mod batches;
 pub mod cli;
+pub mod cluster;
 pub mod feed;
 pub mod http;
 pub mod inputs;
+pub mod kafka;
 pub mod oracle;
+pub mod postgres;
+pub mod services;
 pub mod source;
 
 use std::time::Duration;

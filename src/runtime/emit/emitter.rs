@@ -23,6 +23,13 @@ pub struct EmitStart {
     pub next_seq: u64,
     /// Starts of the windows with rows that are not final yet.
     pub windows: Vec<Millis>,
+    /// The accounting of the runs before this one, carried into its checkpoints.
+    pub accounting: crate::runtime::Accounting,
+    /// The records the runs before this one read but had not applied at `frontier`
+    /// (sent again by the restore operator), carried into its checkpoints.
+    pub events: Vec<(crate::event::Event, Millis)>,
+    /// Likewise, the records they rejected at `frontier` or later.
+    pub rejects: Vec<(Millis, Rejected)>,
 }
 
 /// Everything the emitter keeps between activations.
