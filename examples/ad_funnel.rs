@@ -19,9 +19,9 @@ use anyhow::anyhow;
 use clap::Parser;
 use differential_dataflow::difference::{IsZero, Semigroup};
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
-use diffmill::connectors::{utc, Batch, Sink, SinkError};
+use diffmill::connectors::{Batch, Sink, SinkError};
 use diffmill::dataflow::{AggregateKey, Dim, FunnelSettings, GroupBy, Lateness, Measures};
-use diffmill::event::{Micros, Millis, StreamKind};
+use diffmill::event::{utc, Micros, Millis, StreamKind};
 use diffmill::runtime::Funnel;
 
 const MINUTE: Millis = 60_000;

@@ -218,8 +218,8 @@ fn with_forged_clicks(generator: &Generator) -> std::io::Result<MemorySource> {
 
 /// The click forged on `bid`, if any: half of the farm publisher's bids and every 500th bid.
 fn forged_click(bid: &Bid) -> Option<Click> {
-    let farmed = bid.publisher_id == FARM_PUBLISHER && bid.bid_id % 2 == 0;
-    (farmed || bid.bid_id % 500 == 0).then_some(Click {
+    let farmed = bid.publisher_id == FARM_PUBLISHER && bid.bid_id.is_multiple_of(2);
+    (farmed || bid.bid_id.is_multiple_of(500)).then_some(Click {
         click_id: FORGED_ID_BASE + bid.bid_id,
         bid_id: bid.bid_id,
         ts: bid.ts + 500,

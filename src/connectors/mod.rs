@@ -20,4 +20,4 @@ pub use memory::{MemorySink, MemorySource};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use sink::{AggregateRow, Batch, Resume, Sink, SinkError, SinkHealth};
 pub use source::{owner, positioned, Arrival, Partition, PartitionPosition, Poll, Source};
-pub use stdout::{utc, StdoutSink};
+pub use stdout::{OnClosed, StdoutSink};

@@ -36,7 +36,7 @@ pub struct RestoredGroups<'scope> {
     pub conversions: Stream<'scope, Millis, Vec<GroupState<Conversion>>>,
 }
 
-/// Builds the ad funnel over ingested events (design.md §4-§6).
+/// Builds the ad funnel over ingested events (docs/design.md §4-§6).
 ///
 /// - each stream is de-duplicated by id, and every record is retracted at its release
 ///   time, which releases its join state (retention);

@@ -10,7 +10,7 @@ use crate::event::Micros;
 /// Measures form a commutative group under addition, which is what lets differential
 /// dataflow carry them as the *difference* of an update: the aggregate of a key is the sum
 /// of its updates, a retraction is a negation, and summing diffs is the whole serving-layer
-/// merge (design.md §7).
+/// merge (docs/design.md §7).
 ///
 /// # Examples
 /// ```

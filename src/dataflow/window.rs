@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Millis, StreamKind};
 
-/// The lifecycle of a window `[s, e)` relative to the frontier `F` (design.md §6).
+/// The lifecycle of a window `[s, e)` relative to the frontier `F` (docs/design.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowStatus {
@@ -31,7 +31,7 @@ impl WindowStatus {
 
 /// Window and lateness settings shared by every operator that needs them.
 ///
-/// Terms (design.md §3, §6):
+/// Terms (docs/design.md §3, §6):
 /// - *frontier* (watermark): no more updates at times earlier than it;
 /// - *allowed lateness* `L`: a window `[s, e)` takes corrections while the frontier is
 ///   `< e + L` and is *final* once the frontier reaches `e + L`;

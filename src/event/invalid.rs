@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::StreamKind;
+use super::{printable, time_text, StreamKind};
 
 /// Latest accepted event time: 9999-12-31T23:59:59.999Z in ms.
 pub const MAX_TS: u64 = 253_402_300_799_999;
@@ -20,11 +20,12 @@ pub enum Invalid {
         field: &'static str,
     },
     /// A field does not hold a number of the right kind.
-    #[error("field `{field}`: `{value}` is not a {expected}")]
+    #[error("field `{field}`: expected {expected}, got `{}`", printable(value))]
     BadNumber {
         /// The field's name.
         field: &'static str,
-        /// The offending text (shortened when long).
+        /// The offending text (shortened when long; printed with control characters
+        /// escaped).
         value: String,
         /// What was expected, e.g. "positive integer id".
         expected: &'static str,
@@ -65,6 +66,16 @@ pub enum Invalid {
     /// The record is not valid CSV (e.g. wrong number of columns).
     #[error("bad CSV: {0}")]
     Csv(String),
+    /// A CSV record with more fields than its header has columns (for headerless
+    /// records: than the stream has fields). Which value belongs to which column is
+    /// unknown, so none is used.
+    #[error("bad CSV: {found} fields, but the header has {columns} columns")]
+    ExtraFields {
+        /// Fields in the record.
+        found: usize,
+        /// Columns of the header.
+        columns: usize,
+    },
     /// The CSV header lacks a column that the stream requires.
     #[error("CSV header of a {stream} file has no `{column}` column")]
     HeaderMissingColumn {
@@ -85,7 +96,10 @@ pub enum Invalid {
         max: usize,
     },
     /// The event time is too far ahead of the partition's watermark.
-    #[error("field `ts`: {ts} is {ahead_ms} ms ahead of the watermark, more than max_future_skew")]
+    #[error(
+        "field `ts`: {} is {ahead_ms} ms ahead of the watermark, more than max_future_skew",
+        time_text(*ts)
+    )]
     TooFarInFuture {
         /// The event time.
         ts: u64,

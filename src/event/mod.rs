@@ -1,7 +1,7 @@
 //! The four event types, their parsing and validation, and the records that are rejected.
 //!
 //! Each event has a unique id and an event time `ts` in milliseconds since the Unix epoch
-//! (design.md §2). A record that cannot be parsed or validated becomes a [`DeadLetter`]
+//! (docs/design.md §2). A record that cannot be parsed or validated becomes a [`DeadLetter`]
 //! with its origin, raw text and reason; it is never a panic and never silently dropped.
 
 mod dead_letter;
@@ -9,8 +9,9 @@ mod invalid;
 mod label;
 mod parse;
 mod record;
+mod time;
 
-pub use dead_letter::{raw_text, DeadLetter, Origin, Rejected, TooLate, MAX_RAW_KEPT};
+pub use dead_letter::{printable, raw_text, DeadLetter, Origin, Rejected, TooLate, MAX_RAW_KEPT};
 pub use invalid::{Invalid, MAX_TS};
 pub use label::{Label, LABEL_MAX_BYTES};
 pub use parse::{
@@ -20,3 +21,4 @@ pub use parse::{
 pub use record::{
     Bid, Click, Conversion, Event, EventId, Impression, Micros, Millis, Record, StreamKind,
 };
+pub use time::{span_text, time_text, utc};

@@ -30,7 +30,7 @@ impl Format {
     }
 }
 
-/// The fields of each stream, in the canonical column order (design.md §2).
+/// The fields of each stream, in the canonical column order (docs/design.md §2).
 pub fn fields(kind: StreamKind) -> &'static [&'static str] {
     match kind {
         StreamKind::Bid => &[
@@ -56,6 +56,8 @@ pub struct CsvDecoder {
     kind: StreamKind,
     /// For each canonical field, the column index in the file.
     columns: Vec<usize>,
+    /// Columns of the header: a record with more fields is rejected.
+    width: usize,
 }
 
 impl CsvDecoder {
@@ -75,7 +77,11 @@ impl CsvDecoder {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(CsvDecoder { kind, columns })
+        Ok(CsvDecoder {
+            kind,
+            columns,
+            width: header.len(),
+        })
     }
 
     /// A decoder for headerless records in the canonical column order (Kafka CSV payloads).
@@ -83,6 +89,7 @@ impl CsvDecoder {
         CsvDecoder {
             kind,
             columns: (0..fields(kind).len()).collect(),
+            width: fields(kind).len(),
         }
     }
 
@@ -105,6 +112,12 @@ impl CsvDecoder {
                 Ok(value)
             }
         };
+        if record.len() > self.width {
+            return Err(Invalid::ExtraFields {
+                found: record.len(),
+                columns: self.width,
+            });
+        }
         if let Some(&max) = self.columns.iter().max() {
             if record.len() <= max {
                 return Err(Invalid::Csv(format!(

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
 use crate::connectors::kafka::{KafkaSink, KafkaSource};
-use crate::connectors::{CsvSink, FileSource, PostgresSink, Sink, SinkError, Source, StdoutSink};
+use crate::connectors::{
+    CsvSink, FileSource, OnClosed, PostgresSink, Sink, SinkError, Source, StdoutSink,
+};
 use crate::dataflow::FunnelSettings;
-use crate::event::StreamKind;
+use crate::event::{Format, StreamKind};
 use crate::runtime::checkpoint::StateConfig;
 use crate::runtime::Funnel;
 
@@ -81,7 +83,7 @@ impl GraphSpec {
                 if let Some(bids) = overrides.bids {
                     config.bids = bids;
                 }
-                let description = format!("generator {config:?}");
+                let description = config.describe().join("\n            ");
                 let generator = Generator::new(config.clone(), &settings).map_err(|e| {
                     GraphError::at_key(file, format!("source.{}", e.setting), e.problem)
                 })?;
@@ -130,9 +132,14 @@ impl GraphSpec {
                 }
                 let source = FileSource::from_globs(files.format, &resolved)
                     .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
-                let mut description = format!("files ({:?})", files.format);
+                let mut description = format!("files ({})", format_name(files.format));
                 for (kind, path) in source.files() {
-                    let _ = write!(description, "\n      {kind:<10} {}", path.display());
+                    let _ = write!(
+                        description,
+                        "\n      {:<10} {}",
+                        kind.name(),
+                        path.display()
+                    );
                 }
                 file_progress = Some((source.total_bytes(), source.bytes_read()));
                 (Arc::new(source), description)
@@ -143,9 +150,9 @@ impl GraphSpec {
                 })?;
                 let topics: Vec<String> = kafka.topics().into_iter().map(|(_, t)| t).collect();
                 let description = format!(
-                    "kafka {} ({:?}) topics [{}], group `{}`, start {:?}{}",
+                    "kafka {} ({}) topics [{}], group `{}`, start {}{}",
                     kafka.brokers,
-                    kafka.format,
+                    format_name(kafka.format),
                     topics.join(", "),
                     kafka.group_id,
                     kafka.start,
@@ -177,6 +184,13 @@ impl GraphSpec {
 }
 
 impl Plan {
+    /// True for a live source, whose event time follows the wall clock: a Kafka source
+    /// read until stopped. Files, the generator and a Kafka read up to its end offsets
+    /// are replays.
+    pub fn is_live(&self) -> bool {
+        matches!(&self.spec.source, SourceSpec::Kafka(kafka) if !kafka.stop_at_end)
+    }
+
     /// The resolved plan as text: sources, operators, windows, lateness, retention, sinks.
     pub fn describe(&self) -> String {
         let s = &self.settings;
@@ -309,15 +323,33 @@ impl Plan {
                     self.settings.lateness,
                 )?),
                 SinkSpec::Stdout(out) => {
-                    Box::new(StdoutSink::new(self.settings.group_by.dims(), out.max_rows))
+                    // Alone, the preview is the run's only output: a closed pipe ends it.
+                    let on_closed = match self.spec.sinks.len() {
+                        1 => OnClosed::Stop,
+                        _ => OnClosed::Detach,
+                    };
+                    Box::new(
+                        StdoutSink::new(self.settings.group_by.dims(), out.max_rows)
+                            .on_closed(on_closed),
+                    )
                 }
                 SinkSpec::Postgres(postgres) => {
                     Box::new(PostgresSink::open(postgres, self.settings.group_by.dims())?)
                 }
-                SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka)?),
+                SinkSpec::Kafka(kafka) => {
+                    Box::new(KafkaSink::create(kafka, self.settings.group_by.dims())?)
+                }
             };
             funnel = funnel.boxed_sink(sink);
         }
         Ok(funnel)
+    }
+}
+
+/// A payload format as graph files write it.
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
     }
 }

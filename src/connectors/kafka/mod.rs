@@ -17,13 +17,16 @@
 mod backlog;
 mod config;
 mod produce;
+mod reach;
 mod resume;
 mod sink;
 mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::{default_topic, kind_key, KafkaSinkSpec, KafkaSourceSpec, StartPosition};
+pub use config::{
+    default_topic, kind_key, KafkaSinkSpec, KafkaSourceSpec, StartPosition, DEFAULT_CONNECT_TIMEOUT,
+};
 pub use produce::{create_topics, produce, topics_for, Produced};
 pub use resume::last_progress;
 pub use sink::{KafkaSink, OutputRecord, ProgressRecord, RowRecord};

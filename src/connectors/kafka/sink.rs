@@ -1,5 +1,6 @@
 //! The Kafka sink: each batch's rows and progress record in one transaction.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -7,8 +8,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::{Deserialize, Serialize};
 
 use super::config::KafkaSinkSpec;
+use super::reach::reach;
 use super::resume::last_progress;
 use crate::connectors::{AggregateRow, Batch, Resume, Sink, SinkError};
+use crate::dataflow::{Dim, Measures, WindowStatus};
 use crate::event::Millis;
 
 /// How long initializing or committing a transaction may take.
@@ -18,26 +21,62 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// A reader with `isolation.level = read_committed` sees whole batches: every row of a
 /// batch, then its progress record. Summing the rows of all batches whose progress record
-/// has `frontier = F` or earlier gives the aggregates at frontier `F` (design.md §7).
+/// has `frontier = F` or earlier gives the aggregates at frontier `F` (docs/design.md §7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputRecord {
-    /// A change to one aggregate; the message key is `[window_start, dims]`.
+    /// A change to one aggregate; the message key is `[window_start, dims]` as JSON, e.g.
+    /// `[1704067200000,{"campaign_id":"1","region":"eu-west"}]`.
     Row(RowRecord),
     /// The end of a batch; the message key is `"progress"`.
     Progress(ProgressRecord),
 }
 
-/// A change to one aggregate, with its batch.
+/// A change to one aggregate, with its batch:
+///
+/// ```text
+/// {"type":"row","seq":3,"frontier":1704069397432,"window_start":1704067200000,
+///  "window_end":1704068100000,"dims":{"campaign_id":"1","region":"eu-west"},
+///  "delta":{"bids":9,"impressions":7,"clicks":0,"conversions":0,"spend_micros":19418,
+///  "revenue_micros":0},"status":"correction"}
+/// ```
+///
+/// `dims` names each grouped dim with the text the CSV and PostgreSQL sinks write for it:
+/// the value, or `unattributed` for every dim of a row whose parent is missing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowRecord {
     /// The batch's sequence number.
     pub seq: u64,
     /// The batch's frontier (`None`: the input is complete).
     pub frontier: Option<Millis>,
-    /// The change.
-    #[serde(flatten)]
-    pub row: AggregateRow,
+    /// Window start (inclusive), ms.
+    pub window_start: Millis,
+    /// Window end (exclusive), ms.
+    pub window_end: Millis,
+    /// The grouped dims by name.
+    pub dims: BTreeMap<String, String>,
+    /// The change to the measures.
+    pub delta: Measures,
+    /// `open`, `closed` or `correction`, as in the CSV change log.
+    pub status: WindowStatus,
+}
+
+impl RowRecord {
+    /// The record of `row` in a batch `seq` with `frontier`, its dims named by `dims`.
+    pub fn new(seq: u64, frontier: Option<Millis>, row: &AggregateRow, dims: &[Dim]) -> RowRecord {
+        RowRecord {
+            seq,
+            frontier,
+            window_start: row.window_start,
+            window_end: row.window_end,
+            dims: dims
+                .iter()
+                .map(|dim| (dim.name().to_owned(), row.dims.value(*dim)))
+                .collect(),
+            delta: row.delta,
+            status: row.status,
+        }
+    }
 }
 
 /// The end of a batch: its frontier and what it carried.
@@ -70,6 +109,7 @@ pub struct ProgressRecord {
 pub struct KafkaSink {
     name: String,
     spec: KafkaSinkSpec,
+    dims: Vec<Dim>,
     producer: BaseProducer,
     /// The last progress record the topic held when the run began.
     held: Option<ProgressRecord>,
@@ -81,19 +121,34 @@ impl KafkaSink {
     ///
     /// # Errors
     /// A [`SinkError`] when the producer cannot be created or initialized.
-    pub fn create(spec: &KafkaSinkSpec) -> Result<KafkaSink, SinkError> {
+    pub fn create(spec: &KafkaSinkSpec, dims: &[Dim]) -> Result<KafkaSink, SinkError> {
         let name = format!("kafka:{}", spec.topic);
         let error = |e: KafkaError| SinkError::Other {
             sink: name.clone(),
             message: e.to_string(),
         };
         let producer: BaseProducer = spec.producer_config().create().map_err(error)?;
+        let who = format!("kafka sink `{}`", spec.topic);
+        reach(
+            producer.client(),
+            &who,
+            &spec.brokers,
+            spec.connect_timeout.to_std(),
+        )
+        .map_err(|message| SinkError::Other {
+            sink: name.clone(),
+            message,
+        })?;
         producer
             .init_transactions(TRANSACTION_TIMEOUT)
-            .map_err(error)?;
+            .map_err(|e| SinkError::Other {
+                sink: name.clone(),
+                message: format!("initializing transactions at {}: {e}", spec.brokers),
+            })?;
         Ok(KafkaSink {
             name: name.clone(),
             spec: spec.clone(),
+            dims: dims.to_vec(),
             producer,
             held: None,
         })
@@ -115,13 +170,9 @@ impl KafkaSink {
 
     fn write(&self, batch: &Batch) -> Result<(), KafkaError> {
         for row in &batch.rows {
-            let key = serde_json::to_string(&(row.window_start, &row.dims)).unwrap_or_default();
-            let record = OutputRecord::Row(RowRecord {
-                seq: batch.seq,
-                frontier: batch.frontier,
-                row: row.clone(),
-            });
-            self.send(&self.spec.topic, &key, &json(&record))?;
+            let record = RowRecord::new(batch.seq, batch.frontier, row, &self.dims);
+            let key = json(&(record.window_start, &record.dims));
+            self.send(&self.spec.topic, &key, &json(&OutputRecord::Row(record)))?;
         }
         if let Some(topic) = &self.spec.dead_letter_topic {
             for dead in &batch.dead_letters {

@@ -36,8 +36,8 @@ pub struct Restored<'scope> {
     pub groups: RestoredGroups<'scope>,
     /// Events read but not applied at the checkpoint, at their entry times.
     pub events: VecCollection<'scope, Millis, Event>,
-    /// Records rejected at or after the checkpoint's frontier, at their times.
-    pub rejects: Stream<'scope, Millis, Vec<Rejected>>,
+    /// Records rejected at or after the checkpoint's frontier, with their times.
+    pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
 }
 
 /// Builds the restore operator. On the worker given the checkpoint (worker 0 of process
@@ -80,7 +80,7 @@ pub fn restore<'scope>(
             events_output,
         );
     let mut rejects_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<Rejected>>>::from(rejects_output);
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Millis, Rejected)>>>::from(rejects_output);
 
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
@@ -99,10 +99,7 @@ pub fn restore<'scope>(
             give_all(&mut conversions_output, &caps[4], contents.conversions);
             let events = contents.events.into_iter().map(|(e, t)| (e, t, 1isize));
             give_all(&mut events_output, &caps[5], events);
-            let mut rejects = rejects_output.activate();
-            for (time, rejected) in contents.rejects {
-                rejects.session(&caps[6].delayed(&time)).give(rejected);
-            }
+            give_all(&mut rejects_output, &caps[6], contents.rejects);
         }
     });
 

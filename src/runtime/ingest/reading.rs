@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::connectors::{Arrival, Partition, Poll};
 use crate::dataflow::{FunnelSettings, Lateness};
-use crate::event::{to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate};
+use crate::event::{
+    time_text, to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate,
+};
 use crate::observe::{Observer, PartitionMeter};
 use crate::runtime::checkpoint::PartitionState;
 use crate::runtime::{Accounting, Admission, PartitionClock};
@@ -33,7 +35,7 @@ pub(super) struct Reading {
     /// control) does not become idle.
     quiet_since: Option<Instant>,
     /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
-    /// follows the others' (design.md §3), until it delivers a record again.
+    /// follows the others' (docs/design.md §3), until it delivers a record again.
     released: bool,
     /// Reports the partition's counts and watermark to the observer after each poll.
     meter: PartitionMeter,
@@ -96,8 +98,10 @@ impl Reading {
 pub(super) enum Admitted {
     /// Enters the dataflow at the time.
     Enter(Event, Millis),
-    /// Goes to the reject outputs.
-    Rejected(Rejected),
+    /// Goes to the reject outputs, at its time: the partition's watermark when it was
+    /// read (never below the worker's frontier), a function of the partition's own
+    /// sequence, so a record read again after a restart is rejected at the same time.
+    Rejected(Millis, Rejected),
 }
 
 /// How a slice of reading ended.
@@ -111,18 +115,33 @@ pub(super) struct Slice {
     pub(super) failure: Option<(String, std::io::Error)>,
 }
 
+/// Where a slice of reading stands: the rules and the frontiers it reads by.
+#[derive(Clone, Copy)]
+pub(super) struct SliceBounds<'a> {
+    /// Window and lateness settings, for admission.
+    pub(super) lateness: &'a Lateness,
+    /// The dataflow's output frontier, for flow control.
+    pub(super) output_frontier: Option<Millis>,
+    /// The worker's frontier: no record is rejected at an earlier time.
+    pub(super) frontier: Millis,
+}
+
 /// Reads for one slice of time from the open partition with the lowest watermark, again
 /// and again (so the frontier moves), while `keep_going` holds; each record read is
 /// counted in `accounting` and handed to `admitted`.
 pub(super) fn read_slice(
     partitions: &mut [Reading],
-    lateness: &Lateness,
-    output_frontier: Option<Millis>,
+    bounds: &SliceBounds<'_>,
     arrivals: &mut Vec<Arrival>,
     accounting: &mut Accounting,
     keep_going: impl Fn() -> bool,
     mut admitted: impl FnMut(Admitted),
 ) -> Slice {
+    let SliceBounds {
+        lateness,
+        output_frontier,
+        frontier,
+    } = *bounds;
     let started = Instant::now();
     let mut slice = Slice {
         all_idle: true,
@@ -156,7 +175,7 @@ pub(super) fn read_slice(
         }
         let counted = *accounting;
         for arrival in arrivals.drain(..) {
-            admitted(admit(reading, lateness, accounting, arrival));
+            admitted(admit(reading, lateness, accounting, frontier, arrival));
         }
         let (watermark, done) = (reading.clock.watermark(), poll == Poll::Done);
         let partition = reading.partition.as_ref();
@@ -183,14 +202,16 @@ fn admit(
     reading: &mut Reading,
     lateness: &Lateness,
     accounting: &mut Accounting,
+    frontier: Millis,
     arrival: Arrival,
 ) -> Admitted {
+    let reject_time = reading.clock.watermark().max(frontier);
     match arrival {
         Arrival::DeadLetter(dead) => {
             let counts = accounting.stream_mut(dead.stream);
             counts.read += 1;
             counts.dead_lettered += 1;
-            Admitted::Rejected(Rejected::DeadLetter(dead))
+            Admitted::Rejected(reject_time, Rejected::DeadLetter(dead))
         }
         Arrival::Event { event, position } => {
             let counts = accounting.stream_mut(event.kind());
@@ -208,16 +229,14 @@ fn admit(
                 Admission::TooFarInFuture { ahead_ms } => {
                     counts.dead_lettered += 1;
                     let name = reading.partition.name();
-                    Admitted::Rejected(Rejected::DeadLetter(too_far_ahead(
-                        &event, name, position, ahead_ms,
-                    )))
+                    let dead = too_far_ahead(&event, name, position, ahead_ms);
+                    Admitted::Rejected(reject_time, Rejected::DeadLetter(dead))
                 }
                 Admission::TooLate { watermark } => {
                     counts.too_late += 1;
                     let name = reading.partition.name();
-                    Admitted::Rejected(Rejected::TooLate(too_late(
-                        &event, name, position, watermark,
-                    )))
+                    let late = too_late(&event, name, position, watermark);
+                    Admitted::Rejected(reject_time, Rejected::TooLate(late))
                 }
             }
         }
@@ -310,9 +329,10 @@ fn too_late(event: &Event, source: &str, position: u64, watermark: Millis) -> To
         ts: event.ts(),
         watermark,
         reason: format!(
-            "too late: the partition watermark {watermark} had reached the record's release \
-             time, so every window it could affect (from the window of ts {}) is final",
-            event.ts()
+            "too late: the partition watermark {} had reached the record's release time, so \
+             every window it could affect (from the window of ts {}) is final",
+            time_text(watermark),
+            time_text(event.ts())
         ),
     }
 }
