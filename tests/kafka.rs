@@ -13,20 +13,18 @@ mod support;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::kafka::{topics_for, KafkaSource};
 use diffmill::connectors::{Partition, Poll, Source};
-use diffmill::dataflow::FunnelSettings;
 use diffmill::event::StreamKind;
 use diffmill::graph::{GraphSpec, SourceSpec};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use support::cli::{
-    as_csv, closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within, graphs_dir,
-    summary_counts,
+    as_csv, closed_port, counts_row, diffmill, diffmill_ok, diffmill_within, graph_settings,
+    graphs_dir, spawn_run, summary_counts,
 };
 use support::kafka::{
     consumer, input_partitions, output, partition_count, produce, progress_frontiers,
@@ -81,13 +79,6 @@ late_topic = "{prefix}late"
     path
 }
 
-fn settings(graph: &Path) -> FunnelSettings {
-    GraphSpec::load(graph)
-        .expect("the graph loads")
-        .funnel
-        .settings()
-}
-
 #[test]
 fn kafka_in_kafka_out_equals_the_oracle() {
     let Some(brokers) = brokers("kafka_in_kafka_out_equals_the_oracle") else {
@@ -106,7 +97,7 @@ fn kafka_in_kafka_out_equals_the_oracle() {
     let ran = diffmill_ok(dir.path(), run_args(&graph));
 
     let oracle = Oracle::new(
-        &settings(&graph),
+        &graph_settings(&graph),
         &input_partitions(&brokers, &prefix, None),
     );
     let records = output(&brokers, &format!("{prefix}out"));
@@ -114,7 +105,7 @@ fn kafka_in_kafka_out_equals_the_oracle() {
         .pop()
         .expect("a progress record");
     assert_eq!(last, None, "the bounded input completes");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     assert_eq!(
         sum(&records, &settings),
         as_csv(&oracle.final_values(), &settings),
@@ -164,7 +155,7 @@ fn killed_and_restarted_loses_nothing() {
         .sum();
     // Run, and kill it (SIGKILL) once the consumer group shows a durable checkpoint past
     // a tenth of the input's offsets (the group follows the checkpoints).
-    let mut child = spawn_run(dir.path(), &graph);
+    let mut child = spawn_run(dir.path(), &graph, &["-w", "2"]);
     let deadline = Instant::now() + Duration::from_secs(300);
     let killed = loop {
         if child.try_wait().expect("wait").is_some() {
@@ -196,7 +187,7 @@ fn killed_and_restarted_loses_nothing() {
         ran.stderr
     );
     let all = output(&brokers, &out);
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     // Exactly the oracle's totals per window and dims: nothing lost, nothing twice.
     assert_eq!(
@@ -233,16 +224,6 @@ fn run_args(graph: &Path) -> [&OsStr; 4] {
         "-w".as_ref(),
         "2".as_ref(),
     ]
-}
-
-/// Starts `diffmill run <graph> -w 2` in `dir` in the background, its output discarded.
-fn spawn_run(dir: &Path, graph: &Path) -> Child {
-    command(dir)
-        .args(run_args(graph))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("diffmill starts")
 }
 
 fn committed_total(brokers: &str, prefix: &str, group: &str) -> i64 {
@@ -300,7 +281,7 @@ fn start_by_timestamp_reads_from_the_first_message_at_that_time() {
         .sum();
     let read: usize = input.iter().map(Vec::len).sum();
     assert!(read > 0 && read < all, "{read} of {all}");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input);
     assert_eq!(
         sum(&output(&brokers, &format!("{prefix}out")), &settings),
@@ -360,7 +341,7 @@ fn the_graph_file_runs() {
         ran.stderr
     );
     assert!(ran.stdout.contains("batch "), "no preview: {}", ran.stdout);
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     assert_eq!(
         sum(
@@ -468,7 +449,7 @@ fn idle_partitions_do_not_hold_the_frontier() {
         text.replace("idle_timeout = \"10m\"", "idle_timeout = \"1s\""),
     )
     .expect("write the graph");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let input = input_partitions(&brokers, &prefix, None);
     let oracle = Oracle::new(&settings, &input);
     let last_final = oracle
@@ -478,7 +459,7 @@ fn idle_partitions_do_not_hold_the_frontier() {
         .max()
         .expect("windows");
 
-    let mut child = spawn_run(dir.path(), &graph);
+    let mut child = spawn_run(dir.path(), &graph, &["-w", "2"]);
     let deadline = Instant::now() + Duration::from_secs(180);
     let out = format!("{prefix}out");
     let reached = loop {

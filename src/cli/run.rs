@@ -115,6 +115,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             eprintln!("{}", describe_start(&start, &state.dir));
         }
     }
+    let earlier = match &start {
+        StartFrom::Checkpoint { checkpoint, .. } => Some(checkpoint.accounting),
+        _ => None,
+    };
     let progress = funnel.progress();
     let stop = funnel.stop_handle();
     let _signals = SignalGuard::install(stop, cluster.process())
@@ -158,7 +162,15 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let failed = outcome.is_err();
     // A run stopped by a signal exits; only a run that ended by itself lingers.
     let ended = matches!(&outcome, Ok(report) if report.stopped.is_none());
-    let result = report(args, &plan, &cluster, &progress, started, outcome);
+    let result = report(
+        args,
+        &plan,
+        &cluster,
+        &progress,
+        started,
+        earlier.as_ref(),
+        outcome,
+    );
     observed.finish(failed, ended);
     result
 }
@@ -170,6 +182,7 @@ fn report(
     cluster: &Cluster,
     progress: &Progress,
     started: Instant,
+    earlier: Option<&crate::runtime::Accounting>,
     outcome: Result<crate::runtime::RunReport, RunError>,
 ) -> Result<(), CliError> {
     match outcome {
@@ -183,8 +196,16 @@ fn report(
                 }
                 eprintln!(
                     "{}",
-                    summary(&report.accounting, report.batches, started.elapsed())
+                    summary(
+                        &report.accounting,
+                        earlier,
+                        report.batches,
+                        started.elapsed()
+                    )
                 );
+                if let Some(line) = checkpoints_line(progress) {
+                    eprintln!("{line}");
+                }
             } else {
                 eprintln!(
                     "process {} of {}: read {} records in {:.2}s; process 0 reports the \
@@ -223,6 +244,18 @@ fn report(
         ))),
         Err(e) => Err(CliError::Runtime(e.to_string())),
     }
+}
+
+/// What the run's checkpoints were, in a line for the summary; `None` without any.
+fn checkpoints_line(progress: &Progress) -> Option<String> {
+    let note = progress.checkpoint.lock().ok()?.clone()?;
+    let frontier = note.frontier.map(crate::event::utc).unwrap_or_default();
+    Some(format!(
+        "checkpoints: {} written; the last, at frontier {frontier}, {:.1} MB in {:.0} ms",
+        note.count,
+        note.bytes as f64 / 1e6,
+        note.took.as_secs_f64() * 1e3
+    ))
 }
 
 /// What a run with state starts from, in a sentence for stderr.

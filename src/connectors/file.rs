@@ -295,7 +295,8 @@ impl FilePartition {
                 .saturating_sub(self.line.len())
                 .min(take);
             self.line.extend_from_slice(&available[..room]);
-            self.cut += take - room;
+            // The bytes cut off, not counting the line's end.
+            self.cut += take - room - usize::from(end && room < take);
             self.reader.consume(take);
             consumed += take;
             if end {
@@ -373,5 +374,81 @@ impl Partition for FilePartition {
         };
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
         Ok(poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader of `len` bytes of `x` without a newline, then one line.
+    struct Endless {
+        left: usize,
+        tail: &'static [u8],
+        chunk: Vec<u8>,
+    }
+
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.left);
+            if n > 0 {
+                buf[..n].fill(b'x');
+                self.left -= n;
+                return Ok(n);
+            }
+            let n = buf.len().min(self.tail.len());
+            buf[..n].copy_from_slice(&self.tail[..n]);
+            self.tail = &self.tail[n..];
+            Ok(n)
+        }
+    }
+
+    impl BufRead for Endless {
+        fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+            if self.chunk.is_empty() {
+                let mut buf = vec![0; 64 * 1024];
+                let n = std::io::Read::read(self, &mut buf)?;
+                buf.truncate(n);
+                self.chunk = buf;
+            }
+            Ok(&self.chunk)
+        }
+
+        fn consume(&mut self, amount: usize) {
+            self.chunk.drain(..amount);
+        }
+    }
+
+    #[test]
+    fn a_line_without_end_is_read_in_bounded_memory() {
+        let reader = Endless {
+            left: 50 << 20,
+            tail: b"\n1,1,5\n",
+            chunk: Vec::new(),
+        };
+        let mut partition = FilePartition::new(
+            "endless.csv".into(),
+            StreamKind::Click,
+            Format::Json,
+            Box::new(reader),
+            Arc::default(),
+        );
+        let mut out = Vec::new();
+        partition.poll(&mut out, 1).expect("the reader reads");
+        assert!(
+            partition.line.capacity() <= 4 * MAX_RECORD_BYTES,
+            "a 50 MB line was kept in a buffer of {} bytes",
+            partition.line.capacity()
+        );
+        match &out[..] {
+            [Arrival::DeadLetter(dead)] => {
+                assert!(
+                    dead.reason.contains(&format!("{} bytes", 50 << 20)),
+                    "{}",
+                    dead.reason
+                );
+            }
+            other => panic!("expected one dead letter, got {other:?}"),
+        }
     }
 }

@@ -391,3 +391,25 @@ pub fn generate(dir: &Path, graph: &Path, format: Format, seed: u64, bids: u64) 
     args.extend(flags.iter().map(OsStr::new));
     diffmill_ok(dir, args);
 }
+
+/// Starts `diffmill run <graph> <args…> --status-every 0` in `dir` in the background, its
+/// output discarded.
+pub fn spawn_run(dir: &Path, graph: &Path, args: &[&str]) -> std::process::Child {
+    command(dir)
+        .arg("run")
+        .arg(graph)
+        .args(args)
+        .args(["--status-every", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("diffmill starts")
+}
+
+/// The funnel settings of a graph file.
+pub fn graph_settings(graph: &Path) -> FunnelSettings {
+    GraphSpec::load(graph)
+        .expect("the graph loads")
+        .funnel
+        .settings()
+}
