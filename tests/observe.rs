@@ -95,12 +95,25 @@ fn interrupt(child: &mut Child) -> std::process::ExitStatus {
 #[test]
 fn metrics_equal_the_runs_accounting() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let graph = graphs_dir().join("ad_funnel.toml");
-    let graph = graph.to_str().expect("utf-8 path");
+    // The main graph, checkpointing often enough to write some during a short run.
+    let text = std::fs::read_to_string(graphs_dir().join("ad_funnel.toml")).expect("the graph");
+    let interval = "checkpoint_interval = \"5s\"";
+    assert!(
+        text.contains(interval),
+        "graphs/ad_funnel.toml sets {interval}"
+    );
+    let text = text.replace(interval, "checkpoint_interval = \"100ms\"");
+    std::fs::write(dir.path().join("ad_funnel.toml"), text).expect("the graph writes");
     let (mut child, lines) = spawn_observed(
         dir.path(),
         &[
-            graph, "--bids", "60000", "--output", "out", "--linger", "120s",
+            "ad_funnel.toml",
+            "--bids",
+            "60000",
+            "--output",
+            "out",
+            "--linger",
+            "120s",
         ],
     );
     let address = lines.metrics_address();
@@ -203,15 +216,17 @@ fn metrics_equal_the_runs_accounting() {
     assert_eq!(single(&after, "diffmill_input_complete"), Some(1.0));
     assert_eq!(single(&after, "diffmill_ready"), Some(1.0));
 
-    // The graph keeps state: the last checkpoint (the complete marker) is the newest file.
+    // The graph keeps state: the newest file is the marker of the complete input, the one
+    // before it the last checkpoint of state, which the metrics describe.
     let mut files: Vec<_> = std::fs::read_dir(dir.path().join("out/ad_funnel/state"))
         .expect("the state folder")
         .map(|entry| entry.expect("an entry").path())
         .filter(|path| path.extension().is_some_and(|e| e == "ckpt"))
         .collect();
     files.sort();
-    let newest = files.last().expect("a checkpoint file");
-    let size = std::fs::metadata(newest).expect("its size").len() as f64;
+    assert!(files.len() >= 2, "a checkpoint and the marker: {files:?}");
+    let last = &files[files.len() - 2];
+    let size = std::fs::metadata(last).expect("its size").len() as f64;
     assert_eq!(single(&after, "diffmill_checkpoint_size_bytes"), Some(size));
     assert!(single(&after, "diffmill_checkpoints_written_total").is_some_and(|n| n >= 1.0));
     assert!(single(&after, "diffmill_checkpoint_age_seconds").is_some_and(|a| a >= 0.0));
