@@ -10,8 +10,9 @@
 //! - [`event`]: the four event types, CSV / JSON-lines parsing and validation, and the
 //!   records that are rejected (dead letters, too-late records), carried as data.
 //! - [`connectors`]: the source contract (partitions yielding events and dead letters)
-//!   and the sink contract (consistent [`connectors::Batch`]es); the generator, file,
-//!   CSV, stdout and in-memory connectors.
+//!   and the sink contract (consistent [`connectors::Batch`]es); the generator, file
+//!   (CSV, JSON lines, Parquet), CSV, stdout and in-memory connectors, and the Kafka,
+//!   PostgreSQL and Parquet (warehouse tables) connector folders.
 //! - [`runtime`]: ingestion (per-partition watermarks decide lateness and the entry
 //!   time), emission of batches at frontier moves, accounting of every record, and the
 //!   [`runtime::Funnel`] builder that runs it all on timely workers.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use diffmill::connectors::generator::Generator;
-use diffmill::connectors::sum_change_log;
+use diffmill::connectors::{sum_change_log, FileFormat};
 use diffmill::dataflow::{Dim, FunnelSettings, GroupBy};
 use diffmill::event::{Format, StreamKind};
 use diffmill::graph::{GraphSpec, SourceSpec};
@@ -192,7 +192,7 @@ fn every_graph_checks_and_runs_on_a_small_input() {
     }
 }
 
-fn gen_then_run_matches_the_oracle(format: Format) {
+fn gen_then_run_matches_the_oracle(format: FileFormat) {
     let dir = tempdir();
     let (graph, settings) = files_graph(dir.path(), format);
     generate(dir.path(), &graph, format, 5, 4000);
@@ -276,12 +276,17 @@ fn gen_then_run_matches_the_oracle(format: Format) {
 
 #[test]
 fn gen_then_run_csv_matches_the_oracle() {
-    gen_then_run_matches_the_oracle(Format::Csv);
+    gen_then_run_matches_the_oracle(FileFormat::Csv);
 }
 
 #[test]
 fn gen_then_run_json_matches_the_oracle() {
-    gen_then_run_matches_the_oracle(Format::Json);
+    gen_then_run_matches_the_oracle(FileFormat::Json);
+}
+
+#[test]
+fn gen_then_run_parquet_matches_the_oracle() {
+    gen_then_run_matches_the_oracle(FileFormat::Parquet);
 }
 
 #[test]

@@ -112,10 +112,10 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     })?;
     if let Some(state) = &plan.spec.state {
         if cluster.process() == 0 {
-            eprintln!("{}", describe_start(&start, &state.dir));
+            eprintln!("{}", describe_start(start, &state.dir));
         }
     }
-    let earlier = match &start {
+    let earlier = match start {
         StartFrom::Checkpoint { checkpoint, .. } => Some(checkpoint.accounting),
         _ => None,
     };
@@ -223,11 +223,17 @@ fn report(
                 return Ok(());
             }
             for sink in &plan.spec.sinks {
-                if let SinkSpec::Csv(csv) = sink {
-                    eprintln!(
+                match sink {
+                    SinkSpec::Csv(csv) => eprintln!(
                         "output: {}/aggregates.csv (change log), dead_letters.csv, late.csv",
                         csv.path.display()
-                    );
+                    ),
+                    SinkSpec::Parquet(parquet) => eprintln!(
+                        "output: {}/aggregates/**/*.parquet ({} mode), dead_letters/, too_late/",
+                        parquet.path.display(),
+                        parquet.mode.name()
+                    ),
+                    _ => {}
                 }
             }
             Ok(())

@@ -1,4 +1,4 @@
-//! File source: CSV (with header) or JSON-lines files, one partition per file.
+//! File source: CSV (with header), JSON-lines or Parquet files, one partition per file.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -6,11 +6,62 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::parquet::ParquetPartition;
 use super::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
 use crate::event::{
     parse_json, raw_text, CsvDecoder, DeadLetter, Format, Invalid, Origin, StreamKind,
     MAX_RECORD_BYTES,
 };
+
+/// How the files of a files source are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// CSV with a header line naming the fields.
+    Csv,
+    /// One JSON object per line.
+    Json,
+    /// Parquet, a column per field (see [`super::parquet::EventColumns`]).
+    Parquet,
+}
+
+impl FileFormat {
+    /// The format's name in graph files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    /// File extension used for this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Csv => Format::Csv.extension(),
+            FileFormat::Json => Format::Json.extension(),
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    /// The record encoding of a format read line by line; `None` for Parquet.
+    pub fn lines(self) -> Option<Format> {
+        match self {
+            FileFormat::Csv => Some(Format::Csv),
+            FileFormat::Json => Some(Format::Json),
+            FileFormat::Parquet => None,
+        }
+    }
+}
+
+impl From<Format> for FileFormat {
+    fn from(format: Format) -> FileFormat {
+        match format {
+            Format::Csv => FileFormat::Csv,
+            Format::Json => FileFormat::Json,
+        }
+    }
+}
 
 /// The files of each stream, resolved from globs or a folder.
 ///
@@ -20,7 +71,7 @@ use crate::event::{
 /// watermark), never one whole file before the next.
 #[derive(Clone, Debug)]
 pub struct FileSource {
-    format: Format,
+    format: FileFormat,
     files: Vec<(StreamKind, PathBuf)>,
     bytes_read: Arc<AtomicU64>,
 }
@@ -41,9 +92,10 @@ impl FileSource {
     /// # Errors
     /// [`NoFiles`] when a pattern is invalid or matches no file.
     pub fn from_globs(
-        format: Format,
+        format: impl Into<FileFormat>,
         patterns: &[(StreamKind, String)],
     ) -> Result<FileSource, NoFiles> {
+        let format = format.into();
         let mut files = Vec::new();
         for (stream, pattern) in patterns {
             let no_files = || NoFiles {
@@ -83,11 +135,20 @@ impl FileSource {
     }
 
     /// The glob for a stream's files in `folder`: `<folder>/<stream>*.<ext>`.
-    pub fn folder_pattern(folder: &Path, format: Format, stream: StreamKind) -> String {
+    pub fn folder_pattern(
+        folder: &Path,
+        format: impl Into<FileFormat>,
+        stream: StreamKind,
+    ) -> String {
         folder
-            .join(format!("{}*.{}", stream.name(), format.extension()))
+            .join(format!("{}*.{}", stream.name(), format.into().extension()))
             .to_string_lossy()
             .into_owned()
+    }
+
+    /// The files' format.
+    pub fn format(&self) -> FileFormat {
+        self.format
     }
 
     /// The files, with their streams, in partition order.
@@ -107,10 +168,15 @@ impl Source for FileSource {
             .enumerate()
             .filter(|(i, _)| owner(*i, workers) == worker)
             .map(|(_, (stream, path))| {
+                let Some(format) = self.format.lines() else {
+                    let partition =
+                        ParquetPartition::open(path, *stream, Arc::clone(&self.bytes_read))?;
+                    return Ok(Box::new(partition) as Box<dyn Partition>);
+                };
                 let mut partition = FilePartition::new(
                     path.display().to_string(),
                     *stream,
-                    self.format,
+                    format,
                     open_at(path, 0)?,
                     Arc::clone(&self.bytes_read),
                 );

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
 use crate::connectors::kafka::{KafkaSink, KafkaSource};
+use crate::connectors::parquet::check_event_file;
 use crate::connectors::{
-    CsvSink, FileSource, OnClosed, PostgresSink, Sink, SinkError, Source, StdoutSink,
+    CsvSink, FileFormat, FileSource, OnClosed, ParquetSink, PostgresSink, Sink, SinkError, Source,
+    StdoutSink,
 };
 use crate::dataflow::FunnelSettings;
 use crate::event::{Format, StreamKind};
@@ -132,7 +134,13 @@ impl GraphSpec {
                 }
                 let source = FileSource::from_globs(files.format, &resolved)
                     .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
-                let mut description = format!("files ({})", format_name(files.format));
+                if files.format == FileFormat::Parquet {
+                    for (kind, path) in source.files() {
+                        check_event_file(path, *kind)
+                            .map_err(|problem| GraphError::at_key(file, "source", problem))?;
+                    }
+                }
+                let mut description = format!("files ({})", files.format.name());
                 for (kind, path) in source.files() {
                     let _ = write!(
                         description,
@@ -166,11 +174,14 @@ impl GraphSpec {
             }
         };
         for (i, sink) in self.sinks.iter().enumerate() {
-            if let SinkSpec::Kafka(kafka) = sink {
-                kafka.check().map_err(|(key, problem)| {
-                    GraphError::at_key(file, format!("sink[{i}].{key}"), problem)
-                })?;
-            }
+            let checked = match sink {
+                SinkSpec::Kafka(kafka) => kafka.check(),
+                SinkSpec::Parquet(parquet) => parquet.check().map_err(|(k, p)| (k.to_owned(), p)),
+                _ => Ok(()),
+            };
+            checked.map_err(|(key, problem)| {
+                GraphError::at_key(file, format!("sink[{i}].{key}"), problem)
+            })?;
         }
         Ok(Plan {
             spec: self,
@@ -242,6 +253,17 @@ impl Plan {
                         text,
                         "\n    kafka   {} topic `{}` (one transaction per batch)",
                         kafka.brokers, kafka.topic
+                    );
+                }
+                SinkSpec::Parquet(parquet) => {
+                    let _ = write!(
+                        text,
+                        "\n    parquet {}/{{aggregates,dead_letters,too_late}} ({} mode, zstd, row groups \
+                         of at most {} rows, progress in {}/_diffmill_progress.json)",
+                        parquet.path.display(),
+                        parquet.mode.name(),
+                        parquet.row_group_size,
+                        parquet.path.display()
                     );
                 }
                 SinkSpec::Stdout(out) => {
@@ -339,6 +361,11 @@ impl Plan {
                 SinkSpec::Kafka(kafka) => {
                     Box::new(KafkaSink::create(kafka, self.settings.group_by.dims())?)
                 }
+                SinkSpec::Parquet(parquet) => Box::new(ParquetSink::open(
+                    parquet,
+                    self.settings.group_by.dims(),
+                    self.settings.lateness,
+                )?),
             };
             funnel = funnel.boxed_sink(sink);
         }

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::DurationText;
 use crate::connectors::generator::GeneratorConfig;
 use crate::connectors::kafka::{KafkaSinkSpec, KafkaSourceSpec};
+use crate::connectors::parquet::ParquetSinkSpec;
+use crate::connectors::FileFormat;
 use crate::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
-use crate::event::Format;
 use crate::observe::ListenAddress;
 
 /// A graph: where events come from, what the funnel computes, where batches go.
@@ -85,7 +86,7 @@ fn default_keep() -> usize {
 pub enum SourceSpec {
     /// The built-in deterministic generator.
     Generator(GeneratorConfig),
-    /// CSV or JSON-lines files, one set per stream.
+    /// CSV, JSON-lines or Parquet files, one set per stream.
     Files(FilesSpec),
     /// Kafka topics, one per stream (see [`KafkaSourceSpec`]).
     Kafka(KafkaSourceSpec),
@@ -96,10 +97,11 @@ pub enum SourceSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesSpec {
-    /// Encoding of the files: `csv` (with a header) or `json` (JSON lines).
-    pub format: Format,
+    /// Encoding of the files: `csv` (with a header), `json` (JSON lines) or `parquet`
+    /// (a column per field, found by name).
+    pub format: FileFormat,
     /// Folder holding the files, relative to the working directory. Each stream's files
-    /// are `<path>/<stream>*.<csv|jsonl>` unless a glob for the stream is given.
+    /// are `<path>/<stream>*.<csv|jsonl|parquet>` unless a glob for the stream is given.
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// Glob of the bid files (overrides `path`).
@@ -196,6 +198,8 @@ pub enum SinkSpec {
     Postgres(crate::connectors::PostgresConfig),
     /// A Kafka topic, one transaction per batch (see [`KafkaSinkSpec`]).
     Kafka(KafkaSinkSpec),
+    /// Parquet tables in Hive-style partitions (see [`ParquetSinkSpec`]).
+    Parquet(ParquetSinkSpec),
 }
 
 /// The CSV sink's settings.

@@ -239,7 +239,8 @@ impl Funnel {
     /// The first failure of any worker: settings, state, source, sink or runtime.
     pub fn run_on(mut self, config: timely::Config) -> Result<RunReport, RunError> {
         self.settings.validate()?;
-        let start = self.prepare()?;
+        self.prepare()?;
+        let start = self.prepared.take().unwrap_or(StartFrom::Beginning);
         let Funnel {
             name,
             settings,
@@ -409,14 +410,14 @@ impl Funnel {
 
     /// Reads the state folder (process 0 of a run with state) and gets the sinks ready:
     /// what the run starts from. [`Funnel::run_on`] calls it; call it first to report
-    /// what a run resumes from before it starts. Calling it again returns the same.
+    /// what a run resumes from before it starts. Calling it again does nothing more.
     ///
     /// # Errors
     /// [`RunError::State`] when the state folder holds a checkpoint of another graph or
     /// settings, or no usable one; [`RunError::Sink`] when a sink cannot get ready.
-    pub fn prepare(&mut self) -> Result<StartFrom, RunError> {
-        if let Some(start) = &self.prepared {
-            return Ok(start.clone());
+    pub fn prepare(&mut self) -> Result<&StartFrom, RunError> {
+        if self.prepared.is_some() {
+            return Ok(self.prepared.get_or_insert(StartFrom::Beginning));
         }
         let start = match (&self.state, self.cluster.process()) {
             (Some(state), 0) => {
@@ -465,8 +466,7 @@ impl Funnel {
                 }
             }
         }
-        self.prepared = Some(start.clone());
-        Ok(start)
+        Ok(self.prepared.insert(start))
     }
 }
 
@@ -476,7 +476,7 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
 }
 
 /// What a run starts from.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum StartFrom {
     /// The beginning of the input (no state folder, or no checkpoint in it).
     Beginning,

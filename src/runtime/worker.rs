@@ -11,7 +11,7 @@ use differential_dataflow::trace::TraceReader;
 use timely::dataflow::operators::core::{Concat, Map};
 use timely::dataflow::{ProbeHandle, Scope};
 
-use super::checkpoint::{restore, Checkpoint, Part};
+use super::checkpoint::{drop_restored, restore, Checkpoint, Part};
 use super::control::{control, CheckpointClock, Control};
 use super::emit::{emit, Emission, EmitCheckpoints, EmitInputs, EmitStart};
 use super::ingest::{ingest, ingest_checkpointed, IngestCheckpointing, IngestContext};
@@ -71,6 +71,7 @@ pub(super) fn build(
     let heard = Rc::new(RefCell::new(Vec::new()));
     let control_probe = ProbeHandle::new();
     let stop = ingest_context.stop.clone();
+    let restored_partitions = restored.partitions.clone();
     let ingested = if checkpointing {
         let checkpointing = IngestCheckpointing {
             restore: restored.partitions,
@@ -91,6 +92,7 @@ pub(super) fn build(
     let dedup_counts = emit_context.progress.dedup.clone();
     let (aggregates, traces, snapshots) =
         ad_funnel_checkpointed(events, &settings, &dedup_counts, requests, restored.groups);
+    let aggregates = drop_restored(aggregates, restored_partitions);
     let parts = ingested
         .parts
         .map(|part| Part::Ingest(Box::new(part)))

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use diffmill::connectors::{Arrival, FileSource, Poll, Source};
+use diffmill::connectors::{Arrival, FileFormat, FileSource, Poll, Source};
 use diffmill::dataflow::{Attribution, Dim, FunnelSettings, GroupBy, Lateness};
-use diffmill::event::{Format, StreamKind};
+use diffmill::event::StreamKind;
 use diffmill::graph::GraphSpec;
 use diffmill::runtime::StreamCounts;
 
@@ -138,7 +138,11 @@ pub fn graphs_dir() -> PathBuf {
 /// source reads them: one partition per file, bids then impressions, clicks and
 /// conversions, each stream's files sorted by path. Returns each partition's name (its
 /// path, as in the `source` column of the outputs) and its arrivals.
-pub fn file_partitions(format: Format, folder: &Path) -> (Vec<String>, Vec<Vec<Arrival>>) {
+pub fn file_partitions(
+    format: impl Into<FileFormat>,
+    folder: &Path,
+) -> (Vec<String>, Vec<Vec<Arrival>>) {
+    let format = format.into();
     let patterns: Vec<(StreamKind, String)> = StreamKind::ALL
         .iter()
         .map(|&kind| (kind, FileSource::folder_pattern(folder, format, kind)))
@@ -313,11 +317,8 @@ pub fn counts_row(c: &StreamCounts) -> [u64; 7] {
 
 /// The graph of the `gen` → `run` tests: files in `data`, short windows so that late and
 /// too-late records occur within a few minutes of event time.
-pub fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
-    let format_name = match format {
-        Format::Csv => "csv",
-        Format::Json => "json",
-    };
+pub fn files_graph(dir: &Path, format: impl Into<FileFormat>) -> (PathBuf, FunnelSettings) {
+    let format_name = format.into().name();
     let text = format!(
         "name = \"cli_replay\"\n\
          [source]\nkind = \"files\"\nformat = \"{format_name}\"\npath = '{}'\n\
@@ -349,12 +350,20 @@ pub fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
 
 /// Writes the `gen` files of `seed` (`bids` bids, with every kind of perturbation) into
 /// `dir/data`, placing late records for `graph`.
-pub fn generate(dir: &Path, graph: &Path, format: Format, seed: u64, bids: u64) {
-    let format = match format {
-        Format::Csv => "csv",
-        Format::Json => "json",
-    };
-    let data = dir.join("data");
+pub fn generate(dir: &Path, graph: &Path, format: impl Into<FileFormat>, seed: u64, bids: u64) {
+    generate_into(&dir.join("data"), dir, graph, format, seed, bids);
+}
+
+/// [`generate`] into the folder `data`.
+pub fn generate_into(
+    data: &Path,
+    dir: &Path,
+    graph: &Path,
+    format: impl Into<FileFormat>,
+    seed: u64,
+    bids: u64,
+) {
+    let format = format.into().name();
     let seed = seed.to_string();
     let bids = bids.to_string();
     let flags = [

@@ -6,6 +6,7 @@
 pub mod batches;
 pub mod cli;
 pub mod cluster;
+pub mod duckdb;
 pub mod feed;
 pub mod http;
 pub mod inputs;

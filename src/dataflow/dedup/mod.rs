@@ -42,6 +42,7 @@ pub struct DedupSnapshot {
     pub counts: DedupCounts,
     /// The groups held at `frontier` (release time after it): a sequence of
     /// [`GroupState`]s encoded by [`crate::codec::encode`].
+    #[serde(with = "serde_bytes")]
     pub groups: Vec<u8>,
 }
 

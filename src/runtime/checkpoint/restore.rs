@@ -153,8 +153,9 @@ impl Contents {
             events: checkpoint.events,
             rejects: checkpoint.rejects,
         };
-        for (stream, bytes) in &checkpoint.groups {
-            match stream {
+        for groups in &checkpoint.groups {
+            let bytes = &groups.bytes;
+            match groups.stream {
                 StreamKind::Bid => decode_into(&mut contents.bids, bytes)?,
                 StreamKind::Impression => decode_into(&mut contents.impressions, bytes)?,
                 StreamKind::Click => decode_into(&mut contents.clicks, bytes)?,
@@ -170,4 +171,55 @@ fn decode_into<R: Record>(groups: &mut Vec<GroupState<R>>, bytes: &[u8]) -> Resu
         decode(bytes).map_err(|e| format!("the {} groups: {e}", R::KIND))?;
     groups.extend(decoded);
     Ok(())
+}
+
+/// Drops the aggregate updates at times before the restored checkpoint's frontier: the
+/// restored groups' effects, which the sinks already hold. Done on every worker before
+/// the exchange to the emitter, so that restoring millions of records does not send
+/// millions of updates to be thrown away. Updates are held back until `restored` (the
+/// broadcast partition states) is complete, which says the frontier (none: nothing to
+/// drop).
+pub fn drop_restored<'scope>(
+    aggregates: crate::dataflow::Aggregates<'scope>,
+    restored: Stream<'scope, Millis, Vec<RestoredPartitions>>,
+) -> crate::dataflow::Aggregates<'scope> {
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::generic::Operator;
+
+    type Update = (
+        crate::dataflow::AggregateKey,
+        Millis,
+        crate::dataflow::Measures,
+    );
+    let mut floor: Option<Millis> = None;
+    let mut known = false;
+    let mut held: Vec<(Capability<Millis>, Vec<Update>)> = Vec::new();
+    aggregates
+        .inner
+        .binary_frontier(restored, Pipeline, Pipeline, "DropRestored", move |_, _| {
+            move |(updates, _), (restored, restored_frontier), output| {
+                restored.for_each(|_, data| {
+                    for partitions in data.drain(..) {
+                        floor =
+                            Some(floor.map_or(partitions.frontier, |f| f.min(partitions.frontier)));
+                    }
+                });
+                updates.for_each(|capability, data| {
+                    let least = capability.least().copied().unwrap_or_default();
+                    held.push((capability.delayed(&least, 0), std::mem::take(data)));
+                });
+                known = known || restored_frontier.frontier().is_empty();
+                if !known {
+                    return;
+                }
+                let keep = |(_, time, _): &Update| floor.is_none_or(|f| *time >= f);
+                for (capability, mut data) in held.drain(..) {
+                    data.retain(keep);
+                    if !data.is_empty() {
+                        output.session(&capability).give_container(&mut data);
+                    }
+                }
+            }
+        })
+        .as_collection()
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::dataflow::{DedupCounts, DedupSnapshot};
 use crate::event::{Millis, StreamKind};
-use crate::runtime::checkpoint::{Checkpoint, Identity, IngestPart, Part};
+use crate::runtime::checkpoint::{Checkpoint, Groups, Identity, IngestPart, Part};
 use crate::runtime::Accounting;
 
 /// The parts received for one checkpoint frontier.
@@ -147,7 +147,10 @@ impl Assembly {
                 snapshot.stream,
                 &snapshot.counts,
             );
-            checkpoint.groups.push((snapshot.stream, snapshot.groups));
+            checkpoint.groups.push(Groups {
+                stream: snapshot.stream,
+                bytes: snapshot.groups,
+            });
         }
         self.active = None;
         self.at_frontier = None;
