@@ -26,6 +26,7 @@ use diffmill::dataflow::{
     Attribute, Attribution, DedupById, Dim, FunnelSettings, GroupBy, Lateness, Parent,
 };
 use diffmill::event::{Bid, Click, Event, Millis, StreamKind};
+use diffmill::observe::Observer;
 use diffmill::runtime::{ingest, IngestContext, Progress, Stop};
 use timely::dataflow::ProbeHandle;
 
@@ -80,6 +81,7 @@ fn main() -> anyhow::Result<()> {
                 failure: Rc::new(RefCell::new(None)),
                 output_frontier: probe.clone(),
                 written_frontier: probe.clone(),
+                observer: Observer::disabled(),
             };
             let counts = Arc::clone(&worker_counts);
             let dedup = worker_progress.dedup.clone();

@@ -22,6 +22,8 @@
 //!   lateness ([`dataflow::Lateness`]), [`dataflow::Measures`] as the difference type,
 //!   and [`dataflow::ad_funnel`], which composes them.
 //! - [`graph`]: graph files (`graphs/*.toml`), the declarative front end to the builder.
+//! - [`observe`]: Prometheus metrics, `/health` and `/ready`, and the live funnel
+//!   dashboard of a run, served over HTTP (`diffmill run --metrics-addr`).
 //! - [`cli`]: the `diffmill` commands `run`, `gen`, `check` and `bench`.
 //! - [`bench`]: the open-loop latency and throughput harness behind `diffmill bench`.
 
@@ -32,4 +34,5 @@ pub mod connectors;
 pub mod dataflow;
 pub mod event;
 pub mod graph;
+pub mod observe;
 pub mod runtime;

@@ -15,8 +15,10 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use diffmill::connectors::kafka::topics_for;
+use diffmill::connectors::kafka::{topics_for, KafkaSource};
+use diffmill::connectors::{Partition, Poll, Source};
 use diffmill::event::StreamKind;
+use diffmill::graph::{GraphSpec, SourceSpec};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -25,8 +27,8 @@ use support::cli::{
     graphs_dir, spawn_run, summary_counts,
 };
 use support::kafka::{
-    input_partitions, output, partition_count, produce, progress_frontiers, read_partition, sum,
-    unique, PARTITIONS, TIMEOUT,
+    consumer, input_partitions, output, partition_count, produce, progress_frontiers,
+    read_partition, sum, unique, PARTITIONS, TIMEOUT,
 };
 use support::oracle::Oracle;
 
@@ -484,4 +486,60 @@ fn idle_partitions_do_not_hold_the_frontier() {
         sum(&output(&brokers, &out), &settings),
         as_csv(&oracle.final_values(), &settings)
     );
+}
+
+/// Issue #15: a partition's backlog, which `diffmill_kafka_consumer_lag_messages`
+/// reports, is the partition's high watermark minus the read position: all of it before
+/// reading, nothing once it is read to the end. The worker never waits for the broker
+/// for it (a thread of its own asks), so the test polls until the answer comes.
+#[test]
+fn consumer_lag_is_what_is_left_to_read() {
+    let Some(brokers) = brokers("consumer_lag_is_what_is_left_to_read") else {
+        return;
+    };
+    let dir = tempdir();
+    let prefix = unique("lag");
+    produce(dir.path(), &brokers, &prefix, 2000, 3);
+    let graph = graph(
+        dir.path(),
+        &brokers,
+        &prefix,
+        &format!("{prefix}group"),
+        "start = \"earliest\"\nstop_at_end = true",
+    );
+    let SourceSpec::Kafka(spec) = GraphSpec::load(&graph).expect("the graph").source else {
+        panic!("a kafka source");
+    };
+    let mut partitions = KafkaSource::new(spec)
+        .partitions(0, 1)
+        .expect("the partitions open");
+    let bids = &mut partitions[0];
+    let topic = format!("{prefix}bids");
+    assert_eq!(bids.name(), format!("{topic}/0"));
+    let (low, high) = consumer(&brokers)
+        .fetch_watermarks(&topic, 0, TIMEOUT)
+        .expect("the watermarks");
+    assert!(high > low, "the partition has messages");
+    let wait_for = |partition: &dyn Partition, expected: u64| {
+        let deadline = Instant::now() + TIMEOUT;
+        while partition.backlog() != Some(expected) {
+            assert!(
+                Instant::now() < deadline,
+                "the backlog stayed {:?}, not {expected}",
+                partition.backlog()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(bids.as_ref(), (high - low) as u64);
+    let mut arrivals = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while bids.poll(&mut arrivals, 4096).expect("a poll") != Poll::Done {
+        assert!(
+            Instant::now() < deadline,
+            "the partition was not read to its end"
+        );
+    }
+    assert!(!arrivals.is_empty());
+    wait_for(bids.as_ref(), 0);
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod gen;
+mod observe;
 mod run;
 mod signals;
 mod status;

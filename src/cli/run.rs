@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::observe::Observed;
 use super::signals::{exit_code, SignalGuard};
 use super::status::{summary, SourceTime, StatusLine};
 use super::CliError;
 use crate::connectors::SinkError;
 use crate::event::time_text;
-use crate::graph::{GraphSpec, Overrides, SinkSpec};
+use crate::graph::{DurationText, GraphSpec, Overrides, SinkSpec};
+use crate::observe::{ListenAddress, RunInfo};
 use crate::runtime::{Cluster, Progress, RunError, StartFrom, StopReason, DEFAULT_BASE_PORT};
 
 /// Arguments of `diffmill run`.
@@ -49,6 +51,15 @@ pub struct RunArgs {
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, default_value_t = 5.0)]
     pub status_every: f64,
+    /// Serve /metrics, /health, /ready and the dashboard here, e.g. 127.0.0.1:9184 (a
+    /// port alone listens on loopback; 0 picks a free port). Replaces the graph's
+    /// `[observe] metrics_addr`. In a cluster give each process its own.
+    #[arg(long, env = "DIFFMILL_METRICS_ADDR")]
+    pub metrics_addr: Option<ListenAddress>,
+    /// With a metrics address: keep serving this long after the run ends, e.g. 10m
+    /// (Ctrl-C ends it sooner). Default: until Ctrl-C when stderr is a terminal, else 0.
+    #[arg(long)]
+    pub linger: Option<DurationText>,
     /// Replace the graph's state folder (or give it one, with a checkpoint every 30 s).
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -76,12 +87,25 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let cluster = cluster(args)?;
     let plan = GraphSpec::load(&args.graph)?.plan(&args.graph, &overrides)?;
     // Only process 0 writes the sinks: the others must not even open them.
-    let mut funnel = match cluster.process() {
+    let funnel = match cluster.process() {
         0 => plan
             .funnel()
             .map_err(|e| CliError::Runtime(format!("cannot open a sink: {e}")))?,
         _ => plan.funnel_without_sinks(),
     };
+    let observed = Observed::start(
+        args.metrics_addr,
+        args.linger,
+        &plan.spec.observe,
+        RunInfo {
+            graph: plan.spec.name.clone(),
+            process: cluster.process(),
+            processes: cluster.processes(),
+            workers: cluster.threads(),
+        },
+        &plan.settings,
+    )?;
+    let mut funnel = funnel.observe(observed.observer.clone());
     let start = funnel.prepare().map_err(|e| match e {
         RunError::State(e) => CliError::Config(format!("{}: {e}", args.graph.display())),
         e => CliError::Runtime(format!("cannot start: {e}")),
@@ -134,6 +158,33 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let outcome = funnel.cluster(cluster.clone()).run();
     drop(bar);
     drop(status);
+    drop(_signals);
+    let failed = outcome.is_err();
+    // A run stopped by a signal exits; only a run that ended by itself lingers.
+    let ended = matches!(&outcome, Ok(report) if report.stopped.is_none());
+    let result = report(
+        args,
+        &plan,
+        &cluster,
+        &progress,
+        started,
+        earlier.as_ref(),
+        outcome,
+    );
+    observed.finish(failed, ended);
+    result
+}
+
+/// Prints what a finished run did, and maps its outcome to the command's result.
+fn report(
+    args: &RunArgs,
+    plan: &crate::graph::Plan,
+    cluster: &Cluster,
+    progress: &Progress,
+    started: Instant,
+    earlier: Option<&crate::runtime::Accounting>,
+    outcome: Result<crate::runtime::RunReport, RunError>,
+) -> Result<(), CliError> {
     match outcome {
         Ok(report) => {
             if cluster.process() == 0 {
@@ -147,12 +198,12 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                     "{}",
                     summary(
                         &report.accounting,
-                        earlier.as_ref(),
+                        earlier,
                         report.batches,
                         started.elapsed()
                     )
                 );
-                if let Some(line) = checkpoints_line(&progress) {
+                if let Some(line) = checkpoints_line(progress) {
                     eprintln!("{line}");
                 }
             } else {
@@ -166,7 +217,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 );
             }
             if let Some(reason) = report.stopped {
-                return Err(stopped(&reason, &progress));
+                return Err(stopped(&reason, progress));
             }
             if cluster.process() != 0 {
                 return Ok(());

@@ -20,6 +20,6 @@ pub use file::{reader_partition, FileFormat, FileSource, NoFiles};
 pub use memory::{MemorySink, MemorySource};
 pub use parquet::{ParquetMode, ParquetSink, ParquetSinkSpec};
 pub use postgres::{PostgresConfig, PostgresSink};
-pub use sink::{AggregateRow, Batch, Resume, Sink, SinkError};
+pub use sink::{AggregateRow, Batch, Resume, Sink, SinkError, SinkHealth};
 pub use source::{owner, positioned, Arrival, Partition, PartitionPosition, Poll, Source};
 pub use stdout::{OnClosed, StdoutSink};

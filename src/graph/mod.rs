@@ -13,5 +13,6 @@ pub use duration::DurationText;
 pub use load::GraphError;
 pub use plan::{Overrides, Plan};
 pub use spec::{
-    CsvSinkSpec, FilesSpec, FunnelSpec, GraphSpec, SinkSpec, SourceSpec, StateSpec, StdoutSinkSpec,
+    CsvSinkSpec, FilesSpec, FunnelSpec, GraphSpec, ObserveSpec, SinkSpec, SourceSpec, StateSpec,
+    StdoutSinkSpec,
 };

@@ -305,6 +305,12 @@ impl Plan {
                 "\n  state     none: a restarted run starts from the beginning"
             ),
         };
+        if let Some(address) = self.spec.observe.metrics_addr {
+            let _ = write!(
+                text,
+                "\n  observe   http://{address}/metrics, /health, /ready and the dashboard at /"
+            );
+        }
         text
     }
 

@@ -12,6 +12,7 @@ use crate::connectors::kafka::{KafkaSinkSpec, KafkaSourceSpec};
 use crate::connectors::parquet::ParquetSinkSpec;
 use crate::connectors::FileFormat;
 use crate::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
+use crate::observe::ListenAddress;
 
 /// A graph: where events come from, what the funnel computes, where batches go.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,10 +31,29 @@ pub struct GraphSpec {
     /// The outputs (`[[sink]]` tables); every sink receives every batch.
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkSpec>,
+    /// Metrics, health and the dashboard (`[observe]`); off unless an address is given.
+    #[serde(default)]
+    pub observe: ObserveSpec,
     /// Where the run keeps checkpoints (`[state]`); without it a restarted run starts
     /// from the beginning.
     #[serde(default)]
     pub state: Option<StateSpec>,
+}
+
+/// The `[observe]` table: serve the run's metrics, health and dashboard over HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSpec {
+    /// Where to serve `/metrics`, `/health`, `/ready` and the dashboard, e.g.
+    /// `"127.0.0.1:9184"`; a port alone listens on loopback. `--metrics-addr` replaces
+    /// it. Unset (the default): nothing is served.
+    #[serde(default)]
+    pub metrics_addr: Option<ListenAddress>,
+    /// How long to keep serving after the run ends, e.g. `"10m"` (Ctrl-C ends it
+    /// sooner). `--linger` replaces it. Unset: until Ctrl-C when stderr is a terminal,
+    /// otherwise not at all.
+    #[serde(default)]
+    pub linger: Option<DurationText>,
 }
 
 /// The `[state]` table: checkpoints of the run's state, for exact restarts.

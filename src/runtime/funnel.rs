@@ -18,6 +18,7 @@ use super::{Accounting, Cluster, Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError, Source};
 use crate::dataflow::FunnelSettings;
 use crate::event::Millis;
+use crate::observe::Observer;
 
 /// What a finished run reports.
 #[derive(Clone, Debug, Default)]
@@ -91,6 +92,7 @@ pub struct Funnel {
     state: Option<StateConfig>,
     fresh: bool,
     prepared: Option<StartFrom>,
+    observer: Observer,
 }
 
 impl Funnel {
@@ -107,6 +109,7 @@ impl Funnel {
             state: None,
             fresh: false,
             prepared: None,
+            observer: Observer::disabled(),
         }
     }
 
@@ -172,6 +175,37 @@ impl Funnel {
         self.stop.clone()
     }
 
+    /// Reports the run to `observer` (metrics, readiness, the dashboard's funnel; see
+    /// [`crate::observe`]). Process 0's sinks are timed, and the observer's commit sink
+    /// is added after them.
+    ///
+    /// # Examples
+    /// ```
+    /// use diffmill::connectors::MemorySource;
+    /// use diffmill::dataflow::FunnelSettings;
+    /// use diffmill::event::{Click, Event};
+    /// use diffmill::observe::{Observer, RunInfo};
+    /// use diffmill::runtime::Funnel;
+    ///
+    /// let info = RunInfo { graph: "example".into(), process: 0, processes: 1, workers: 1 };
+    /// let observer = Observer::new(info, &FunnelSettings::default());
+    /// let click = Event::Click(Click { click_id: 1, bid_id: 2, ts: 60_000 });
+    /// Funnel::new(FunnelSettings::default())
+    ///     .source(MemorySource::from_events(vec![vec![click]]))
+    ///     .observe(observer.clone())
+    ///     .run()
+    ///     .unwrap();
+    /// let metrics = observer.metrics_text();
+    /// assert!(metrics.contains(r#"diffmill_records_read_total{partition="memory/0",stream="click"} 1"#));
+    /// assert!(metrics.contains("diffmill_input_complete 1"));
+    /// assert!(observer.readiness().ready);
+    /// ```
+    pub fn observe(mut self, observer: Observer) -> Funnel {
+        observer.watch_progress(&self.progress);
+        self.observer = observer;
+        self
+    }
+
     /// Sets the number of worker threads [`Funnel::run`] uses (at least 1).
     pub fn workers(mut self, workers: usize) -> Funnel {
         self.cluster = Cluster::single(workers);
@@ -216,6 +250,7 @@ impl Funnel {
             cluster,
             stop,
             state,
+            observer,
             ..
         } = self;
         let threads = cluster.threads();
@@ -263,6 +298,10 @@ impl Funnel {
         let cluster_accounting: Arc<Mutex<Option<Accounting>>> = Arc::default();
         let worker_accounting = Arc::clone(&cluster_accounting);
         let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
+        let sinks = match cluster.process() {
+            0 => observer.wrap_sinks(sinks),
+            _ => sinks,
+        };
         let sinks = Arc::new(Mutex::new(Some(sinks)));
         let lead = Arc::new(Mutex::new(lead));
         let worker_stop = stop.clone();
@@ -273,7 +312,10 @@ impl Funnel {
                 .fetch_add(1, Ordering::Relaxed);
             let (partitions, open_failure) = match source.partitions(worker.index(), worker.peers())
             {
-                Ok(partitions) => (partitions, None),
+                Ok(partitions) => {
+                    observer.worker_assigned(threads);
+                    (partitions, None)
+                }
                 Err(error) => {
                     worker_stop.request(StopReason::Failure {
                         worker: worker.index(),
@@ -296,6 +338,7 @@ impl Funnel {
                 failure: Rc::new(RefCell::new(open_failure)),
                 output_frontier: probe.clone(),
                 written_frontier: written.clone(),
+                observer: observer.clone(),
             };
             let emit_context = EmitContext {
                 progress: Arc::clone(&worker_progress),
@@ -314,7 +357,7 @@ impl Funnel {
             let traces = worker
                 .dataflow::<Millis, _, _>(|scope| build(scope, plan, &probe, &written))
                 .map_err(|e| RunError::Runtime(format!("cannot restore the checkpoint: {e}")))?;
-            let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress));
+            let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress), &observer);
             while worker.step_or_park(None) {
                 gauge.observe(&probe);
             }

@@ -19,6 +19,7 @@ use super::{EmitContext, Progress};
 use crate::connectors::{Partition, Sink};
 use crate::dataflow::{ad_funnel_checkpointed, FunnelSettings, ParentTrace};
 use crate::event::Millis;
+use crate::observe::{Observer, StateGauge};
 
 /// What one worker builds its dataflow from.
 pub(super) struct WorkerPlan {
@@ -123,30 +124,41 @@ pub(super) struct ArrangedGauge {
     traces: Vec<ParentTrace>,
     progress: Arc<Progress>,
     reported: i64,
+    observer: Observer,
+    state: StateGauge,
 }
 
 impl ArrangedGauge {
-    pub(super) fn new(traces: Vec<ParentTrace>, progress: Arc<Progress>) -> ArrangedGauge {
+    pub(super) fn new(
+        traces: Vec<ParentTrace>,
+        progress: Arc<Progress>,
+        observer: &Observer,
+    ) -> ArrangedGauge {
         ArrangedGauge {
             traces,
             progress,
             reported: 0,
+            observer: observer.clone(),
+            state: observer.state_gauge(),
         }
     }
 
     pub(super) fn observe(&mut self, probe: &ProbeHandle<Millis>) {
         let frontier = probe.with_frontier(|f| f.to_owned());
-        let mut held = 0i64;
+        self.observer.dataflow_frontier(frontier.first().copied());
         if frontier.is_empty() {
             self.traces.clear();
         }
-        for trace in &mut self.traces {
+        let mut per_trace = vec![0i64; self.traces.len()];
+        for (trace, held) in self.traces.iter_mut().zip(per_trace.iter_mut()) {
             trace.set_logical_compaction(frontier.borrow());
             trace.set_physical_compaction(frontier.borrow());
             trace.map_spans(|span| {
-                held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
+                *held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
             });
         }
+        self.state.report(&per_trace);
+        let held: i64 = per_trace.iter().sum();
         self.progress
             .arranged
             .fetch_add(held - self.reported, Ordering::Relaxed);
