@@ -5,7 +5,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
+use super::segments::{SegmentId, Segments};
 use super::DedupCounts;
+use crate::codec::SharedBytes;
 use crate::event::{EventId, Millis, Record};
 
 /// One update to the deduplicated collection: `(record, time, ±1)`.
@@ -24,13 +26,21 @@ pub struct GroupState<R> {
     pub release: Millis,
 }
 
-/// The groups of one dedup operator, by id, and the ids to release by release time.
+/// A held group and the segment it is encoded in.
+struct Held<R> {
+    state: GroupState<R>,
+    segment: SegmentId,
+}
+
+/// The groups of one dedup operator, by id, the ids to release by release time, and
+/// the segments the groups are encoded in for checkpoints.
 pub(super) struct Groups<R> {
-    groups: HashMap<EventId, GroupState<R>, BuildHasherDefault<IdHasher>>,
+    groups: HashMap<EventId, Held<R>, BuildHasherDefault<IdHasher>>,
     /// Release times are window-aligned (the end of a window plus lateness and bounds),
     /// so there are few keys, and records arrive nearly in release order: far cheaper
     /// than a heap of every id.
     releases: BTreeMap<Millis, Vec<EventId>>,
+    segments: Segments,
 }
 
 impl<R> Default for Groups<R> {
@@ -38,6 +48,7 @@ impl<R> Default for Groups<R> {
         Groups {
             groups: HashMap::default(),
             releases: BTreeMap::new(),
+            segments: Segments::default(),
         }
     }
 }
@@ -68,23 +79,22 @@ impl<R: Record> Groups<R> {
             None => {
                 counts.applied += 1;
                 let until = release(&record).max(time);
-                self.groups.insert(
-                    record.id(),
-                    GroupState {
-                        winner: record,
-                        release: until,
-                        others: Vec::new(),
-                    },
-                );
-                self.releases.entry(until).or_default().push(record.id());
+                let state = GroupState {
+                    winner: record,
+                    release: until,
+                    others: Vec::new(),
+                };
+                self.hold(state);
                 [Some((record, time, 1)), None]
             }
-            Some(group) => {
+            Some(held) => {
                 counts.duplicate += 1;
+                let group = &mut held.state;
                 if record == group.winner || group.others.contains(&record) {
                     return [None, None];
                 }
                 counts.conflicting += 1;
+                self.segments.touch(held.segment);
                 if rank(&record) < rank(&group.winner) {
                     group.others.push(record);
                     return [None, None];
@@ -110,9 +120,14 @@ impl<R: Record> Groups<R> {
             }
             let (release, ids) = entry.remove_entry();
             for id in ids {
-                if self.groups.get(&id).is_some_and(|g| g.release == release) {
-                    if let Some(group) = self.groups.remove(&id) {
-                        out.push((group.winner, release, -1));
+                if self
+                    .groups
+                    .get(&id)
+                    .is_some_and(|g| g.state.release == release)
+                {
+                    if let Some(held) = self.groups.remove(&id) {
+                        self.segments.touch(held.segment);
+                        out.push((held.state.winner, release, -1));
                     }
                 }
             }
@@ -122,21 +137,33 @@ impl<R: Record> Groups<R> {
     /// Takes back a group from a checkpoint, without counting it: its winner is present
     /// again until its release time.
     pub(super) fn restore(&mut self, group: GroupState<R>) {
-        let id = group.winner.id();
-        self.releases.entry(group.release).or_default().push(id);
-        self.groups.insert(id, group);
+        self.hold(group);
     }
 
-    /// The groups, serialized as a sequence of [`GroupState`] (bincode, varint).
-    pub(super) fn serialize(&self) -> Vec<u8> {
-        // A struct serializes as the tuple of its fields, so borrowed tuples give the
-        // bytes of the owned `GroupState`s without copying the groups.
-        let groups: Vec<(&R, &Vec<R>, Millis)> = self
-            .groups
-            .values()
-            .map(|g| (&g.winner, &g.others, g.release))
-            .collect();
-        crate::codec::encode(&groups)
+    /// Holds a new group: in the open segment, released at its release time.
+    fn hold(&mut self, state: GroupState<R>) {
+        let id = state.winner.id();
+        self.releases.entry(state.release).or_default().push(id);
+        let segment = self.segments.join(id);
+        self.groups.insert(id, Held { state, segment });
+    }
+
+    /// The groups, as encoded segments: each a sequence of [`GroupState`]s (bincode,
+    /// varint), every held group in exactly one. Only the segments changed since the
+    /// last call are encoded again.
+    pub(super) fn serialize(&mut self) -> Vec<SharedBytes> {
+        let groups = &self.groups;
+        self.segments.encode(|segment, ids| {
+            ids.retain(|id| groups.get(id).is_some_and(|g| g.segment == segment));
+            // A struct serializes as the tuple of its fields, so borrowed tuples give the
+            // bytes of the owned `GroupState`s without copying the groups.
+            let states: Vec<(&R, &Vec<R>, Millis)> = ids
+                .iter()
+                .filter_map(|id| groups.get(id))
+                .map(|g| (&g.state.winner, &g.state.others, g.state.release))
+                .collect();
+            crate::codec::encode(&states)
+        })
     }
 }
 
@@ -160,5 +187,113 @@ impl Hasher for IdHasher {
 
     fn write_u64(&mut self, id: u64) {
         self.0 = (self.0 ^ id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::segments::SEGMENT_GROUPS;
+    use super::*;
+    use crate::codec::decode;
+    use crate::event::Click;
+
+    const LATER: Millis = 1_000_000;
+
+    fn click(click_id: EventId, ts: Millis) -> Click {
+        Click {
+            click_id,
+            bid_id: 1,
+            ts,
+        }
+    }
+
+    fn release(c: &Click) -> Millis {
+        c.ts + LATER
+    }
+
+    fn fresh(id: EventId) -> GroupState<Click> {
+        GroupState {
+            winner: click(id, id),
+            others: Vec::new(),
+            release: id + LATER,
+        }
+    }
+
+    /// Every group the parts hold, by id; panics if one is held twice.
+    fn decoded(parts: &[SharedBytes]) -> BTreeMap<EventId, GroupState<Click>> {
+        let mut all = BTreeMap::new();
+        for part in parts {
+            for group in decode::<Vec<GroupState<Click>>>(part).unwrap() {
+                let id = group.winner.click_id;
+                assert!(all.insert(id, group).is_none(), "id {id} held twice");
+            }
+        }
+        all
+    }
+
+    fn shared(a: &SharedBytes, b: &SharedBytes) -> bool {
+        std::ptr::eq(a.as_ptr(), b.as_ptr())
+    }
+
+    #[test]
+    fn a_checkpoint_encodes_again_only_the_segments_that_changed() {
+        let mut groups = Groups::default();
+        let mut counts = DedupCounts::default();
+        let segment = SEGMENT_GROUPS as EventId;
+        let n = 3 * segment + 10;
+        let mut want: BTreeMap<EventId, GroupState<Click>> = BTreeMap::new();
+        for id in 0..n {
+            groups.admit(&mut counts, click(id, id), id, &release);
+            want.insert(id, fresh(id));
+        }
+        let first = groups.serialize();
+        assert_eq!(first.len(), 4);
+        assert_eq!(decoded(&first), want);
+
+        let again = groups.serialize();
+        assert!(first.iter().zip(&again).all(|(a, b)| shared(a, b)));
+
+        // A conflicting duplicate with a later time wins in segment 1; a new id joins the
+        // open segment 3.
+        let id = segment + 5;
+        groups.admit(&mut counts, click(id, n + 100), n + 100, &release);
+        want.insert(
+            id,
+            GroupState {
+                winner: click(id, n + 100),
+                others: vec![click(id, id)],
+                release: n + 100 + LATER,
+            },
+        );
+        groups.admit(&mut counts, click(n, n), n, &release);
+        want.insert(n, fresh(n));
+        let third = groups.serialize();
+        assert_eq!(decoded(&third), want);
+        let kept: Vec<bool> = again
+            .iter()
+            .zip(&third)
+            .map(|(a, b)| shared(a, b))
+            .collect();
+        assert_eq!(kept, [true, false, true, false]);
+
+        // Segment 0 released whole: it is gone; id 3 comes back and is held once, in the
+        // open segment.
+        let mut out = Vec::new();
+        groups.release_until(segment - 1 + LATER, &mut out);
+        assert_eq!(out.len(), SEGMENT_GROUPS);
+        want.retain(|&id, _| id >= segment);
+        groups.admit(&mut counts, click(3, 3), LATER + segment, &release);
+        want.insert(
+            3,
+            GroupState {
+                release: LATER + segment,
+                ..fresh(3)
+            },
+        );
+        let fourth = groups.serialize();
+        assert_eq!(fourth.len(), 3);
+        assert_eq!(groups.segments.len(), 3);
+        assert_eq!(decoded(&fourth), want);
+        assert!(shared(&third[2], &fourth[1]));
     }
 }

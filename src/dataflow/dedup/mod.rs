@@ -7,6 +7,7 @@
 
 mod counts;
 mod groups;
+mod segments;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use timely::ExchangeData;
 pub use counts::{DedupCounters, DedupCounts};
 pub use groups::GroupState;
 
+use crate::codec::SharedBytes;
 use crate::event::{Millis, Record, StreamKind};
 use groups::{Groups, Update};
 
@@ -40,10 +42,11 @@ pub struct DedupSnapshot {
     pub frontier: Millis,
     /// What the operator counted for the updates at times before `frontier`.
     pub counts: DedupCounts,
-    /// The groups held at `frontier` (release time after it): a sequence of
-    /// [`GroupState`]s encoded by [`crate::codec::encode`].
-    #[serde(with = "serde_bytes")]
-    pub groups: Vec<u8>,
+    /// The groups held at `frontier` (release time after it), in segments: each a
+    /// sequence of [`GroupState`]s encoded by [`crate::codec::encode`], every group in
+    /// exactly one. Segments unchanged since the operator's last snapshot are shared
+    /// with it, not encoded again.
+    pub groups: Vec<SharedBytes>,
 }
 
 /// The checkpoint side of a dedup operator: where snapshot requests come from and where
@@ -128,7 +131,7 @@ pub trait DedupById<'scope, R: Record> {
     ///     .collect();
     /// let snapshot = &snapshots[0];
     /// // At frontier 0 no input was processed yet: only the restored group is held.
-    /// let groups: Vec<GroupState<Click>> = decode(&snapshot.groups).unwrap();
+    /// let groups: Vec<GroupState<Click>> = decode(&snapshot.groups[0]).unwrap();
     /// assert_eq!(groups, vec![GroupState { winner: click(3, 1), others: vec![], release: 900 }]);
     /// assert_eq!(snapshot.counts.applied, 0);
     /// ```
@@ -398,7 +401,8 @@ impl<R: Record, F: Fn(&R) -> Millis> Dedup<R, F> {
                 stream = %self.stream,
                 frontier,
                 groups = self.groups.len(),
-                bytes = snapshot.groups.len(),
+                segments = snapshot.groups.len(),
+                bytes = snapshot.groups.iter().map(|s| s.len()).sum::<usize>(),
                 took = ?started.elapsed(),
                 "dedup snapshot"
             );

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Identity;
+use crate::codec::SharedBytes;
 use crate::connectors::PartitionPosition;
 use crate::dataflow::DedupSnapshot;
 use crate::event::{Event, Millis, Rejected, StreamKind};
@@ -95,9 +96,8 @@ pub struct Groups {
     pub stream: StreamKind,
     /// An encoded sequence of [`crate::dataflow::GroupState`]s of the stream's record
     /// type (bytes, so that reading a checkpoint copies them rather than decoding them
-    /// twice).
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
+    /// twice, and a segment unchanged since the last checkpoint is shared with it).
+    pub bytes: SharedBytes,
 }
 
 impl Checkpoint {

@@ -147,10 +147,12 @@ impl Assembly {
                 snapshot.stream,
                 &snapshot.counts,
             );
-            checkpoint.groups.push(Groups {
-                stream: snapshot.stream,
-                bytes: snapshot.groups,
-            });
+            checkpoint
+                .groups
+                .extend(snapshot.groups.into_iter().map(|bytes| Groups {
+                    stream: snapshot.stream,
+                    bytes,
+                }));
         }
         self.active = None;
         self.at_frontier = None;

@@ -1,0 +1,97 @@
+//! A dedup operator's groups in segments, each kept encoded between checkpoints, so that
+//! a checkpoint encodes again only the segments whose groups changed since the last one.
+//!
+//! A new group joins the open segment; a segment is closed once it has
+//! [`SEGMENT_GROUPS`] ids and a new one opens. A segment's encoded bytes are dropped
+//! (it is *dirty*) when a group joins it, when one of its groups changes (a conflicting
+//! duplicate) and when one is released. Groups arrive and are released roughly in
+//! event-time order, so between two checkpoints only the newest segments and those being
+//! released are dirty: the work on the worker at a checkpoint follows what changed, not
+//! the state held. The encoded segments stay in memory (about 40 bytes per held group).
+
+use std::collections::BTreeMap;
+
+use crate::codec::SharedBytes;
+use crate::event::EventId;
+
+/// A segment's number, in the order segments are opened.
+pub(super) type SegmentId = u32;
+
+/// Ids per segment: small enough that a duplicate dirties little, large enough that the
+/// per-segment overhead (a map entry, a vector, the encoding's header) is negligible.
+pub(super) const SEGMENT_GROUPS: usize = 8192;
+
+#[derive(Default)]
+struct Segment {
+    /// The ids that joined the segment; some may have been released since, or released
+    /// and joined a later segment (filtered out when the segment is encoded).
+    ids: Vec<EventId>,
+    /// The segment's groups, encoded at the last checkpoint; `None` when dirty.
+    bytes: Option<SharedBytes>,
+}
+
+/// The segments of one dedup operator.
+#[derive(Default)]
+pub(super) struct Segments {
+    segments: BTreeMap<SegmentId, Segment>,
+    open: SegmentId,
+    /// The segment made dirty last: releases and duplicates come in runs from one
+    /// segment, which then costs one map lookup.
+    last_dirty: Option<SegmentId>,
+}
+
+impl Segments {
+    /// Adds a new group's id to the open segment; returns that segment.
+    pub(super) fn join(&mut self, id: EventId) -> SegmentId {
+        let mut segment = self.segments.entry(self.open).or_default();
+        if segment.ids.len() >= SEGMENT_GROUPS {
+            self.open += 1;
+            segment = self.segments.entry(self.open).or_default();
+        }
+        segment.ids.push(id);
+        segment.bytes = None;
+        self.open
+    }
+
+    /// Marks `segment` dirty: one of its groups changed or was released.
+    pub(super) fn touch(&mut self, segment: SegmentId) {
+        if self.last_dirty == Some(segment) {
+            return;
+        }
+        if let Some(s) = self.segments.get_mut(&segment) {
+            s.bytes = None;
+        }
+        self.last_dirty = Some(segment);
+    }
+
+    /// Every segment's bytes, in segment order: a dirty segment is encoded again by
+    /// `encode(segment, ids)`, which drops from `ids` those no longer held in that
+    /// segment. Segments left empty are removed (except the open one).
+    pub(super) fn encode(
+        &mut self,
+        mut encode: impl FnMut(SegmentId, &mut Vec<EventId>) -> Vec<u8>,
+    ) -> Vec<SharedBytes> {
+        self.last_dirty = None;
+        let open = self.open;
+        let mut parts = Vec::with_capacity(self.segments.len());
+        self.segments.retain(|&number, segment| {
+            if segment.bytes.is_none() {
+                segment.ids.sort_unstable();
+                segment.ids.dedup();
+                segment.bytes = Some(encode(number, &mut segment.ids).into());
+            }
+            if segment.ids.is_empty() {
+                return number == open;
+            }
+            parts.extend(segment.bytes.clone());
+            true
+        });
+        parts
+    }
+
+    /// Number of segments (open one included), for tests.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.segments.len()
+    }
+}
