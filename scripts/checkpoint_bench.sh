@@ -5,12 +5,14 @@
 # latency with and without checkpoints.
 #
 #   scripts/checkpoint_bench.sh [bids]     # default 3,000,000 bids (about 5 M events)
-#   RUNS=5 RATE=100000 scripts/checkpoint_bench.sh
+#   RUNS=5 RATE=50000 DURATION=60s EVERY=10s scripts/checkpoint_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bids=${1:-3000000}
 runs=${RUNS:-3}
-rate=${RATE:-100000}
+rate=${RATE:-50000}
+duration=${DURATION:-60s}
+every=${EVERY:-10s}
 cargo build --release --quiet
 bin=target/release/diffmill
 work=$(mktemp -d)
@@ -75,9 +77,11 @@ printf 'resumed and finished in %.2f s (an uninterrupted run: %.2f s)\n' \
     "$(echo "$end - $start" | bc -l)" "$base"
 
 echo
-echo "== open loop, $rate records/s, 1 worker, 30 s (alternated: none, 5s)"
+echo "== open loop, $rate records/s, 1 worker, $duration (alternated: none, $every)"
+"$bin" bench --rates "$rate" --duration 1s -w 1 2>/dev/null | sed -n '1p' | sed 's/^/       /'
 for _ in $(seq "$runs"); do
-    "$bin" bench --rates "$rate" --duration 30s -w 1 2>/dev/null | sed -n '2p' | sed 's/^/  none /'
-    "$bin" bench --rates "$rate" --duration 30s -w 1 --checkpoint-interval 5s 2>/dev/null \
-        | sed -n '2,3p' | sed 's/^/  5s   /'
+    "$bin" bench --rates "$rate" --duration "$duration" -w 1 2>/dev/null | sed -n '2p' \
+        | sed 's/^/  none /'
+    "$bin" bench --rates "$rate" --duration "$duration" -w 1 --checkpoint-interval "$every" \
+        2>/dev/null | sed -n '2,3p' | sed "s/^/  $every  /"
 done

@@ -74,8 +74,10 @@ impl Segments {
         self.last_dirty = None;
         let open = self.open;
         let mut parts = Vec::with_capacity(self.segments.len());
+        let mut encoded = 0usize;
         self.segments.retain(|&number, segment| {
             if segment.bytes.is_none() {
+                encoded += 1;
                 segment.ids.sort_unstable();
                 segment.ids.dedup();
                 segment.bytes = Some(encode(number, &mut segment.ids).into());
@@ -86,6 +88,7 @@ impl Segments {
             parts.extend(segment.bytes.clone());
             true
         });
+        tracing::trace!(encoded, segments = parts.len(), "dedup segments");
         parts
     }
 
