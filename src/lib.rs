@@ -28,6 +28,8 @@ pub mod bench;
 pub mod cli;
 pub mod connectors;
 pub mod dataflow;
+pub mod declare;
 pub mod event;
+pub mod format;
 pub mod graph;
 pub mod runtime;

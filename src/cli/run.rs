@@ -144,9 +144,6 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             Ok(())
         }
         Err(RunError::Sink(SinkError::Closed(_))) => Ok(()),
-        Err(RunError::Settings(e)) => {
-            Err(CliError::Config(format!("{}: {e}", args.graph.display())))
-        }
         Err(RunError::Runtime(e)) if e.contains("networking") => Err(CliError::Runtime(format!(
             "process {} cannot join the cluster at {}: {e}",
             cluster.process(),

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Batch, Sink, SinkError};
-use crate::dataflow::{Dim, GroupBy, Lateness, Measures};
+use crate::declare::Aggregate;
 
 /// Names of the files the CSV sink writes in its folder.
 pub const AGGREGATES_FILE: &str = "aggregates.csv";
@@ -16,10 +16,10 @@ pub const LATE_FILE: &str = "late.csv";
 
 /// Writes batches as CSV change logs in a folder.
 ///
-/// `aggregates.csv` has the header
-/// `window_start,window_end,<dims…>,bids,impressions,clicks,conversions,spend_micros,revenue_micros,frontier,status`
-/// and one row per aggregate change (the measures are deltas), plus one row with status
-/// `final` and zero deltas per window that became final. Summing the measures per
+/// `aggregates.csv` has the header `window_start,window_end,<dims…>,<measures…>,frontier,status`
+/// (for the default declaration: `…,bids,impressions,clicks,conversions,spend_micros,
+/// revenue_micros,…`) and one row per aggregate change (the measures are deltas), plus one
+/// row with status `final` and zero deltas per window that became final. Summing the measures per
 /// `(window, dims)` over all rows gives the current aggregates. `frontier` is the batch's
 /// frontier in ms, empty when the input is complete.
 ///
@@ -28,8 +28,7 @@ pub const LATE_FILE: &str = "late.csv";
 /// aggregate rows also sees its rejects. A batch is visible when `write_batch` returns.
 pub struct CsvSink {
     name: String,
-    dims: Vec<Dim>,
-    lateness: Lateness,
+    aggregate: Aggregate,
     aggregates: File,
     dead_letters: File,
     late: File,
@@ -46,15 +45,12 @@ fn io(sink: &str, source: std::io::Error) -> SinkError {
 }
 
 impl CsvSink {
-    /// Creates `folder` if needed and starts the three files (replacing old ones).
+    /// Creates `folder` if needed and starts the three files (replacing old ones) for the
+    /// rows of `aggregate`.
     ///
     /// # Errors
     /// A [`SinkError::Io`] when the folder or files cannot be created.
-    pub fn create(
-        folder: &Path,
-        group_by: &GroupBy,
-        lateness: Lateness,
-    ) -> Result<CsvSink, SinkError> {
+    pub fn create(folder: &Path, aggregate: &Aggregate) -> Result<CsvSink, SinkError> {
         let name = folder.display().to_string();
         std::fs::create_dir_all(folder).map_err(|e| io(&name, e))?;
         let start = |file: &str, header: String| -> Result<File, SinkError> {
@@ -68,10 +64,9 @@ impl CsvSink {
             out.write_all(header.as_bytes()).map_err(|e| io(&name, e))?;
             Ok(out)
         };
-        let dims = group_by.dims().to_vec();
         let mut header: Vec<&str> = vec!["window_start", "window_end"];
-        header.extend(dims.iter().map(|d| d.name()));
-        header.extend(Measures::NAMES);
+        header.extend(aggregate.dims.names());
+        header.extend(aggregate.measure_names());
         header.extend(["frontier", "status"]);
         Ok(CsvSink {
             aggregates: start(AGGREGATES_FILE, header.join(",") + "\n")?,
@@ -84,8 +79,7 @@ impl CsvSink {
                 "source,position,stream,id,ts,watermark,reason\n".into(),
             )?,
             name,
-            dims,
-            lateness,
+            aggregate: aggregate.clone(),
         })
     }
 }
@@ -111,11 +105,12 @@ impl Sink for CsvSink {
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
         let frontier = batch.frontier.map(|f| f.to_string()).unwrap_or_default();
+        let measures = self.aggregate.measures.len();
         let mut rows = Vec::new();
         for row in &batch.rows {
             let mut fields = vec![row.window_start.to_string(), row.window_end.to_string()];
-            fields.extend(self.dims.iter().map(|dim| row.dims.value(*dim)));
-            fields.extend(row.delta.values().map(|v| v.to_string()));
+            fields.extend(self.aggregate.dims.texts(&row.dims));
+            fields.extend(row.delta.values(measures).iter().map(|v| v.to_string()));
             fields.push(frontier.clone());
             fields.push(row.status.name().to_owned());
             record(&mut rows, fields);
@@ -123,10 +118,10 @@ impl Sink for CsvSink {
         for window_start in &batch.finalized {
             let mut fields = vec![
                 window_start.to_string(),
-                self.lateness.window_end(*window_start).to_string(),
+                self.aggregate.window.end(*window_start).to_string(),
             ];
-            fields.extend(self.dims.iter().map(|_| String::new()));
-            fields.extend(std::iter::repeat_n("0".to_owned(), 6));
+            fields.extend(self.aggregate.dims.slots().iter().map(|_| String::new()));
+            fields.extend(std::iter::repeat_n("0".to_owned(), measures));
             fields.push(frontier.clone());
             fields.push("final".to_owned());
             record(&mut rows, fields);
@@ -182,28 +177,35 @@ impl Sink for CsvSink {
     }
 }
 
-/// Reads an `aggregates.csv` change log back and sums it per `(window_start, dims…)`:
-/// the current aggregates, as a serving layer would merge them.
+/// Summed aggregates read back from a change log: `[window_start, window_end, dims…]` to
+/// the measures in column order.
+pub type ChangeLogTotals = std::collections::BTreeMap<Vec<String>, Vec<i64>>;
+
+/// Reads an `aggregates.csv` change log of an aggregate with `measures` measures back and
+/// sums it per `(window_start, window_end, dims…)`: the current aggregates, as a serving
+/// layer would merge them.
 ///
 /// # Errors
 /// An I/O or CSV error reading the file.
 pub fn sum_change_log(
     path: &Path,
-) -> Result<std::collections::BTreeMap<Vec<String>, [i64; 6]>, Box<dyn std::error::Error>> {
+    measures: usize,
+) -> Result<ChangeLogTotals, Box<dyn std::error::Error>> {
     let mut reader = csv::Reader::from_path(path)?;
     let header = reader.headers()?.clone();
     let measures_at = header
-        .iter()
-        .position(|h| h == "bids")
-        .ok_or("no `bids` column")?;
-    let mut totals = std::collections::BTreeMap::new();
+        .len()
+        .checked_sub(measures + 2)
+        .filter(|at| *at >= 2)
+        .ok_or("fewer columns than the measures need")?;
+    let mut totals = ChangeLogTotals::new();
     for row in reader.records() {
         let row = row?;
         if row.get(row.len() - 1) == Some("final") {
             continue;
         }
         let key: Vec<String> = row.iter().take(measures_at).map(str::to_owned).collect();
-        let entry: &mut [i64; 6] = totals.entry(key).or_insert([0; 6]);
+        let entry = totals.entry(key).or_insert_with(|| vec![0; measures]);
         for (i, slot) in entry.iter_mut().enumerate() {
             *slot += row.get(measures_at + i).unwrap_or("0").parse::<i64>()?;
         }

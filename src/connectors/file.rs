@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{owner, Arrival, Partition, Poll, Source};
-use crate::event::{
-    parse_json, raw_text, CsvDecoder, DeadLetter, Format, Invalid, Origin, StreamKind,
-    MAX_RECORD_BYTES,
-};
+use crate::declare::Schema;
+use crate::event::{raw_text, DeadLetter, Invalid, Origin, StreamKind};
+use crate::format::{Decoder, Format, Framing};
 
-/// The files of each stream, resolved from globs or a folder.
+/// The files of each stream, resolved from globs or a folder, decoded by the streams'
+/// declarations.
 ///
 /// Each file is one partition. Files are sorted by path and dealt to workers round-robin,
 /// so each file is read by exactly one worker. Each worker reads its files in step by
@@ -21,6 +21,7 @@ use crate::event::{
 #[derive(Clone, Debug)]
 pub struct FileSource {
     format: Format,
+    schema: Arc<Schema>,
     files: Vec<(StreamKind, PathBuf)>,
     bytes_read: Arc<AtomicU64>,
 }
@@ -36,12 +37,14 @@ pub struct NoFiles {
 }
 
 impl FileSource {
-    /// The files matching one glob per stream. A stream without a pattern has no input.
+    /// The files matching one glob per stream, read as `schema` declares the streams. A
+    /// stream without a pattern has no input.
     ///
     /// # Errors
     /// [`NoFiles`] when a pattern is invalid or matches no file.
     pub fn from_globs(
         format: Format,
+        schema: Arc<Schema>,
         patterns: &[(StreamKind, String)],
     ) -> Result<FileSource, NoFiles> {
         let mut files = Vec::new();
@@ -63,6 +66,7 @@ impl FileSource {
         }
         Ok(FileSource {
             format,
+            schema,
             files,
             bytes_read: Arc::default(),
         })
@@ -110,10 +114,14 @@ impl Source for FileSource {
                 let file = File::open(path).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
                 })?;
+                let decoder = Decoder::new(
+                    Arc::clone(self.schema.stream(*stream)),
+                    self.format,
+                    Framing::Lines,
+                );
                 Ok(Box::new(FilePartition::new(
                     path.display().to_string(),
-                    *stream,
-                    self.format,
+                    decoder,
                     Box::new(BufReader::with_capacity(1 << 20, file)),
                     Arc::clone(&self.bytes_read),
                 )) as Box<dyn Partition>)
@@ -122,19 +130,20 @@ impl Source for FileSource {
     }
 }
 
-/// A partition that reads `reader` exactly as a file of `stream` in `format` is read:
-/// the same line splitting, header handling, limits and decoding. For tests and fuzzing
-/// of the file format without touching the file system.
+/// A partition that reads `reader` exactly as a file of `stream` (declared by `schema`)
+/// in `format` is read: the same line splitting, header handling, limits and decoding.
+/// For tests and fuzzing of the file format without touching the file system.
 pub fn reader_partition(
     name: impl Into<String>,
+    schema: &Schema,
     stream: StreamKind,
     format: Format,
     reader: impl BufRead + Send + 'static,
 ) -> Box<dyn Partition> {
+    let decoder = Decoder::new(Arc::clone(schema.stream(stream)), format, Framing::Lines);
     Box::new(FilePartition::new(
         name.into(),
-        stream,
-        format,
+        decoder,
         Box::new(reader),
         Arc::default(),
     ))
@@ -144,41 +153,37 @@ pub fn reader_partition(
 /// span lines.
 struct FilePartition {
     name: String,
-    stream: StreamKind,
-    format: Format,
+    decoder: Decoder,
     reader: Box<dyn BufRead + Send>,
     line: Vec<u8>,
     line_no: u64,
-    /// The CSV decoder built from the header; `Err` when the header is unusable.
-    decoder: Option<Result<CsvDecoder, Invalid>>,
-    fields: csv::StringRecord,
     bytes_read: Arc<AtomicU64>,
 }
 
 impl FilePartition {
     fn new(
         name: String,
-        stream: StreamKind,
-        format: Format,
+        decoder: Decoder,
         reader: Box<dyn BufRead + Send>,
         bytes_read: Arc<AtomicU64>,
     ) -> FilePartition {
         FilePartition {
             name,
-            stream,
-            format,
+            decoder,
             reader,
             line: Vec::new(),
             line_no: 0,
-            decoder: None,
-            fields: csv::StringRecord::new(),
             bytes_read,
         }
     }
 
-    fn dead_letter(&self, raw: &[u8], reason: &Invalid) -> Arrival {
+    fn dead_letter(&self, reason: &Invalid) -> Arrival {
+        let mut raw = self.line.as_slice();
+        while let Some(stripped) = raw.strip_suffix(b"\n").or_else(|| raw.strip_suffix(b"\r")) {
+            raw = stripped;
+        }
         Arrival::DeadLetter(DeadLetter {
-            stream: self.stream,
+            stream: self.decoder.schema().kind(),
             origin: Origin {
                 source: self.name.clone(),
                 position: self.line_no,
@@ -190,67 +195,14 @@ impl FilePartition {
 
     /// Decodes the current line; `None` for a line that carries no record (blank, header).
     fn decode_line(&mut self) -> Option<Arrival> {
-        let mut bytes = self.line.as_slice();
-        while let Some(stripped) = bytes
-            .strip_suffix(b"\n")
-            .or_else(|| bytes.strip_suffix(b"\r"))
-        {
-            bytes = stripped;
-        }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return None;
-        }
-        if bytes.len() > MAX_RECORD_BYTES {
-            let reason = Invalid::TooLong {
-                len: bytes.len(),
-                max: MAX_RECORD_BYTES,
-            };
-            return Some(self.dead_letter(bytes, &reason));
-        }
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => return Some(self.dead_letter(bytes, &Invalid::NotUtf8(e.to_string()))),
-        };
-        let decoded = match self.format {
-            Format::Json => parse_json(self.stream, text),
-            Format::Csv => {
-                split_csv(text, &mut self.fields);
-                match &self.decoder {
-                    None => {
-                        self.decoder = Some(CsvDecoder::new(self.stream, &self.fields));
-                        return None;
-                    }
-                    Some(Ok(decoder)) => decoder.decode(&self.fields),
-                    Some(Err(header)) => Err(header.clone()),
-                }
-            }
-        };
-        Some(match decoded {
-            Ok(event) => Arrival::Event {
-                event,
+        match self.decoder.decode(&self.line, None) {
+            Ok(None) => None,
+            Ok(Some(record)) => Some(Arrival::Event {
+                record,
                 position: self.line_no,
-            },
-            Err(reason) => self.dead_letter(bytes, &reason),
-        })
-    }
-}
-
-/// Splits one CSV line into `fields`: a fast path for lines without quotes, the csv crate
-/// for the rest.
-fn split_csv(line: &str, fields: &mut csv::StringRecord) {
-    fields.clear();
-    if !line.contains('"') {
-        for field in line.split(',') {
-            fields.push_field(field);
+            }),
+            Err(reason) => Some(self.dead_letter(&reason)),
         }
-        return;
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(line.as_bytes());
-    if reader.read_record(fields).is_err() {
-        fields.clear();
     }
 }
 

@@ -3,22 +3,23 @@
 use std::io::Write;
 
 use super::{Batch, Sink, SinkError};
-use crate::dataflow::Dim;
+use crate::declare::Aggregate;
 
-/// Prints each non-empty batch as a heading line and up to `max_rows` rows.
+/// Prints each non-empty batch as a heading line and up to `max_rows` rows: window start,
+/// status, `dim=value` for each dim and `Δmeasure ±n` for each measure.
 ///
 /// A closed pipe (e.g. `| head`) is not a crash: the sink reports
 /// [`SinkError::Closed`] and the run stops quietly.
 pub struct StdoutSink {
-    dims: Vec<Dim>,
+    aggregate: Aggregate,
     max_rows: usize,
 }
 
 impl StdoutSink {
-    /// A preview of the given dims, at most `max_rows` rows per batch.
-    pub fn new(dims: &[Dim], max_rows: usize) -> StdoutSink {
+    /// A preview of `aggregate`'s rows, at most `max_rows` rows per batch.
+    pub fn new(aggregate: &Aggregate, max_rows: usize) -> StdoutSink {
         StdoutSink {
-            dims: dims.to_vec(),
+            aggregate: aggregate.clone(),
             max_rows,
         }
     }
@@ -33,24 +34,27 @@ impl StdoutSink {
             batch.dead_letters.len(),
             batch.too_late.len(),
         );
+        let names = self.aggregate.measure_names();
         for row in batch.rows.iter().take(self.max_rows) {
             let dims: Vec<String> = self
+                .aggregate
                 .dims
-                .iter()
-                .map(|d| format!("{}={}", d.name(), row.dims.value(*d)))
+                .names()
+                .into_iter()
+                .zip(self.aggregate.dims.texts(&row.dims))
+                .map(|(name, value)| format!("{name}={value}"))
                 .collect();
-            let d = row.delta;
+            let deltas: Vec<String> = names
+                .iter()
+                .zip(row.delta.values(names.len()))
+                .map(|(name, value)| format!("Δ{name} {value:+}"))
+                .collect();
             text.push_str(&format!(
-                "  {} {:<10} {}  Δbids {:+} Δimpr {:+} Δclicks {:+} Δconv {:+} Δspend {:+} Δrevenue {:+}\n",
+                "  {} {:<10} {}  {}\n",
                 utc(row.window_start),
                 row.status.name(),
                 dims.join(" "),
-                d.bids,
-                d.impressions,
-                d.clicks,
-                d.conversions,
-                d.spend_micros,
-                d.revenue_micros
+                deltas.join(" ")
             ));
         }
         if batch.rows.len() > self.max_rows {

@@ -7,8 +7,8 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
 
-use super::Attribution;
-use crate::event::{EventId, Millis, Record};
+use crate::declare::Attribution;
+use crate::event::{EventId, Keyed, Millis};
 
 /// What a child needs of its parent: the parent's event time (for the match bound) and
 /// the attribution it passes on.
@@ -42,10 +42,12 @@ pub trait Attribute<'scope, C> {
     /// # Examples
     /// ```
     /// use differential_dataflow::input::Input;
-    /// use diffmill::dataflow::{Attribute, Attribution, DimValues, Parent};
-    /// use diffmill::event::Click;
+    /// use diffmill::dataflow::{Attribute, Parent};
+    /// use diffmill::declare::{Attribution, KeyLayout, Schema, Value};
+    /// use diffmill::event::{Click, StreamKind};
     ///
-    /// let dims = Attribution::Dims(DimValues { campaign_id: Some(7), ..Default::default() });
+    /// let layout = KeyLayout::new(Schema::funnel().stream(StreamKind::Bid), &["campaign_id"], &[]).unwrap();
+    /// let dims = Attribution::Dims(layout.key(&[Some(Value::Id(7))]));
     /// timely::example(move |scope| {
     ///     let (_, bids) = scope.new_collection_from(vec![(1u64, Parent { ts: 100, attribution: dims })]);
     ///     let click = |click_id, bid_id, ts| Click { click_id, bid_id, ts };
@@ -71,7 +73,7 @@ pub trait Attribute<'scope, C> {
 
 impl<'scope, C> Attribute<'scope, C> for VecCollection<'scope, Millis, (EventId, C)>
 where
-    C: Record + ExchangeData,
+    C: Keyed + ExchangeData,
 {
     fn attribute(
         self,

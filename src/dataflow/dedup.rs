@@ -13,7 +13,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::ExchangeData;
 
-use crate::event::{EventId, Millis, Record};
+use crate::event::{EventId, Keyed, Millis};
 
 /// What dedup saw: the dedup share of a stream's accounting.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,7 +74,7 @@ struct Group<R> {
 }
 
 /// Dedup by id as a differential operator.
-pub trait DedupById<'scope, R: Record> {
+pub trait DedupById<'scope, R: Keyed> {
     /// Keeps one record per id: the winner, the record with the greatest `(ts, payload)`,
     /// so the choice does not depend on arrival order. Each record is retracted at
     /// `release(record)`, which releases its state; `release` must not decrease with `ts`
@@ -112,7 +112,7 @@ pub trait DedupById<'scope, R: Record> {
 
 impl<'scope, R> DedupById<'scope, R> for VecCollection<'scope, Millis, R>
 where
-    R: Record + ExchangeData,
+    R: Keyed + ExchangeData,
 {
     fn dedup_by_id<F>(self, release: F, counts: Arc<DedupCounters>) -> Self
     where
@@ -207,7 +207,7 @@ where
 
 /// Drops the groups whose release time is at most `time`, each sending the retraction
 /// of its winner at its release time to `out`.
-fn release_until<R: Record>(
+fn release_until<R: Keyed>(
     groups: &mut Groups<R>,
     releases: &mut Releases,
     time: Millis,
@@ -263,7 +263,7 @@ impl Hasher for IdHasher {
 
 /// Applies one record at `time`; returns the updates to emit now (at most two). The
 /// winner's retraction at its release time is sent by [`release_until`].
-fn admit<R: Record, F: Fn(&R) -> Millis>(
+fn admit<R: Keyed, F: Fn(&R) -> Millis>(
     groups: &mut Groups<R>,
     releases: &mut Releases,
     counts: &mut DedupCounts,

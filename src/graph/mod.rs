@@ -4,14 +4,12 @@
 //! resolved into a [`Plan`] (files found, settings validated), and the plan builds the
 //! same [`crate::runtime::Funnel`] a Rust program would.
 
-mod duration;
 mod load;
 mod plan;
 mod spec;
 
-pub use duration::DurationText;
 pub use load::GraphError;
 pub use plan::{Overrides, Plan};
 pub use spec::{
-    CsvSinkSpec, FilesSpec, FunnelSpec, GraphSpec, SinkSpec, SourceSpec, StdoutSinkSpec,
+    AggregateTable, CsvSinkSpec, FilesSpec, GraphSpec, SinkSpec, SourceSpec, StdoutSinkSpec,
 };

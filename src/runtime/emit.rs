@@ -15,7 +15,8 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::{ProbeHandle, Stream};
 
 use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
-use crate::dataflow::{AggregateKey, Aggregates, FunnelSettings, Measures};
+use crate::dataflow::{AggregateKey, Aggregates};
+use crate::declare::{FunnelSettings, Measures};
 use crate::event::{Millis, Rejected};
 
 use super::{Progress, Stop, StopNotice, StopReason};
@@ -34,13 +35,14 @@ pub struct EmitContext {
 /// Everything the emitter keeps between activations.
 struct Emitter {
     settings: FunnelSettings,
-    sinks: Vec<Box<dyn Sink>>,
+    /// The sinks of each aggregate.
+    sinks: Vec<Vec<Box<dyn Sink>>>,
     updates: Vec<(AggregateKey, Millis, Measures)>,
     rejects: Vec<(Millis, Rejected)>,
     /// The frontier of the last batch.
     previous: Millis,
-    /// Windows with rows that are not final yet.
-    windows: BTreeSet<Millis>,
+    /// Per aggregate: windows with rows that are not final yet.
+    windows: Vec<BTreeSet<Millis>>,
     seq: u64,
     last_emit: Option<Instant>,
     finished: bool,
@@ -62,9 +64,10 @@ enum Notice {
 }
 
 impl Emitter {
-    /// Builds the batch that moves the frontier from `previous` to `frontier`.
-    fn batch(&mut self, frontier: Option<Millis>) -> Batch {
-        let lateness = self.settings.lateness;
+    /// Builds the batches (one per aggregate, with the same sequence number) that move
+    /// the frontier from `previous` to `frontier`.
+    fn batch(&mut self, frontier: Option<Millis>) -> Vec<Batch> {
+        let aggregates = std::sync::Arc::clone(&self.settings.aggregates);
         let before = |time: &Millis| frontier.is_none_or(|f| *time < f);
         let mut sums: BTreeMap<AggregateKey, Measures> = BTreeMap::new();
         self.updates.retain(|(key, time, delta)| {
@@ -73,70 +76,85 @@ impl Emitter {
             }
             // Changes at or after the window is final are releases of state or parents
             // too late for this window: the final value stands.
-            if *time < lateness.final_at(key.0) {
+            let window = aggregates[usize::from(key.0)].window;
+            if *time < window.final_at(key.1) {
                 sums.entry(*key).or_default().plus_equals(delta);
             }
             false
         });
-        let rows: Vec<AggregateRow> = sums
-            .into_iter()
-            .filter(|(_, delta)| !delta.is_zero())
-            .map(|((window_start, dims), delta)| {
-                let window_end = lateness.window_end(window_start);
-                AggregateRow {
-                    window_start,
-                    window_end,
-                    dims,
-                    delta,
-                    status: lateness.status(window_end, self.previous, frontier),
-                }
+        let mut batches: Vec<Batch> = aggregates
+            .iter()
+            .map(|_| Batch {
+                seq: self.seq,
+                previous: self.previous,
+                frontier,
+                ..Batch::default()
             })
             .collect();
-        self.windows.extend(rows.iter().map(|row| row.window_start));
-        let finalized: Vec<Millis> = match frontier {
-            None => std::mem::take(&mut self.windows).into_iter().collect(),
-            Some(f) => {
-                let open = self.windows.split_off(&self.first_not_final(f));
-                std::mem::replace(&mut self.windows, open)
-                    .into_iter()
-                    .collect()
+        for ((aggregate, window_start, dims), delta) in sums {
+            if delta.is_zero() {
+                continue;
             }
-        };
-        let mut batch = Batch {
-            seq: self.seq,
-            previous: self.previous,
-            frontier,
-            rows,
-            finalized,
-            ..Batch::default()
-        };
+            let window = aggregates[usize::from(aggregate)].window;
+            let window_end = window.end(window_start);
+            batches[usize::from(aggregate)].rows.push(AggregateRow {
+                window_start,
+                window_end,
+                dims,
+                delta,
+                status: window.status(window_end, self.previous, frontier),
+            });
+        }
+        let mut dead_letters = Vec::new();
+        let mut too_late = Vec::new();
         self.rejects.retain(|(time, rejected)| {
             if !before(time) {
                 return true;
             }
             match rejected.clone() {
-                Rejected::DeadLetter(dead) => batch.dead_letters.push(dead),
-                Rejected::TooLate(late) => batch.too_late.push(late),
+                Rejected::DeadLetter(dead) => dead_letters.push(dead),
+                Rejected::TooLate(late) => too_late.push(late),
             }
             false
         });
+        for (a, batch) in batches.iter_mut().enumerate() {
+            let windows = &mut self.windows[a];
+            windows.extend(batch.rows.iter().map(|row| row.window_start));
+            batch.finalized = match frontier {
+                None => std::mem::take(windows).into_iter().collect(),
+                Some(f) => {
+                    let open = windows.split_off(&aggregates[a].window.first_not_final(f));
+                    std::mem::replace(windows, open).into_iter().collect()
+                }
+            };
+            batch.dead_letters = dead_letters.clone();
+            batch.too_late = too_late.clone();
+        }
         self.seq += 1;
         if let Some(f) = frontier {
             self.previous = f;
         }
-        batch
+        batches
     }
 
-    /// Writes `batch` to every sink (and closes them after the last batch of a complete
-    /// input). On a failure the run is stopped and nothing more is written.
-    fn write(&mut self, batch: &Batch, context: &EmitContext, worker: usize) {
+    /// Writes each aggregate's batch to its sinks (and closes them after the last batch
+    /// of a complete input). On a failure the run is stopped and nothing more is written.
+    fn write(&mut self, batches: &[Batch], context: &EmitContext, worker: usize) {
+        let Some(first) = batches.first() else {
+            return;
+        };
         let progress = &context.progress;
         progress.batches.fetch_add(1, Ordering::Relaxed);
         progress
             .frontier
-            .store(batch.frontier.unwrap_or(u64::MAX), Ordering::Relaxed);
-        let close = batch.frontier.is_none();
-        for sink in self.sinks.iter_mut() {
+            .store(first.frontier.unwrap_or(u64::MAX), Ordering::Relaxed);
+        let close = first.frontier.is_none();
+        let sinks = self
+            .sinks
+            .iter_mut()
+            .zip(batches)
+            .flat_map(|(sinks, batch)| sinks.iter_mut().map(move |sink| (sink, batch)));
+        for (sink, batch) in sinks {
             progress.writing.store(true, Ordering::SeqCst);
             let written =
                 sink.write_batch(batch)
@@ -154,7 +172,7 @@ impl Emitter {
                 return;
             }
         }
-        match batch.frontier {
+        match first.frontier {
             Some(f) => {
                 if let Some(capability) = self.written.as_mut() {
                     capability.downgrade(&f);
@@ -173,29 +191,21 @@ impl Emitter {
                 self.cuts.insert(cut);
                 return;
             }
-            if cut > self.previous && !self.sinks.is_empty() {
-                let batch = self.batch(Some(cut));
-                self.write(&batch, context, worker);
+            if cut > self.previous && self.has_sinks() {
+                let batches = self.batch(Some(cut));
+                self.write(&batches, context, worker);
             }
         }
     }
 
-    /// The least window start whose window is not final at frontier `f`.
-    fn first_not_final(&self, f: Millis) -> Millis {
-        let lateness = self.settings.lateness;
-        // final_at(s) = s + W + L <= f  <=>  s <= f - W - L
-        let span = lateness.window.saturating_add(lateness.allowed_lateness);
-        match f.checked_sub(span) {
-            Some(last_final) => lateness
-                .window_start(last_final)
-                .saturating_add(lateness.window),
-            None => 0,
-        }
+    /// Whether any aggregate has a sink.
+    fn has_sinks(&self) -> bool {
+        self.sinks.iter().any(|sinks| !sinks.is_empty())
     }
 }
 
 /// Builds the emitter on every worker; worker 0 of process 0 receives all aggregate
-/// updates and rejected records and owns the sinks.
+/// updates and rejected records and owns the sinks (`sinks[a]`: those of aggregate `a`).
 ///
 /// The emitter's input frontier is reported to `processed` (for flow control), and its
 /// output frontier to `written`, on every worker of the cluster: the frontier of the last
@@ -217,7 +227,7 @@ pub fn emit<'scope>(
     rejects: Stream<'scope, Millis, Vec<Rejected>>,
     notices: Stream<'scope, Millis, Vec<StopNotice>>,
     settings: &FunnelSettings,
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<Vec<Box<dyn Sink>>>,
     context: EmitContext,
     processed: &ProbeHandle<Millis>,
     written: &ProbeHandle<Millis>,
@@ -242,15 +252,20 @@ pub fn emit<'scope>(
             "Emit",
             move |capability: Capability<Millis>, info| {
                 let activator = activator_scope.activator_for(info.address);
-                let written = (!sinks.is_empty()).then_some(capability);
-                let cuts = sinks.iter().filter_map(|s| s.resume_frontier()).collect();
+                let written = sinks.iter().any(|s| !s.is_empty()).then_some(capability);
+                let cuts = sinks
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| s.resume_frontier())
+                    .collect();
+                let windows = vec![BTreeSet::new(); settings.aggregates.len()];
                 let mut state = Emitter {
                     settings,
                     sinks,
                     updates: Vec::new(),
                     rejects: Vec::new(),
                     previous: 0,
-                    windows: BTreeSet::new(),
+                    windows,
                     seq: 0,
                     last_emit: None,
                     finished: false,
@@ -287,9 +302,9 @@ pub fn emit<'scope>(
                         let reached = frontier.map_or(stop_at, |f| f.min(stop_at));
                         state.finished = true;
                         state.cut(Some(reached), &context, worker);
-                        if reached > state.previous && !state.sinks.is_empty() {
-                            let batch = state.batch(Some(reached));
-                            state.write(&batch, &context, worker);
+                        if reached > state.previous && state.has_sinks() {
+                            let batches = state.batch(Some(reached));
+                            state.write(&batches, &context, worker);
                         }
                         state.written = None;
                         return;
@@ -308,11 +323,11 @@ pub fn emit<'scope>(
                     if state.finished {
                         return;
                     }
-                    let batch = state.batch(frontier);
+                    let batches = state.batch(frontier);
                     state.last_emit = Some(Instant::now());
                     state.finished = frontier.is_none();
-                    if !state.sinks.is_empty() {
-                        state.write(&batch, &context, worker);
+                    if state.has_sinks() {
+                        state.write(&batches, &context, worker);
                     }
                 }
             },

@@ -10,7 +10,8 @@ use super::ingest::{ingest, IngestContext};
 use super::tally::tally;
 use super::{hear_stops, Accounting, Cluster, Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError, Source};
-use crate::dataflow::{ad_funnel, FunnelSettings, ParentTrace};
+use crate::dataflow::{ad_funnel, ParentTrace};
+use crate::declare::FunnelSettings;
 use crate::event::Millis;
 use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
@@ -32,9 +33,6 @@ pub struct RunReport {
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The settings cannot work.
-    #[error("invalid settings: {0}")]
-    Settings(#[from] crate::dataflow::SettingsError),
     /// A source could not be opened or read.
     #[error("source: {0}")]
     Source(#[from] std::io::Error),
@@ -54,7 +52,7 @@ pub enum RunError {
 /// # Examples
 /// ```
 /// use diffmill::connectors::{MemorySink, MemorySource};
-/// use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
+/// use diffmill::declare::{Attribution, FunnelSettings, Measures};
 /// use diffmill::event::{Event, Impression};
 /// use diffmill::runtime::Funnel;
 ///
@@ -76,19 +74,21 @@ pub enum RunError {
 pub struct Funnel {
     settings: FunnelSettings,
     source: Option<Arc<dyn Source>>,
-    sinks: Vec<Box<dyn Sink>>,
+    /// The sinks of each aggregate.
+    sinks: Vec<Vec<Box<dyn Sink>>>,
     progress: Arc<Progress>,
     cluster: Cluster,
     stop: Stop,
 }
 
 impl Funnel {
-    /// A funnel with the given settings, no source, no sinks and one worker.
+    /// A funnel with the given settings (a resolved
+    /// [`Declaration`](crate::declare::Declaration)), no source, no sinks and one worker.
     pub fn new(settings: FunnelSettings) -> Funnel {
         Funnel {
+            sinks: settings.aggregates.iter().map(|_| Vec::new()).collect(),
             settings,
             source: None,
-            sinks: Vec::new(),
             progress: Arc::default(),
             cluster: Cluster::single(1),
             stop: Stop::new(),
@@ -112,15 +112,24 @@ impl Funnel {
         self
     }
 
-    /// Adds a sink; every sink receives every batch, in order.
-    pub fn sink(mut self, sink: impl Sink + 'static) -> Funnel {
-        self.sinks.push(Box::new(sink));
-        self
+    /// Adds a sink of the first aggregate (the only one of a graph without
+    /// `[[aggregate]]`); every sink of an aggregate receives every batch, in order.
+    pub fn sink(self, sink: impl Sink + 'static) -> Funnel {
+        self.aggregate_sink(0, Box::new(sink))
     }
 
-    /// Adds a boxed sink.
-    pub fn boxed_sink(mut self, sink: Box<dyn Sink>) -> Funnel {
-        self.sinks.push(sink);
+    /// Adds a boxed sink of the first aggregate.
+    pub fn boxed_sink(self, sink: Box<dyn Sink>) -> Funnel {
+        self.aggregate_sink(0, sink)
+    }
+
+    /// Adds a sink of aggregate `aggregate` (its position in the declaration); it receives
+    /// that aggregate's rows, and every batch's dead letters and too-late records. A
+    /// position beyond the declared aggregates is ignored.
+    pub fn aggregate_sink(mut self, aggregate: usize, sink: Box<dyn Sink>) -> Funnel {
+        if let Some(sinks) = self.sinks.get_mut(aggregate) {
+            sinks.push(sink);
+        }
         self
     }
 
@@ -167,7 +176,6 @@ impl Funnel {
     /// # Errors
     /// The first failure of any worker: settings, source, sink or runtime.
     pub fn run_on(self, config: timely::Config) -> Result<RunReport, RunError> {
-        self.settings.validate()?;
         let Funnel {
             settings,
             source,
@@ -204,7 +212,7 @@ impl Funnel {
                     .ok()
                     .and_then(|mut s| s.take())
                     .unwrap_or_default(),
-                _ => Vec::new(),
+                _ => settings.aggregates.iter().map(|_| Vec::new()).collect(),
             };
             let probe = timely::dataflow::ProbeHandle::new();
             let written = timely::dataflow::ProbeHandle::new();
@@ -224,7 +232,7 @@ impl Funnel {
             let traces = worker.dataflow::<Millis, _, _>(|scope| {
                 let ingested = ingest(scope, &settings, partitions, ingest_context.clone());
                 let notices = hear_stops(ingested.notices, ingest_context.stop.clone());
-                let (aggregates, traces) = ad_funnel(ingested.events, &settings, &dedup_counts);
+                let (aggregates, traces) = ad_funnel(ingested.records, &settings, &dedup_counts);
                 emit(
                     aggregates,
                     ingested.rejects,

@@ -13,10 +13,12 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
+use super::guard::Guards;
 use super::{Accounting, Admission, PartitionClock, Progress, Stop, StopNotice, StopReason};
 use crate::connectors::{Arrival, Partition, Poll};
-use crate::dataflow::FunnelSettings;
-use crate::event::{to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate};
+use crate::declare::FunnelSettings;
+use crate::event::{DeadLetter, Invalid, Millis, Origin, Record, Rejected, TooLate};
+use crate::format::csv_line;
 
 /// Records read from one partition per poll.
 const POLL_CHUNK: usize = 4096;
@@ -53,6 +55,7 @@ pub const MAX_LEAD: Millis = 60_000;
 struct PartitionState {
     partition: Box<dyn Partition>,
     clock: PartitionClock,
+    guards: Guards,
     done: bool,
     /// Said `Idle` in this activation: not asked again until the next one, so an idle
     /// partition never keeps the others from being read.
@@ -68,8 +71,8 @@ struct PartitionState {
 
 /// The streams that ingestion produces.
 pub struct Ingested<'scope> {
-    /// Admitted events, each `(event, entry time, +1)`.
-    pub events: VecCollection<'scope, Millis, Event>,
+    /// Admitted records, each `(record, entry time, +1)`.
+    pub records: VecCollection<'scope, Millis, Record>,
     /// Dead letters and too-late records, at the time they were rejected.
     pub rejects: Stream<'scope, Millis, Vec<Rejected>>,
     /// Stop notices announced by this worker (see [`super::hear_stops`]).
@@ -81,8 +84,9 @@ pub struct Ingested<'scope> {
 /// The operator holds a capability at the worker's frontier: the least watermark over its
 /// open partitions (design.md §3). It always reads from the open partition whose watermark
 /// is lowest, so the frontier advances during a replay. Each valid record is admitted by
-/// its partition's [`PartitionClock`]; entering records become `(event, entry, +1)`
-/// updates; dead letters and too-late records go to the second stream. When every
+/// its partition's [`PartitionClock`], then checked against the bounds of bounded
+/// dimensions and the overflow budget of summed fields; entering records become
+/// `(record, entry, +1)` updates; dead letters and too-late records go to the second stream. When every
 /// partition is done the capability is dropped, completing every window downstream.
 ///
 /// When the process's [`Stop`] is stopping (requested here or heard from the cluster),
@@ -96,6 +100,7 @@ pub fn ingest<'scope>(
     context: IngestContext,
 ) -> Ingested<'scope> {
     let worker = scope.index();
+    let settings = settings.clone();
     let lateness = settings.lateness;
     let mut states: Vec<PartitionState> = partitions
         .into_iter()
@@ -105,6 +110,7 @@ pub fn ingest<'scope>(
                 settings.max_disorder,
                 settings.max_future_skew,
             ),
+            guards: Guards::new(&settings),
             done: false,
             idle: false,
             quiet_since: None,
@@ -180,35 +186,49 @@ pub fn ingest<'scope>(
                             counts.dead_lettered += 1;
                             rejects_session.give(Rejected::DeadLetter(dead));
                         }
-                        Arrival::Event { event, position } => {
-                            let counts = accounting.stream_mut(event.kind());
+                        Arrival::Event {
+                            mut record,
+                            position,
+                        } => {
+                            let counts = accounting.stream_mut(record.stream);
                             counts.read += 1;
-                            match state.clock.admit(&lateness, &event) {
+                            let name = state.partition.name();
+                            match state.clock.judge(&lateness, record.stream, record.ts) {
                                 Admission::Enter {
                                     entry,
                                     late,
                                     attribution_only,
                                 } => {
+                                    let checked =
+                                        state.guards.admit(&settings, &mut record, !attribution_only);
+                                    if let Err(reason) = checked {
+                                        counts.dead_lettered += 1;
+                                        rejects_session.give(Rejected::DeadLetter(dead_letter(
+                                            &settings, &record, name, position, reason,
+                                        )));
+                                        continue;
+                                    }
+                                    state.clock.advance(record.ts);
                                     counts.late += u64::from(late);
                                     counts.attribution_only += u64::from(attribution_only);
-                                    events_session.give((event, entry, 1isize));
+                                    events_session.give((record, entry, 1isize));
                                 }
                                 Admission::TooFarInFuture { ahead_ms } => {
                                     counts.dead_lettered += 1;
-                                    rejects_session.give(Rejected::DeadLetter(too_far_ahead(
-                                        &event,
-                                        state.partition.name(),
-                                        position,
+                                    let schema = settings.schema.stream(record.stream);
+                                    let reason = Invalid::TooFarInFuture {
+                                        field: schema.fields()[schema.time_index()].name.clone(),
+                                        ts: record.ts,
                                         ahead_ms,
+                                    };
+                                    rejects_session.give(Rejected::DeadLetter(dead_letter(
+                                        &settings, &record, name, position, reason,
                                     )));
                                 }
                                 Admission::TooLate { watermark } => {
                                     counts.too_late += 1;
                                     rejects_session.give(Rejected::TooLate(too_late(
-                                        &event,
-                                        state.partition.name(),
-                                        position,
-                                        watermark,
+                                        &record, name, position, watermark,
                                     )));
                                 }
                             }
@@ -228,6 +248,7 @@ pub fn ingest<'scope>(
             drop(rejects_session);
             for state in states.iter_mut() {
                 state.idle = false;
+                state.guards.forget(state.clock.watermark());
             }
             context.progress.add_ingest(&accounting);
             let frontier = release_idle(&mut states, caps[0].time());
@@ -270,7 +291,7 @@ pub fn ingest<'scope>(
     });
 
     Ingested {
-        events: events.as_collection(),
+        records: events.as_collection(),
         rejects,
         notices,
     }
@@ -335,36 +356,40 @@ fn release_idle(states: &mut [PartitionState], current: &Millis) -> Option<Milli
     Some(frontier)
 }
 
-fn too_far_ahead(event: &Event, source: &str, position: u64, ahead_ms: Millis) -> DeadLetter {
+/// A record admitted by the watermark but rejected as bad input: too far in the future,
+/// beyond a dimension's bound, or beyond the overflow budget.
+fn dead_letter(
+    settings: &FunnelSettings,
+    record: &Record,
+    source: &str,
+    position: u64,
+    reason: Invalid,
+) -> DeadLetter {
     DeadLetter {
-        stream: event.kind(),
+        stream: record.stream,
         origin: Origin {
             source: source.to_owned(),
             position,
         },
-        raw: to_csv_fields(event).join(","),
-        reason: Invalid::TooFarInFuture {
-            ts: event.ts(),
-            ahead_ms,
-        }
-        .to_string(),
+        raw: csv_line(settings.schema.stream(record.stream), record),
+        reason: reason.to_string(),
     }
 }
 
-fn too_late(event: &Event, source: &str, position: u64, watermark: Millis) -> TooLate {
+fn too_late(record: &Record, source: &str, position: u64, watermark: Millis) -> TooLate {
     TooLate {
-        stream: event.kind(),
+        stream: record.stream,
         origin: Origin {
             source: source.to_owned(),
             position,
         },
-        id: event.id(),
-        ts: event.ts(),
+        id: record.id,
+        ts: record.ts,
         watermark,
         reason: format!(
             "too late: the partition watermark {watermark} had reached the record's release \
              time, so every window it could affect (from the window of ts {}) is final",
-            event.ts()
+            record.ts
         ),
     }
 }

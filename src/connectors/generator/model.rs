@@ -3,11 +3,14 @@
 
 use rand::RngCore;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use super::config::RESTAMP_MS;
 use super::sample::{threshold, uniform, Coin, Zipf};
 use super::{Bounds, GeneratorConfig};
-use crate::dataflow::{FunnelSettings, Lateness};
-use crate::event::{Event, Label, Millis, StreamKind};
+use crate::declare::{FunnelSettings, Lateness, Schema};
+use crate::event::{Event, Label, Millis, Record, StreamKind};
 
 /// How a second copy of a record is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +41,10 @@ pub(super) struct Model {
     duplicate: [u64; 2],
     lateness: Lateness,
     pub(super) max_disorder: Millis,
+    /// The declared streams the records are made for.
+    pub(super) schema: Arc<Schema>,
+    /// Values of declared string fields the generator does not know.
+    values: BTreeMap<String, Vec<Label>>,
     /// Slack added to the late and too-late lags so that enough on-time records of the
     /// partition arrive in between to move its watermark past the record.
     margin: Millis,
@@ -74,9 +81,23 @@ impl Model {
             ],
             lateness: settings.lateness,
             max_disorder: settings.max_disorder,
+            schema: Arc::clone(&settings.schema),
+            values: config
+                .values
+                .iter()
+                .map(|(name, list)| {
+                    let labels = list.iter().filter_map(|v| Label::new(v)).collect();
+                    (name.clone(), labels)
+                })
+                .collect(),
             margin: spacing.saturating_mul(8).max(1_000),
             config,
         }
+    }
+
+    /// `event` as a record of the declared streams.
+    pub(super) fn record(&self, event: &Event) -> Record {
+        super::fields::record(&self.schema, &self.values, self.config.seed, event)
     }
 
     /// Event time of bid `index` (0-based over the whole run).

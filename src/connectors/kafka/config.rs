@@ -7,8 +7,9 @@ use rdkafka::config::FromClientConfig;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Format, StreamKind};
-use crate::graph::DurationText;
+use crate::event::StreamKind;
+use crate::format::Format;
+use crate::declare::DurationText;
 
 /// Where a partition starts reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,8 +6,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use super::config::KafkaSinkSpec;
 use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
+use crate::declare::{Aggregate, WindowStatus};
 use crate::event::Millis;
 
 /// How long initializing or committing a transaction may take.
@@ -21,22 +24,61 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputRecord {
-    /// A change to one aggregate; the message key is `[window_start, dims]`.
+    /// A change to one aggregate; the message key is `[window_start, <dim values…>]`.
     Row(RowRecord),
     /// The end of a batch; the message key is `"progress"`.
     Progress(ProgressRecord),
 }
 
-/// A change to one aggregate, with its batch.
+/// A change to one aggregate, with its batch: dims and measures by name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowRecord {
     /// The batch's sequence number.
     pub seq: u64,
     /// The batch's frontier (`None`: the input is complete).
     pub frontier: Option<Millis>,
-    /// The change.
-    #[serde(flatten)]
-    pub row: AggregateRow,
+    /// Window start (inclusive), ms.
+    pub window_start: Millis,
+    /// Window end (exclusive), ms.
+    pub window_end: Millis,
+    /// Each grouped field's value as text (`unattributed` for every dim of a child whose
+    /// parent is missing, `other` beyond a dimension's bound).
+    pub dims: BTreeMap<String, String>,
+    /// Each measure's change.
+    pub measures: BTreeMap<String, i64>,
+    /// Whether the window is open, closed in this batch, or being corrected.
+    pub status: WindowStatus,
+}
+
+impl RowRecord {
+    /// The record of `row`, a row of `aggregate` in the batch `seq` with `frontier`.
+    pub fn new(
+        aggregate: &Aggregate,
+        seq: u64,
+        frontier: Option<Millis>,
+        row: &AggregateRow,
+    ) -> RowRecord {
+        let names = aggregate.measure_names();
+        RowRecord {
+            seq,
+            frontier,
+            window_start: row.window_start,
+            window_end: row.window_end,
+            dims: aggregate
+                .dims
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .zip(aggregate.dims.texts(&row.dims))
+                .collect(),
+            measures: names
+                .iter()
+                .map(|n| n.to_string())
+                .zip(row.delta.values(names.len()).iter().copied())
+                .collect(),
+            status: row.status,
+        }
+    }
 }
 
 /// The end of a batch: its frontier and what it carried.
@@ -62,16 +104,17 @@ pub struct ProgressRecord {
 pub struct KafkaSink {
     name: String,
     spec: KafkaSinkSpec,
+    aggregate: Aggregate,
     producer: BaseProducer,
 }
 
 impl KafkaSink {
     /// Connects and initializes the transactional producer (which fences any older
-    /// producer with the same `transactional.id`).
+    /// producer with the same `transactional.id`), for the rows of `aggregate`.
     ///
     /// # Errors
     /// A [`SinkError`] when the producer cannot be created or initialized.
-    pub fn create(spec: &KafkaSinkSpec) -> Result<KafkaSink, SinkError> {
+    pub fn create(spec: &KafkaSinkSpec, aggregate: &Aggregate) -> Result<KafkaSink, SinkError> {
         let name = format!("kafka:{}", spec.topic);
         let error = |e: KafkaError| SinkError::Other {
             sink: name.clone(),
@@ -84,6 +127,7 @@ impl KafkaSink {
         Ok(KafkaSink {
             name: name.clone(),
             spec: spec.clone(),
+            aggregate: aggregate.clone(),
             producer,
         })
     }
@@ -104,12 +148,11 @@ impl KafkaSink {
 
     fn write(&self, batch: &Batch) -> Result<(), KafkaError> {
         for row in &batch.rows {
-            let key = serde_json::to_string(&(row.window_start, &row.dims)).unwrap_or_default();
-            let record = OutputRecord::Row(RowRecord {
-                seq: batch.seq,
-                frontier: batch.frontier,
-                row: row.clone(),
-            });
+            let mut key = vec![row.window_start.to_string()];
+            key.extend(self.aggregate.dims.texts(&row.dims));
+            let key = serde_json::to_string(&key).unwrap_or_default();
+            let record =
+                OutputRecord::Row(RowRecord::new(&self.aggregate, batch.seq, batch.frontier, row));
             self.send(&self.spec.topic, &key, &json(&record))?;
         }
         if let Some(topic) = &self.spec.dead_letter_topic {
