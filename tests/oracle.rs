@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use diffmill::connectors::{
     owner, Arrival, Batch, MemorySink, MemorySource, Partition, Poll, Source,
 };
-use diffmill::dataflow::{Measures, WindowStatus};
+use diffmill::declare::WindowStatus;
 use diffmill::event::Millis;
 use diffmill::runtime::Funnel;
 use proptest::prelude::*;
@@ -128,23 +128,32 @@ fn check_run(
     source: impl Source + 'static,
     workers: usize,
 ) -> Result<(), String> {
-    let sink = MemorySink::new();
-    let report = Funnel::new(case.settings.clone())
-        .source(source)
-        .sink(sink.clone())
+    let sinks: Vec<MemorySink> = case
+        .settings
+        .aggregates
+        .iter()
+        .map(|_| MemorySink::new())
+        .collect();
+    let mut funnel = Funnel::new(case.settings.clone()).source(source);
+    for (a, sink) in sinks.iter().enumerate() {
+        funnel = funnel.aggregate_sink(a, Box::new(sink.clone()));
+    }
+    let report = funnel
         .workers(workers)
         .run()
         .map_err(|e| format!("run failed: {e}"))?;
-    let batches = sink.batches();
-    if report.batches != batches.len() as u64 {
-        return Err(format!(
-            "report says {} batches, the sink got {}",
-            report.batches,
-            batches.len()
-        ));
+    for (a, sink) in sinks.iter().enumerate() {
+        let batches = sink.batches();
+        if report.batches != batches.len() as u64 {
+            return Err(format!(
+                "report says {} batches, aggregate {a}'s sink got {}",
+                report.batches,
+                batches.len()
+            ));
+        }
+        check_batches(case, oracle, a, &batches).map_err(|e| format!("aggregate {a}: {e}"))?;
+        check_rejects(oracle, &batches)?;
     }
-    check_batches(case, oracle, &batches)?;
-    check_rejects(oracle, &batches)?;
     let accounting = report.accounting;
     if accounting != oracle.accounting() {
         return Err(format!(
@@ -162,10 +171,19 @@ fn check_run(
     Ok(())
 }
 
-/// Checks (a), (b), (e) and (f): running sums, row statuses and shape, finalization.
-fn check_batches(case: &Case, oracle: &Oracle, batches: &[Batch]) -> Result<(), String> {
-    let window = case.settings.lateness.window;
-    let lateness = case.settings.lateness.allowed_lateness;
+/// Checks (a), (b), (e) and (f) for aggregate `aggregate`: running sums, row statuses and
+/// shape, finalization.
+fn check_batches(
+    case: &Case,
+    oracle: &Oracle,
+    aggregate: usize,
+    batches: &[Batch],
+) -> Result<(), String> {
+    let window = case.settings.aggregates[aggregate].window.length;
+    let lateness = case.settings.aggregates[aggregate].window.allowed_lateness;
+    let mine = |all: Aggregates| -> Aggregates {
+        all.into_iter().filter(|((a, _, _), _)| *a == aggregate).collect()
+    };
     let mut sums = Aggregates::new();
     let mut previous: Millis = 0;
     let mut complete = false;
@@ -202,7 +220,7 @@ fn check_batches(case: &Case, oracle: &Oracle, batches: &[Batch]) -> Result<(), 
             };
             let problem = if row.window_start % window != 0 || row.window_end != end {
                 Some("is not a window")
-            } else if row.delta == Measures::default() {
+            } else if row.delta == Default::default() {
                 Some("is a zero row")
             } else if !keys.insert((row.window_start, row.dims)) {
                 Some("repeats a (window, dims) of its batch")
@@ -226,8 +244,8 @@ fn check_batches(case: &Case, oracle: &Oracle, batches: &[Batch]) -> Result<(), 
                 return Err(format!("{at} announces window {start} final again"));
             }
         }
-        support::add_rows(&mut sums, &batch.rows);
-        let expected = oracle.expected_prefix(batch.frontier);
+        support::add_rows(&mut sums, &case.settings, aggregate, &batch.rows);
+        let expected = mine(oracle.expected_prefix(batch.frontier));
         if sums != expected {
             return Err(format!(
                 "{at}: running sums differ from the oracle\n{}",
@@ -242,11 +260,9 @@ fn check_batches(case: &Case, oracle: &Oracle, batches: &[Batch]) -> Result<(), 
     if !complete {
         return Err("no batch completed the input".into());
     }
-    if sums != oracle.final_values() {
-        return Err(format!(
-            "final sums differ\n{}",
-            diff(&sums, &oracle.final_values())
-        ));
+    let finals = mine(oracle.final_values());
+    if sums != finals {
+        return Err(format!("final sums differ\n{}", diff(&sums, &finals)));
     }
     if let Some(start) = with_rows.iter().find(|s| !finalized_in.contains_key(s)) {
         return Err(format!(

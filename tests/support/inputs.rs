@@ -9,13 +9,15 @@
 //! random delays and timestamps.
 
 use std::fmt;
-use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence, Index};
 
 use diffmill::connectors::Arrival;
-use diffmill::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
+use diffmill::declare::{
+    AggregateSpec, Beyond, Declaration, DimensionSpec, DurationText, FunnelSettings, FunnelSpec,
+    MeasureSpec,
+};
 use diffmill::event::{
     Bid, Click, Conversion, DeadLetter, Event, Impression, Label, Millis, Origin, StreamKind,
 };
@@ -42,20 +44,36 @@ impl fmt::Debug for Case {
         let l = &self.settings.lateness;
         writeln!(
             f,
-            "window {} lateness {} bid_bound {} click_bound {} disorder {} group_by {:?} chunk {}",
-            l.window,
-            l.allowed_lateness,
+            "bid_bound {} click_bound {} disorder {} skew {} chunk {} bounds {:?}",
             l.bid_bound,
             l.click_bound,
             self.settings.max_disorder,
-            self.settings.group_by.dims(),
-            self.chunk
+            self.settings.max_future_skew,
+            self.chunk,
+            self.settings.bounds
         )?;
+        for aggregate in self.settings.aggregates.iter() {
+            let measures: Vec<String> = aggregate
+                .measures
+                .iter()
+                .map(|m| format!("{} {:?} {} {:?}", m.name, m.kind, m.stream, m.filter.as_ref().map(|f| f.text())))
+                .collect();
+            writeln!(
+                f,
+                "aggregate {} window {:?} by {:?}: {}",
+                aggregate.name,
+                aggregate.window,
+                aggregate.dims.names(),
+                measures.join("; ")
+            )?;
+        }
         for (p, arrivals) in self.partitions.iter().enumerate() {
             writeln!(f, "partition {p}:")?;
             for arrival in arrivals {
                 match arrival {
-                    Arrival::Event { event, position } => writeln!(f, "  {position}: {event:?}")?,
+                    Arrival::Event { record, position } => {
+                        writeln!(f, "  {position}: {record:?}")?
+                    }
                     Arrival::DeadLetter(dead) => {
                         writeln!(f, "  {}: dead letter {}", dead.origin.position, dead.stream)?
                     }
@@ -93,6 +111,74 @@ enum Change {
     Shift(i64),
 }
 
+/// The bid fields a case may group by.
+const DIMS: [&str; 5] = ["campaign_id", "ad_id", "publisher_id", "region", "device"];
+
+/// Measures a case may declare: what they read, optionally filtered on the stream's own
+/// fields or on the event time.
+fn measure() -> impl Strategy<Value = MeasureSpec> {
+    let base = prop_oneof![
+        Just(MeasureSpec::count("m", StreamKind::Bid)),
+        Just(MeasureSpec::count("m", StreamKind::Impression)),
+        Just(MeasureSpec::count("m", StreamKind::Click)),
+        Just(MeasureSpec::count("m", StreamKind::Conversion)),
+        Just(MeasureSpec::sum("m", StreamKind::Impression, "cost_micros")),
+        Just(MeasureSpec::sum("m", StreamKind::Conversion, "value_micros")),
+        Just(MeasureSpec::sum("m", StreamKind::Bid, "bid_price_micros")),
+        Just(MeasureSpec::count_distinct("m", StreamKind::Bid, "region")),
+        Just(MeasureSpec::count_distinct("m", StreamKind::Impression, "bid_id")),
+        Just(MeasureSpec::count_distinct("m", StreamKind::Conversion, "click_id")),
+    ];
+    (base, 0usize..4).prop_map(|(spec, filter)| {
+        let target = spec
+            .count
+            .clone()
+            .or(spec.sum.clone())
+            .or(spec.count_distinct.clone())
+            .unwrap_or_default();
+        let own = match target.split('.').next() {
+            Some("bid") => "region = 'eu' OR device IN ('app')",
+            Some("impression") => "cost_micros > 100",
+            Some("conversion") => "value_micros <> 3000",
+            _ => "ts >= 2000",
+        };
+        match filter {
+            2 => spec.filter(own),
+            3 => spec.filter("NOT (ts BETWEEN 1000 AND 3000) OR ts > 6000"),
+            _ => spec,
+        }
+    })
+}
+
+fn aggregate() -> impl Strategy<Value = AggregateSpec> {
+    (
+        select(vec![500u64, 1_000, 2_000]),
+        select(vec![None, Some(0u64), Some(700), Some(1_500)]),
+        subsequence(DIMS.to_vec(), 0..=3),
+        prop::collection::vec(measure(), 1..=4),
+    )
+        .prop_map(|(window, lateness, dims, measures)| {
+            let mut spec = AggregateSpec::new("a", "1ms").group_by(dims);
+            spec.window = DurationText::from_millis(window);
+            spec.allowed_lateness = lateness.map(DurationText::from_millis);
+            for (j, mut measure) in measures.into_iter().enumerate() {
+                measure.name = format!("m{j}");
+                spec = spec.measure(measure);
+            }
+            spec
+        })
+}
+
+fn dimensions() -> impl Strategy<Value = Vec<(&'static str, DimensionSpec)>> {
+    let bound = (
+        select(vec!["region", "campaign_id"]),
+        1usize..=2,
+        select(vec![Beyond::Other, Beyond::DeadLetter]),
+    )
+        .prop_map(|(name, max_values, beyond)| (name, DimensionSpec { max_values, beyond }));
+    prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(bound, 1..=1)]
+}
+
 fn settings() -> impl Strategy<Value = FunnelSettings> {
     (
         select(vec![500u64, 1_000]),
@@ -100,9 +186,11 @@ fn settings() -> impl Strategy<Value = FunnelSettings> {
         select(vec![0u64, 500, 2_000]),
         select(vec![0u64, 500, 2_000]),
         select(vec![0u64, 100, 250, 500]),
-        subsequence(Dim::ALL.to_vec(), 0..=Dim::ALL.len()),
+        subsequence(DIMS.to_vec(), 0..=DIMS.len()),
         // Small skews make some records too far ahead of their partition's watermark.
         select(vec![u64::MAX, 24 * 3_600_000, 1_500, 3_000]),
+        prop_oneof![2 => Just(Vec::new()), 1 => prop::collection::vec(aggregate(), 1..=3)],
+        dimensions(),
     )
         .prop_map(
             |(
@@ -113,19 +201,30 @@ fn settings() -> impl Strategy<Value = FunnelSettings> {
                 max_disorder,
                 dims,
                 max_future_skew,
+                aggregates,
+                bounds,
             )| {
-                FunnelSettings {
-                    lateness: Lateness {
-                        window,
-                        allowed_lateness,
-                        bid_bound,
-                        click_bound,
-                    },
-                    group_by: GroupBy::new(dims),
-                    max_disorder,
-                    max_future_skew,
-                    emit_interval: Duration::ZERO,
+                let ms = DurationText::from_millis;
+                let old_form = aggregates.is_empty();
+                let funnel = FunnelSpec {
+                    window: old_form.then_some(ms(window)),
+                    group_by: old_form.then(|| dims.iter().map(|d| d.to_string()).collect()),
+                    allowed_lateness: ms(allowed_lateness),
+                    bid_retention: ms(bid_bound),
+                    click_retention: ms(click_bound),
+                    max_disorder: ms(max_disorder),
+                    max_future_skew: ms(max_future_skew),
+                    emit_interval: ms(0),
+                };
+                let mut declaration = Declaration::default().funnel(funnel);
+                for (i, mut aggregate) in aggregates.into_iter().enumerate() {
+                    aggregate.name = format!("a{i}");
+                    declaration = declaration.aggregate(aggregate);
                 }
+                for (name, bound) in bounds {
+                    declaration = declaration.dimension(name, bound);
+                }
+                declaration.resolve().expect("a valid declaration")
             },
         )
 }
@@ -441,7 +540,10 @@ fn deal(
                 .map(|(i, slot)| {
                     let position = i as u64 + 1;
                     match slot {
-                        Slot::Event(event) => Arrival::Event { event, position },
+                        Slot::Event(event) => Arrival::Event {
+                            record: event.into(),
+                            position,
+                        },
                         Slot::Dead(stream) => Arrival::DeadLetter(DeadLetter {
                             stream,
                             origin: Origin {
