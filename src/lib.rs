@@ -26,6 +26,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod codec;
 pub mod connectors;
 pub mod dataflow;
 pub mod declare;

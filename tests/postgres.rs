@@ -377,7 +377,7 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         .expect("the constraint is dropped");
     settings.emit_interval = Duration::from_millis(20);
     let sink = PostgresSink::open(&config, &dims).expect("the sink reopens");
-    assert_eq!(sink.resume_frontier(), Some(frontier as Millis));
+    assert_eq!(sink.resume().map(|r| r.frontier), Some(frontier as Millis));
     run(&settings, &partitions, sink).expect("the re-run succeeds");
     assert_eq!(
         totals(&mut client, "t_failed.diffmill_aggregates", &dims),
@@ -491,8 +491,8 @@ impl Sink for Terminating {
         self.inner.write_batch(batch)
     }
 
-    fn resume_frontier(&self) -> Option<Millis> {
-        self.inner.resume_frontier()
+    fn resume(&self) -> Option<diffmill::connectors::Resume> {
+        self.inner.resume()
     }
 
     fn close(&mut self) -> Result<(), SinkError> {

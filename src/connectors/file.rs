@@ -1,15 +1,15 @@
 //! File source: CSV (with header) or JSON-lines files, one partition per file.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{owner, Arrival, Partition, Poll, Source};
+use super::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
 use crate::declare::Schema;
 use crate::event::{raw_text, DeadLetter, Invalid, Origin, StreamKind};
-use crate::format::{Decoder, Format, Framing};
+use crate::format::{Decoder, Format, Framing, MAX_RECORD_BYTES};
 
 /// The files of each stream, resolved from globs or a folder, decoded by the streams'
 /// declarations.
@@ -111,20 +111,19 @@ impl Source for FileSource {
             .enumerate()
             .filter(|(i, _)| owner(*i, workers) == worker)
             .map(|(_, (stream, path))| {
-                let file = File::open(path).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                })?;
                 let decoder = Decoder::new(
                     Arc::clone(self.schema.stream(*stream)),
                     self.format,
                     Framing::Lines,
                 );
-                Ok(Box::new(FilePartition::new(
+                let mut partition = FilePartition::new(
                     path.display().to_string(),
                     decoder,
-                    Box::new(BufReader::with_capacity(1 << 20, file)),
+                    open_at(path, 0)?,
                     Arc::clone(&self.bytes_read),
-                )) as Box<dyn Partition>)
+                );
+                partition.path = Some(path.clone());
+                Ok(Box::new(partition) as Box<dyn Partition>)
             })
             .collect()
     }
@@ -149,14 +148,32 @@ pub fn reader_partition(
     ))
 }
 
+/// Opens `path` for reading from byte `offset`.
+fn open_at(path: &Path, offset: u64) -> Result<Box<dyn BufRead + Send>, std::io::Error> {
+    let named =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut file = File::open(path).map_err(named)?;
+    if offset > 0 {
+        file.seek(SeekFrom::Start(offset)).map_err(named)?;
+    }
+    Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+}
+
 /// One file being read line by line. CSV fields may be quoted, but a record must not
 /// span lines.
 struct FilePartition {
     name: String,
     decoder: Decoder,
     reader: Box<dyn BufRead + Send>,
+    /// The file, when the partition reads one (it can then be reopened at a position).
+    path: Option<PathBuf>,
     line: Vec<u8>,
+    /// Bytes of the current line beyond what `line` keeps (a line longer than
+    /// [`MAX_RECORD_BYTES`] is not kept whole).
+    cut: usize,
     line_no: u64,
+    /// Bytes read from the start of the file.
+    offset: u64,
     bytes_read: Arc<AtomicU64>,
 }
 
@@ -171,8 +188,11 @@ impl FilePartition {
             name,
             decoder,
             reader,
+            path: None,
             line: Vec::new(),
+            cut: 0,
             line_no: 0,
+            offset: 0,
             bytes_read,
         }
     }
@@ -195,6 +215,20 @@ impl FilePartition {
 
     /// Decodes the current line; `None` for a line that carries no record (blank, header).
     fn decode_line(&mut self) -> Option<Arrival> {
+        if self.cut > 0 {
+            let mut kept = self.line.as_slice();
+            while let Some(stripped) = kept.strip_suffix(b"\n").or_else(|| kept.strip_suffix(b"\r")) {
+                kept = stripped;
+            }
+            if kept.iter().all(u8::is_ascii_whitespace) {
+                return None;
+            }
+            let reason = Invalid::TooLong {
+                len: kept.len() + self.cut,
+                max: MAX_RECORD_BYTES,
+            };
+            return Some(self.dead_letter(&reason));
+        }
         match self.decoder.decode(&self.line, None) {
             Ok(None) => None,
             Ok(Some(record)) => Some(Arrival::Event {
@@ -204,11 +238,82 @@ impl FilePartition {
             Err(reason) => Some(self.dead_letter(&reason)),
         }
     }
+
+    /// Reads the next line into `line`, keeping at most one byte more than
+    /// [`MAX_RECORD_BYTES`] of it (the rest is counted in `cut`, so an endless line
+    /// never fills the memory); returns the bytes consumed, 0 at the end of the file.
+    fn read_line(&mut self) -> Result<usize, std::io::Error> {
+        self.line.clear();
+        self.cut = 0;
+        let mut consumed = 0;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            let (take, end) = match available.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (available.len(), false),
+            };
+            let room = (MAX_RECORD_BYTES + 1)
+                .saturating_sub(self.line.len())
+                .min(take);
+            self.line.extend_from_slice(&available[..room]);
+            self.cut += take - room;
+            self.reader.consume(take);
+            consumed += take;
+            if end {
+                break;
+            }
+        }
+        if consumed > 0 {
+            self.line_no += 1;
+            self.offset += consumed as u64;
+        }
+        Ok(consumed)
+    }
 }
 
 impl Partition for FilePartition {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn position(&self) -> Option<PartitionPosition> {
+        self.path.as_ref().map(|_| PartitionPosition {
+            offset: self.offset,
+            line: self.line_no,
+        })
+    }
+
+    /// Reopens the file at `position`. A CSV file's header is read again first, the
+    /// way the partition read it, so that the columns are known.
+    fn seek(&mut self, position: PartitionPosition) -> Result<(), std::io::Error> {
+        let Some(path) = self.path.clone() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "partition `{}` is not a file and cannot be reopened",
+                    self.name
+                ),
+            ));
+        };
+        self.reader = open_at(&path, 0)?;
+        self.line_no = 0;
+        self.offset = 0;
+        self.decoder.restart();
+        while self.decoder.needs_header() && self.offset < position.offset {
+            if self.read_line()? == 0 {
+                break;
+            }
+            self.decode_line();
+        }
+        self.reader = open_at(&path, position.offset)?;
+        self.offset = position.offset;
+        self.line_no = position.line;
+        self.bytes_read
+            .fetch_add(position.offset, Ordering::Relaxed);
+        Ok(())
     }
 
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
@@ -218,13 +323,11 @@ impl Partition for FilePartition {
             if produced >= max {
                 break Poll::Ready;
             }
-            self.line.clear();
-            let read = self.reader.read_until(b'\n', &mut self.line)?;
+            let read = self.read_line()?;
             if read == 0 {
                 break Poll::Done;
             }
             bytes += read as u64;
-            self.line_no += 1;
             if let Some(arrival) = self.decode_line() {
                 out.push(arrival);
                 produced += 1;

@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::{owner, positioned, Arrival, Batch, Partition, Poll, Sink, SinkError, Source};
+use super::{
+    owner, positioned, Arrival, Batch, Partition, PartitionPosition, Poll, Sink, SinkError, Source,
+};
 use crate::event::Record;
 
 /// A source whose partitions are vectors of arrivals held in memory.
@@ -64,6 +66,7 @@ impl Source for MemorySource {
                     name: format!("memory/{p}"),
                     arrivals: arrivals.clone().into_iter(),
                     chunk: self.chunk,
+                    read: 0,
                 }) as Box<dyn Partition>
             })
             .collect())
@@ -74,6 +77,8 @@ struct MemoryPartition {
     name: String,
     arrivals: std::vec::IntoIter<Arrival>,
     chunk: usize,
+    /// Arrivals returned so far.
+    read: u64,
 }
 
 impl Partition for MemoryPartition {
@@ -82,12 +87,31 @@ impl Partition for MemoryPartition {
     }
 
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
+        let before = out.len();
         out.extend(self.arrivals.by_ref().take(max.min(self.chunk)));
+        self.read += (out.len() - before) as u64;
         Ok(if self.arrivals.len() == 0 {
             Poll::Done
         } else {
             Poll::Ready
         })
+    }
+
+    fn position(&self) -> Option<PartitionPosition> {
+        Some(PartitionPosition {
+            offset: self.read,
+            line: self.read,
+        })
+    }
+
+    fn seek(&mut self, position: PartitionPosition) -> Result<(), std::io::Error> {
+        while self.read < position.offset {
+            if self.arrivals.next().is_none() {
+                break;
+            }
+            self.read += 1;
+        }
+        Ok(())
     }
 }
 

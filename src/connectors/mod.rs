@@ -20,6 +20,6 @@ pub use csv_sink::{
 pub use file::{reader_partition, FileSource, NoFiles};
 pub use memory::{MemorySink, MemorySource};
 pub use postgres::{PostgresConfig, PostgresSink};
-pub use sink::{AggregateRow, Batch, Sink, SinkError};
-pub use source::{owner, positioned, Arrival, Partition, Poll, Source};
+pub use sink::{AggregateRow, Batch, Resume, Sink, SinkError};
+pub use source::{owner, positioned, Arrival, Partition, PartitionPosition, Poll, Source};
 pub use stdout::{utc, StdoutSink};

@@ -57,6 +57,15 @@ impl Batch {
     }
 }
 
+/// How far a sink got in earlier runs (see [`Sink::resume`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The frontier of the last batch the sink holds.
+    pub frontier: Millis,
+    /// That batch's sequence number.
+    pub seq: u64,
+}
+
 /// Why a sink could not take a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -107,11 +116,26 @@ pub trait Sink: Send {
     /// A [`SinkError`] when the batch could not be made visible.
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError>;
 
-    /// The frontier up to which this sink already holds every batch, from an earlier
-    /// run; `None` (the default) when it holds nothing. The emitter then cuts a batch at
-    /// exactly this frontier, so that the sink can skip the batches at or below it and
-    /// apply the rest without counting anything twice.
-    fn resume_frontier(&self) -> Option<Millis> {
+    /// Called once, before the first batch. `restored` is the frontier of the
+    /// checkpoint the run resumes from (`None`: the run starts from the beginning). A sink
+    /// whose output is files decides here whether to start them again or to keep what
+    /// they hold up to their last complete batch. The default does nothing.
+    ///
+    /// # Errors
+    /// A [`SinkError`] when the sink cannot get ready.
+    fn begin(&mut self, _restored: Option<Millis>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// What this sink already holds from earlier runs, asked after [`Sink::begin`]:
+    /// every batch up to and including `seq`, which ended at `frontier`. `None` (the
+    /// default) when it holds nothing, or a complete input (then it writes nothing).
+    ///
+    /// The emitter then ends a batch at exactly `frontier` and gives it the number
+    /// `seq`, and writes no batch that ends between the run's start and `frontier`, so
+    /// the sink can skip the batches at or below `frontier` and continue its sequence
+    /// with `seq + 1` without counting anything twice.
+    fn resume(&self) -> Option<Resume> {
         None
     }
 

@@ -1,6 +1,20 @@
 //! The source contract: partitions that yield records, errors as data, and progress.
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::{DeadLetter, Record};
+
+/// Where a partition stands after the last record it returned: enough to reopen it at
+/// the next record. Checkpoints keep one per partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartitionPosition {
+    /// Where to reopen the transport: bytes read (files), the next message's offset
+    /// (Kafka), records read (the generator, memory).
+    pub offset: u64,
+    /// The position number of the last record read (its line for files), so that the
+    /// positions of the records that follow continue from it.
+    pub line: u64,
+}
 
 /// One record read from a partition: a valid record with its position, or a dead letter.
 ///
@@ -64,6 +78,34 @@ pub trait Partition: Send {
     /// record) has its effect in every sink. A source that commits read positions (Kafka
     /// offsets) commits up to there. The default does nothing.
     fn written_through(&mut self, _frontier: Option<crate::event::Millis>) {}
+
+    /// Where the partition stands now, after the last record it returned. `None` (the
+    /// default) when it cannot be reopened there; a run that writes checkpoints refuses
+    /// such a partition.
+    fn position(&self) -> Option<PartitionPosition> {
+        None
+    }
+
+    /// Moves the partition to `position`, taken from an earlier
+    /// [`Partition::position`] of the same partition: the next poll returns the record
+    /// after it. Called before the first poll, when a run restores a checkpoint.
+    ///
+    /// # Errors
+    /// The partition cannot be moved there (the default: it cannot be moved at all).
+    fn seek(&mut self, _position: PartitionPosition) -> Result<(), std::io::Error> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "partition `{}` cannot be reopened at a position",
+                self.name()
+            ),
+        ))
+    }
+
+    /// A checkpoint that holds this partition at `position` is durable: a restart will
+    /// never read before it. A source that commits read positions for others to see
+    /// (Kafka consumer-group offsets) commits it. The default does nothing.
+    fn checkpointed(&mut self, _position: PartitionPosition) {}
 }
 
 /// The worker that owns partition `partition` of a source among `workers` workers:

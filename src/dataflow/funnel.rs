@@ -5,10 +5,15 @@ use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
-use timely::dataflow::operators::core::Partition;
+use timely::dataflow::operators::core::{Concat, Map, Partition};
+use timely::dataflow::operators::generic::operator::empty;
+use timely::dataflow::Stream;
 
 use super::distinct::distinct_counts;
-use super::{Attribute, DedupById, DedupCounters, Fact, Facts, Parent, ParentTrace};
+use super::{
+    Attribute, Checkpointing, DedupById, DedupCounters, DedupSnapshot, Fact, Facts, GroupState,
+    Parent, ParentTrace,
+};
 use crate::declare::{Attribution, FunnelSettings, Measures};
 use crate::event::{Millis, Record, StreamKind};
 
@@ -21,6 +26,9 @@ pub type Aggregates<'scope> = VecCollection<'scope, Millis, AggregateKey, Measur
 
 /// Dedup counts per stream, indexed by [`StreamKind::index`].
 pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
+
+/// A dedup operator's answer to a checkpoint request, with the stream it deduplicates.
+pub type StreamSnapshot = (StreamKind, DedupSnapshot);
 
 /// Each stream's deduplicated records paired with their attribution.
 pub(super) type Attributed<'scope, C> = VecCollection<'scope, Millis, (C, Attribution)>;
@@ -46,6 +54,29 @@ pub fn ad_funnel<'scope>(
     settings: &FunnelSettings,
     counts: &FunnelDedupCounts,
 ) -> (Aggregates<'scope>, Vec<ParentTrace>) {
+    let scope = records.inner.scope();
+    let (aggregates, traces, _) =
+        ad_funnel_checkpointed(records, settings, counts, empty(scope), empty(scope));
+    (aggregates, traces)
+}
+
+/// [`ad_funnel`] taking part in checkpoints: its dedup operators answer every request of
+/// `requests` (checkpoint frontiers, broadcast, each at its own time) with a
+/// [`DedupSnapshot`] of their stream, and first take back the `restored` groups (each goes
+/// to the dedup operator of its winner's stream). Everything downstream of dedup (joins,
+/// facts, distinct counts, aggregates) is a function of the groups, so it needs no state
+/// of its own in a checkpoint.
+pub fn ad_funnel_checkpointed<'scope>(
+    records: VecCollection<'scope, Millis, Record>,
+    settings: &FunnelSettings,
+    counts: &FunnelDedupCounts,
+    requests: Stream<'scope, Millis, Vec<Millis>>,
+    restored: Stream<'scope, Millis, Vec<GroupState<Record>>>,
+) -> (
+    Aggregates<'scope>,
+    Vec<ParentTrace>,
+    Stream<'scope, Millis, Vec<StreamSnapshot>>,
+) {
     let lateness = settings.lateness;
     let facts = Arc::new(Facts::new(settings));
 
@@ -56,13 +87,31 @@ pub fn ad_funnel<'scope>(
         })
         .into_iter()
         .map(AsCollection::as_collection);
+    let mut restored = restored
+        .partition::<timely::container::CapacityContainerBuilder<Vec<_>>, _, _>(4, |group| {
+            (group.winner.stream.index() as u64, group)
+        })
+        .into_iter();
+    let mut snapshots: Option<Stream<'scope, Millis, Vec<StreamSnapshot>>> = None;
     let [bids, impressions, clicks, conversions] = StreamKind::ALL.map(|kind| {
         let stream = parts.next().expect("four streams");
-        stream.dedup_by_id(
+        let checkpointing = Checkpointing {
+            requests: requests.clone(),
+            restore: restored.next().expect("four streams"),
+        };
+        let (deduplicated, answers) = stream.dedup_by_id_checkpointed(
             move |r: &Record| lateness.release_time(kind, r.ts),
             Arc::clone(&counts[kind.index()]),
-        )
+            checkpointing,
+        );
+        let answers = answers.map(move |snapshot| (kind, snapshot));
+        snapshots = Some(match snapshots.take() {
+            Some(all) => all.concat(answers),
+            None => answers,
+        });
+        deduplicated
     });
+    let snapshots = snapshots.expect("four streams");
 
     let bid_facts = {
         let facts = Arc::clone(&facts);
@@ -139,5 +188,5 @@ pub fn ad_funnel<'scope>(
             .clone()
             .explode(|_| None::<(AggregateKey, Measures)>)
     });
-    (aggregates, traces)
+    (aggregates, traces, snapshots)
 }

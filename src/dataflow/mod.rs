@@ -8,7 +8,10 @@ mod facts;
 mod funnel;
 
 pub use attribute::{Attribute, Parent, ParentTrace, Parents};
-pub use dedup::{DedupById, DedupCounters, DedupCounts};
+pub use dedup::{Checkpointing, DedupById, DedupCounters, DedupCounts, DedupSnapshot, GroupState};
 pub use distinct::Sighting;
 pub use facts::{Fact, Facts};
-pub use funnel::{ad_funnel, AggregateKey, Aggregates, FunnelDedupCounts};
+pub use funnel::{
+    ad_funnel, ad_funnel_checkpointed, AggregateKey, Aggregates, FunnelDedupCounts,
+    StreamSnapshot,
+};

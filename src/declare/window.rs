@@ -223,7 +223,8 @@ mod tests {
         let quarter = lateness().windows()[0];
         let l = Lateness::new(&[quarter, day], 0, 0);
         assert_eq!(l.release_time(StreamKind::Impression, MIN), 1_440 * MIN);
-        assert_eq!(l.final_at(1_440 * MIN - 1), 1_440 * MIN);
+        // The day is final at 1440m, but the last quarter [1425m, 1440m) only at 1450m.
+        assert_eq!(l.final_at(1_440 * MIN - 1), 1_450 * MIN);
     }
 
     #[test]

@@ -122,8 +122,11 @@ impl std::fmt::Display for StreamKind {
     }
 }
 
-/// What the generic operators need of a record: its id and its event time.
-pub trait Keyed: Copy + Ord + std::fmt::Debug + 'static {
+/// What the generic operators need of a record: its id and its event time (and serde, so
+/// that dedup groups can be kept in checkpoints).
+pub trait Keyed:
+    Copy + Ord + std::fmt::Debug + Serialize + serde::de::DeserializeOwned + 'static
+{
     /// The record's own unique id (what dedup keys on).
     fn id(&self) -> EventId;
     /// The record's event time.
@@ -131,7 +134,7 @@ pub trait Keyed: Copy + Ord + std::fmt::Debug + 'static {
 }
 
 macro_rules! record {
-    ($type:ty, $kind:expr, $id:ident) => {
+    ($type:ty, $id:ident) => {
         impl Keyed for $type {
             fn id(&self) -> EventId {
                 self.$id
@@ -143,10 +146,10 @@ macro_rules! record {
     };
 }
 
-record!(Bid, StreamKind::Bid, bid_id);
-record!(Impression, StreamKind::Impression, impression_id);
-record!(Click, StreamKind::Click, click_id);
-record!(Conversion, StreamKind::Conversion, conversion_id);
+record!(Bid, bid_id);
+record!(Impression, impression_id);
+record!(Click, click_id);
+record!(Conversion, conversion_id);
 
 /// One event of any of the four streams, typed by the default declaration (the fields of
 /// design.md §2). Tests, examples and the generator build these; every source hands the

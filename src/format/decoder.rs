@@ -63,6 +63,19 @@ impl Decoder {
         &self.schema
     }
 
+    /// True while a CSV file's header has not been read: the decoder does not know the
+    /// columns yet.
+    pub fn needs_header(&self) -> bool {
+        self.format == Format::Csv && self.csv.is_none()
+    }
+
+    /// Forgets the header read, to read a file again from its start.
+    pub fn restart(&mut self) {
+        if self.framing == Framing::Lines {
+            self.csv = None;
+        }
+    }
+
     /// Decodes one frame: `Ok(None)` when it carries no record (a blank line, a CSV
     /// header). A record whose event time field is missing takes `fallback_ts` when given.
     ///

@@ -82,6 +82,29 @@ impl GraphSpec {
             return Err(GraphError::declared(file, text, error));
         }
         spec.settings_in(file, text)?;
+        if let Some(state) = &spec.state {
+            if state.dir.as_os_str().is_empty() {
+                return Err(GraphError::at_key(
+                    file,
+                    "state.dir",
+                    "empty: give a folder",
+                ));
+            }
+            if state.checkpoint_interval.millis() == 0 {
+                return Err(GraphError::at_key(
+                    file,
+                    "state.checkpoint_interval",
+                    "must be longer than 0",
+                ));
+            }
+            if state.keep < 2 {
+                return Err(GraphError::at_key(
+                    file,
+                    "state.keep",
+                    "must be at least 2 (a damaged newest checkpoint needs one to fall back to)",
+                ));
+            }
+        }
         Ok(spec)
     }
 

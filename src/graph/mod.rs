@@ -11,5 +11,6 @@ mod spec;
 pub use load::GraphError;
 pub use plan::{Overrides, Plan};
 pub use spec::{
-    AggregateTable, CsvSinkSpec, FilesSpec, GraphSpec, SinkSpec, SourceSpec, StdoutSinkSpec,
+    AggregateTable, CsvSinkSpec, FilesSpec, GraphSpec, SinkSpec, SourceSpec, StateSpec,
+    StdoutSinkSpec,
 };

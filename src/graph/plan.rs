@@ -10,6 +10,7 @@ use crate::connectors::kafka::{KafkaSink, KafkaSource};
 use crate::connectors::{CsvSink, FileSource, PostgresSink, Sink, SinkError, Source, StdoutSink};
 use crate::declare::{Aggregate, DurationText, FunnelSettings};
 use crate::event::StreamKind;
+use crate::runtime::checkpoint::StateConfig;
 use crate::runtime::Funnel;
 
 /// A validated graph, its source resolved (files found), ready to build a [`Funnel`].
@@ -22,6 +23,7 @@ pub struct Plan {
     source_description: String,
     /// For a files source: total bytes and a counter of bytes read, for a progress bar.
     pub file_progress: Option<(u64, Arc<std::sync::atomic::AtomicU64>)>,
+    fresh: bool,
 }
 
 /// Changes the command line makes to a graph.
@@ -34,6 +36,10 @@ pub struct Overrides {
     pub output: Option<PathBuf>,
     /// Replaces the generator source's number of bids.
     pub bids: Option<u64>,
+    /// Starts from the beginning whatever the state folder holds.
+    pub fresh: bool,
+    /// Replaces the state folder (or gives the graph one).
+    pub state: Option<PathBuf>,
 }
 
 impl GraphSpec {
@@ -56,6 +62,18 @@ impl GraphSpec {
                     if let SinkSpec::Csv(csv) = sink {
                         csv.path = output.join(&table.name);
                     }
+                }
+            }
+        }
+        if let Some(dir) = &overrides.state {
+            match &mut self.state {
+                Some(state) => state.dir = dir.clone(),
+                None => {
+                    self.state = Some(super::StateSpec {
+                        dir: dir.clone(),
+                        checkpoint_interval: DurationText::from_millis(30_000),
+                        keep: 2,
+                    })
                 }
             }
         }
@@ -168,6 +186,7 @@ impl GraphSpec {
             source,
             source_description,
             file_progress,
+            fresh: overrides.fresh,
         })
     }
 }
@@ -226,13 +245,38 @@ impl Plan {
             d(l.click_bound),
             d(l.click_bound),
         );
+        let _ = match &self.spec.state {
+            Some(state) => write!(
+                text,
+                "\n  state     {}: a checkpoint every {}, the newest {} kept; a run resumes \
+                 from the last one",
+                state.dir.display(),
+                state.checkpoint_interval,
+                state.keep
+            ),
+            None => write!(
+                text,
+                "\n  state     none: a restarted run starts from the beginning"
+            ),
+        };
         text
     }
 
     /// The funnel with its source and settings but no sinks: what processes other than
     /// process 0 of a cluster run (only process 0 writes the sinks).
     pub fn funnel_without_sinks(&self) -> Funnel {
-        Funnel::new(self.settings.clone()).shared_source(Arc::clone(&self.source))
+        let funnel = Funnel::new(self.settings.clone())
+            .named(self.spec.name.clone())
+            .shared_source(Arc::clone(&self.source))
+            .fresh(self.fresh);
+        match &self.spec.state {
+            Some(state) => funnel.state(StateConfig {
+                dir: state.dir.clone(),
+                interval: state.checkpoint_interval.to_std(),
+                keep: state.keep,
+            }),
+            None => funnel,
+        }
     }
 
     /// Opens the sinks and returns the funnel, ready to run.

@@ -44,6 +44,34 @@ pub struct GraphSpec {
     /// every sink receives every batch.
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkSpec>,
+    /// Where the run keeps checkpoints (`[state]`); without it a restarted run starts
+    /// from the beginning.
+    #[serde(default)]
+    pub state: Option<StateSpec>,
+}
+
+/// The `[state]` table: checkpoints of the run's state, for exact restarts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    /// The state folder, relative to the working directory (created if missing). A run
+    /// whose folder holds a checkpoint resumes from it.
+    pub dir: PathBuf,
+    /// Least wall-clock time between two checkpoints (default `30s`).
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: DurationText,
+    /// Checkpoint files kept, newest first (default 2, at least 2: a damaged newest file
+    /// leaves an older one to fall back to).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_checkpoint_interval() -> DurationText {
+    DurationText::from_millis(30_000)
+}
+
+fn default_keep() -> usize {
+    2
 }
 
 /// An `[[aggregate]]` table: an aggregate's declaration and its sinks.

@@ -5,16 +5,18 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use super::emit::{emit, EmitContext};
-use super::ingest::{ingest, IngestContext};
+use std::cell::Cell;
+
+use super::checkpoint::{Checkpoint, CheckpointWriter, Identity, Loaded, StateConfig, StateError};
+use super::control::CheckpointClock;
+use super::emit::{EmitCheckpoints, EmitContext, EmitStart};
+use super::ingest::IngestContext;
 use super::tally::tally;
-use super::{hear_stops, Accounting, Cluster, Progress, Stop, StopReason};
+use super::worker::{build, ArrangedGauge, Lead, WorkerPlan};
+use super::{Accounting, Cluster, Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError, Source};
-use crate::dataflow::{ad_funnel, ParentTrace};
 use crate::declare::FunnelSettings;
 use crate::event::Millis;
-use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
-use differential_dataflow::trace::TraceReader;
 
 /// What a finished run reports.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +47,9 @@ pub enum RunError {
     /// Another worker of the cluster failed, and this process stopped with it.
     #[error("stopped because {0}")]
     Stopped(StopReason),
+    /// The state folder cannot be used.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// The ad funnel, ready to run: the Rust builder that graph files are a front end to.
@@ -72,6 +77,7 @@ pub enum RunError {
 /// assert!(report.accounting.balances());
 /// ```
 pub struct Funnel {
+    name: String,
     settings: FunnelSettings,
     source: Option<Arc<dyn Source>>,
     /// The sinks of each aggregate.
@@ -79,6 +85,9 @@ pub struct Funnel {
     progress: Arc<Progress>,
     cluster: Cluster,
     stop: Stop,
+    state: Option<StateConfig>,
+    fresh: bool,
+    prepared: Option<StartFrom>,
 }
 
 impl Funnel {
@@ -87,12 +96,37 @@ impl Funnel {
     pub fn new(settings: FunnelSettings) -> Funnel {
         Funnel {
             sinks: settings.aggregates.iter().map(|_| Vec::new()).collect(),
+            name: "funnel".to_owned(),
             settings,
             source: None,
             progress: Arc::default(),
             cluster: Cluster::single(1),
             stop: Stop::new(),
+            state: None,
+            fresh: false,
+            prepared: None,
         }
+    }
+
+    /// Names the funnel (a graph's name): checkpoints say which graph wrote them.
+    pub fn named(mut self, name: impl Into<String>) -> Funnel {
+        self.name = name.into();
+        self
+    }
+
+    /// Keeps state in a folder: the run writes a checkpoint every `state.interval`, and
+    /// a run whose folder holds one resumes from it (design.md §11). In a cluster every
+    /// process is given the same state (only process 0 reads and writes it).
+    pub fn state(mut self, state: StateConfig) -> Funnel {
+        self.state = Some(state);
+        self
+    }
+
+    /// Starts from the beginning whatever the state folder holds (its checkpoints are
+    /// deleted first).
+    pub fn fresh(mut self, fresh: bool) -> Funnel {
+        self.fresh = fresh;
+        self
     }
 
     /// The funnel's settings.
@@ -171,24 +205,68 @@ impl Funnel {
 
     /// Runs on a timely configuration (threads, or a cluster of processes).
     ///
-    /// Every worker builds the same dataflow; worker 0 of process 0 owns the sinks.
+    /// Every worker builds the same dataflow; worker 0 of process 0 owns the sinks (and,
+    /// with a state folder, reads and writes the checkpoints).
     ///
     /// # Errors
-    /// The first failure of any worker: settings, source, sink or runtime.
-    pub fn run_on(self, config: timely::Config) -> Result<RunReport, RunError> {
+    /// The first failure of any worker: state, source, sink or runtime.
+    pub fn run_on(mut self, config: timely::Config) -> Result<RunReport, RunError> {
+        let start = self.prepare()?;
         let Funnel {
+            name,
             settings,
             source,
             sinks,
             progress,
             cluster,
             stop,
+            state,
+            ..
         } = self;
         let threads = cluster.threads();
+        let checkpointing = state.is_some();
+        let lead = match (state, cluster.process()) {
+            (Some(state), 0) => {
+                let identity = Identity::of(&name, &settings);
+                let (checkpoint, emit_start, last) = match start {
+                    StartFrom::Checkpoint { checkpoint, .. } => {
+                        let frontier = checkpoint.frontier.unwrap_or_default();
+                        let emit_start = EmitStart {
+                            frontier,
+                            next_seq: checkpoint.next_seq,
+                            windows: checkpoint.windows.clone(),
+                        };
+                        (Some(*checkpoint), Some(emit_start), frontier)
+                    }
+                    _ => (None, None, 0),
+                };
+                let writer = CheckpointWriter::new(state.clone()).map_err(|source| {
+                    RunError::State(StateError::Io {
+                        dir: state.dir.clone(),
+                        source,
+                    })
+                })?;
+                let clock = CheckpointClock {
+                    interval: state.interval,
+                    in_progress: Rc::default(),
+                    last: Rc::new(Cell::new(last)),
+                };
+                Some(SendLead {
+                    checkpoint,
+                    start: emit_start,
+                    writer,
+                    identity,
+                    clock_interval: clock.interval,
+                    clock_last: last,
+                })
+            }
+            _ => None,
+        };
         let cluster_accounting: Arc<Mutex<Option<Accounting>>> = Arc::default();
         let worker_accounting = Arc::clone(&cluster_accounting);
         let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
         let sinks = Arc::new(Mutex::new(Some(sinks)));
+        let lead = Arc::new(Mutex::new(lead));
         let worker_stop = stop.clone();
         let worker_progress = Arc::clone(&progress);
         let guards = timely::execute(config, move |worker| -> Result<(), RunError> {
@@ -206,14 +284,12 @@ impl Funnel {
                     (Vec::new(), Some(error))
                 }
             };
-            let sinks = match worker.index() {
-                0 => sinks
-                    .lock()
-                    .ok()
-                    .and_then(|mut s| s.take())
-                    .unwrap_or_default(),
-                _ => settings.aggregates.iter().map(|_| Vec::new()).collect(),
+            let first = worker.index() == 0;
+            let sinks = match first {
+                true => take(&sinks).unwrap_or_default(),
+                false => settings.aggregates.iter().map(|_| Vec::new()).collect(),
             };
+            let lead = if first { take(&lead) } else { None };
             let probe = timely::dataflow::ProbeHandle::new();
             let written = timely::dataflow::ProbeHandle::new();
             let ingest_context = IngestContext {
@@ -228,23 +304,18 @@ impl Funnel {
                 stop: worker_stop.clone(),
                 failure: Rc::new(RefCell::new(None)),
             };
-            let dedup_counts = worker_progress.dedup.clone();
-            let traces = worker.dataflow::<Millis, _, _>(|scope| {
-                let ingested = ingest(scope, &settings, partitions, ingest_context.clone());
-                let notices = hear_stops(ingested.notices, ingest_context.stop.clone());
-                let (aggregates, traces) = ad_funnel(ingested.records, &settings, &dedup_counts);
-                emit(
-                    aggregates,
-                    ingested.rejects,
-                    notices,
-                    &settings,
-                    sinks,
-                    emit_context.clone(),
-                    &probe,
-                    &written,
-                );
-                traces
-            });
+            let plan = WorkerPlan {
+                settings: settings.clone(),
+                partitions,
+                sinks,
+                ingest: ingest_context.clone(),
+                emit: emit_context.clone(),
+                checkpointing,
+                lead: lead.map(|lead| lead.into_lead(worker.peers())),
+            };
+            let traces = worker
+                .dataflow::<Millis, _, _>(|scope| build(scope, plan, &probe, &written))
+                .map_err(|e| RunError::Runtime(format!("cannot restore the checkpoint: {e}")))?;
             let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress));
             while worker.step_or_park(None) {
                 gauge.observe(&probe);
@@ -295,42 +366,122 @@ impl Funnel {
             }),
         }
     }
-}
 
-/// Reports how many updates this worker's join arrangements hold, advancing the
-/// compaction of its trace handles with the frontier so that holding them never keeps
-/// state alive.
-struct ArrangedGauge {
-    traces: Vec<ParentTrace>,
-    progress: Arc<Progress>,
-    reported: i64,
-}
-
-impl ArrangedGauge {
-    fn new(traces: Vec<ParentTrace>, progress: Arc<Progress>) -> ArrangedGauge {
-        ArrangedGauge {
-            traces,
-            progress,
-            reported: 0,
+    /// Reads the state folder (process 0 of a run with state) and gets the sinks ready:
+    /// what the run starts from. [`Funnel::run_on`] calls it; call it first to report
+    /// what a run resumes from before it starts. Calling it again returns the same.
+    ///
+    /// # Errors
+    /// [`RunError::State`] when the state folder holds a checkpoint of another graph or
+    /// settings, or no usable one; [`RunError::Sink`] when a sink cannot get ready.
+    pub fn prepare(&mut self) -> Result<StartFrom, RunError> {
+        if let Some(start) = &self.prepared {
+            return Ok(start.clone());
         }
+        let start = match (&self.state, self.cluster.process()) {
+            (Some(state), 0) => {
+                if self.fresh {
+                    state.clear()?;
+                }
+                match state.load(&Identity::of(&self.name, &self.settings))? {
+                    Loaded::Fresh => StartFrom::Beginning,
+                    Loaded::Complete { path } => {
+                        state.clear()?;
+                        StartFrom::AfterComplete { path }
+                    }
+                    Loaded::Restore {
+                        checkpoint,
+                        path,
+                        skipped,
+                    } => {
+                        self.progress.add_restored(&checkpoint.accounting);
+                        StartFrom::Checkpoint {
+                            checkpoint,
+                            path,
+                            skipped,
+                        }
+                    }
+                }
+            }
+            _ => StartFrom::Beginning,
+        };
+        let restored = match &start {
+            StartFrom::Checkpoint { checkpoint, .. } => checkpoint.frontier,
+            _ => None,
+        };
+        for sink in self.sinks.iter_mut().flatten() {
+            sink.begin(restored)?;
+            let held = sink.resume().map(|r| r.frontier);
+            if let (Some(frontier), Some(held)) = (restored, held) {
+                if held < frontier {
+                    return Err(RunError::Sink(SinkError::Other {
+                        sink: sink.name().to_owned(),
+                        message: format!(
+                            "it holds batches up to frontier {held} only, but the checkpoint \
+                             is at {frontier}: it would lack what lies between (was it \
+                             rolled back?); start over with --fresh"
+                        ),
+                    }));
+                }
+            }
+        }
+        self.prepared = Some(start.clone());
+        Ok(start)
     }
+}
 
-    fn observe(&mut self, probe: &timely::dataflow::ProbeHandle<Millis>) {
-        let frontier = probe.with_frontier(|f| f.to_owned());
-        let mut held = 0i64;
-        if frontier.is_empty() {
-            self.traces.clear();
+/// Takes what a shared slot holds (once).
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().ok().and_then(|mut s| s.take())
+}
+
+/// What a run starts from.
+#[derive(Clone, Debug)]
+pub enum StartFrom {
+    /// The beginning of the input (no state folder, or no checkpoint in it).
+    Beginning,
+    /// The beginning again: the last run completed its input (its marker is removed).
+    AfterComplete {
+        /// The marker's file.
+        path: std::path::PathBuf,
+    },
+    /// A checkpoint.
+    Checkpoint {
+        /// The checkpoint.
+        checkpoint: Box<Checkpoint>,
+        /// Its file.
+        path: std::path::PathBuf,
+        /// Newer checkpoint files that could not be used, with why.
+        skipped: Vec<(std::path::PathBuf, String)>,
+    },
+}
+
+/// What the worker that owns the sinks gets in a run with state, before its thread
+/// starts (the clock's shared cells are made on the worker's own thread).
+struct SendLead {
+    checkpoint: Option<Checkpoint>,
+    start: Option<EmitStart>,
+    writer: CheckpointWriter,
+    identity: Identity,
+    clock_interval: std::time::Duration,
+    clock_last: Millis,
+}
+
+impl SendLead {
+    fn into_lead(self, workers: usize) -> Lead {
+        Lead {
+            checkpoint: self.checkpoint,
+            start: self.start,
+            checkpoints: EmitCheckpoints {
+                writer: self.writer,
+                identity: self.identity,
+                clock: CheckpointClock {
+                    interval: self.clock_interval,
+                    in_progress: Rc::default(),
+                    last: Rc::new(Cell::new(self.clock_last)),
+                },
+                workers,
+            },
         }
-        for trace in &mut self.traces {
-            trace.set_logical_compaction(frontier.borrow());
-            trace.set_physical_compaction(frontier.borrow());
-            trace.map_spans(|span| {
-                held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
-            });
-        }
-        self.progress
-            .arranged
-            .fetch_add(held - self.reported, Ordering::Relaxed);
-        self.reported = held;
     }
 }

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::declare::{Beyond, FunnelSettings, Lateness, MeasureKind, Window};
 use crate::event::{Invalid, Millis, Record, StreamKind};
 
@@ -11,6 +13,17 @@ use crate::event::{Invalid, Millis, Record, StreamKind};
 /// every aggregate value stays within ±2^61 and every change within ±2^62, exact in an
 /// `i64` (docs/semantics.md §1).
 pub const OVERFLOW_BUDGET: u64 = 1 << 46;
+
+/// What a checkpoint keeps of a partition's checks: the budgets spent per window and the
+/// values kept per bounded dimension.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardState {
+    /// `|sum|` so far per `(stream, field, window start)`, for the windows that can still
+    /// take records.
+    pub spent: Vec<((usize, usize, Millis), u64)>,
+    /// Per bounded dimension, the encodings of the values kept.
+    pub seen: Vec<Vec<[u8; 24]>>,
+}
 
 /// A partition's checks, in arrival order, so that they are a function of the partition's
 /// own sequence of records (whatever the worker or process count).
@@ -122,6 +135,31 @@ impl Guards {
         self.spent.extend(spend);
         record.marks = marks;
         Ok(())
+    }
+
+    /// What a checkpoint keeps of these checks.
+    pub fn state(&self) -> GuardState {
+        let mut seen: Vec<Vec<[u8; 24]>> = self
+            .seen
+            .iter()
+            .map(|values| values.iter().copied().collect())
+            .collect();
+        for values in &mut seen {
+            values.sort_unstable();
+        }
+        GuardState {
+            spent: self.spent.iter().map(|(k, v)| (*k, *v)).collect(),
+            seen,
+        }
+    }
+
+    /// Takes back the checks' state from a checkpoint (of the same declaration: a
+    /// dimension the state does not know keeps nothing).
+    pub fn restore(&mut self, state: &GuardState) {
+        self.spent = state.spent.iter().copied().collect();
+        for (kept, values) in self.seen.iter_mut().zip(&state.seen) {
+            *kept = values.iter().copied().collect();
+        }
     }
 
     /// Forgets the budgets of windows no record can count in any more: those whose every

@@ -1,7 +1,9 @@
 //! Running a graph: workers, ingestion with watermarks, emission of batches, accounting.
 
 mod accounting;
+pub mod checkpoint;
 mod cluster;
+mod control;
 mod emit;
 mod funnel;
 mod guard;
@@ -10,13 +12,17 @@ mod progress;
 mod stop;
 mod tally;
 mod watermark;
+mod worker;
 
 pub use accounting::{Accounting, StreamCounts};
 pub use cluster::{Cluster, ClusterError, DEFAULT_BASE_PORT};
-pub use emit::{emit, EmitContext};
-pub use funnel::{Funnel, RunError, RunReport};
-pub use guard::{Guards, OVERFLOW_BUDGET};
-pub use ingest::{ingest, IngestContext, Ingested, MAX_LEAD};
-pub use progress::{IngestCounters, Progress};
-pub use stop::{hear_stops, Stop, StopNotice, StopReason};
+pub use control::{control, CheckpointClock, Control};
+pub use emit::{emit, Emission, EmitCheckpoints, EmitContext, EmitInputs, EmitStart};
+pub use funnel::{Funnel, RunError, RunReport, StartFrom};
+pub use guard::{GuardState, Guards, OVERFLOW_BUDGET};
+pub use ingest::{
+    ingest, ingest_checkpointed, IngestCheckpointing, IngestContext, Ingested, MAX_LEAD,
+};
+pub use progress::{CheckpointNote, IngestCounters, Progress};
+pub use stop::{Stop, StopNotice, StopReason};
 pub use watermark::{Admission, PartitionClock};

@@ -2,7 +2,7 @@
 //! the run reports at the end.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{Accounting, StreamCounts};
 use crate::dataflow::DedupCounters;
@@ -42,6 +42,23 @@ pub struct Progress {
     /// True while the emitter is writing a batch to the sinks: a process that must exit
     /// abruptly (a lost cluster connection) waits for it, so no batch is cut in half.
     pub writing: AtomicBool,
+    /// The last durable checkpoint, when the run writes checkpoints.
+    pub checkpoint: Mutex<Option<CheckpointNote>>,
+}
+
+/// What the status line and the summary say of the last durable checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointNote {
+    /// Its frontier (`None`: the marker of a complete input).
+    pub frontier: Option<crate::event::Millis>,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// How long encoding and writing it took.
+    pub took: std::time::Duration,
+    /// When it became durable.
+    pub at: std::time::Instant,
+    /// Checkpoints written by this run so far.
+    pub count: u64,
 }
 
 impl Default for Progress {
@@ -54,6 +71,7 @@ impl Default for Progress {
             arranged: AtomicI64::new(0),
             workers_started: AtomicUsize::new(0),
             writing: AtomicBool::new(false),
+            checkpoint: Mutex::new(None),
         }
     }
 }
@@ -85,6 +103,33 @@ impl Progress {
             };
         }
         accounting
+    }
+
+    /// Records a checkpoint made durable.
+    pub fn note_checkpoint(&self, written: &crate::runtime::checkpoint::Written) {
+        if let Ok(mut slot) = self.checkpoint.lock() {
+            let count = slot.as_ref().map_or(0, |note| note.count) + 1;
+            *slot = Some(CheckpointNote {
+                frontier: written.frontier,
+                bytes: written.bytes,
+                took: written.took,
+                at: std::time::Instant::now(),
+                count,
+            });
+        }
+    }
+
+    /// Adds the counts of earlier runs, from the checkpoint a run restored.
+    pub fn add_restored(&self, accounting: &Accounting) {
+        self.add_ingest(accounting);
+        for kind in StreamKind::ALL {
+            let counts = accounting.stream(kind);
+            self.dedup[kind.index()].add(&crate::dataflow::DedupCounts {
+                applied: counts.applied,
+                duplicate: counts.duplicate,
+                conflicting: counts.conflicting,
+            });
+        }
     }
 
     /// Adds a worker's local ingestion counts (kept per activation to avoid contention).

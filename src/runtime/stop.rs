@@ -13,11 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::core::Inspect;
-use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::Stream;
-
-use crate::event::Millis;
 
 /// Why a run stopped before its input was complete.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,18 +121,6 @@ impl Stop {
     pub fn reason(&self) -> Option<StopReason> {
         self.state.reason.lock().ok().and_then(|slot| slot.clone())
     }
-}
-
-/// Broadcasts the stop notices of [`super::ingest`] to every worker of the cluster and
-/// records them in each process's `stop`, so that every worker stops reading. Returns the
-/// broadcast stream, for the emitter.
-pub fn hear_stops<'scope>(
-    notices: Stream<'scope, Millis, Vec<StopNotice>>,
-    stop: Stop,
-) -> Stream<'scope, Millis, Vec<StopNotice>> {
-    notices
-        .broadcast()
-        .inspect(move |notice| stop.hear(notice.reason.clone()))
 }
 
 #[cfg(test)]

@@ -81,6 +81,17 @@ impl PartitionClock {
             .map_or(0, |seen| seen.saturating_sub(self.max_disorder))
     }
 
+    /// The greatest event time admitted (or caught up to), what a checkpoint keeps of
+    /// the clock.
+    pub fn max_seen(&self) -> Option<Millis> {
+        self.max_seen
+    }
+
+    /// Sets the greatest event time admitted, from a checkpoint.
+    pub fn restore(&mut self, max_seen: Option<Millis>) {
+        self.max_seen = max_seen;
+    }
+
     /// How far the watermark trails the latest event time seen: `max_disorder`.
     pub fn watermark_lag(&self) -> Millis {
         self.max_disorder

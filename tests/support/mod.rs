@@ -3,6 +3,7 @@
 // Each test binary uses a different part of the helpers.
 #![allow(dead_code)]
 
+pub mod batches;
 pub mod cli;
 pub mod inputs;
 pub mod oracle;

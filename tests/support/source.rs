@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use diffmill::connectors::{owner, Arrival, Partition, Poll, Source};
+use diffmill::connectors::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
 
 /// Called after every poll with the partition's index and the arrivals that poll gave
 /// (none once the partition has given its last record).
@@ -71,5 +71,79 @@ impl Partition for ObservedPartition {
         } else {
             Poll::Ready
         })
+    }
+}
+
+/// The partitions of a case, giving one chunk per poll and pausing (`Idle`) after each.
+pub struct Trickle {
+    /// The arrivals of each partition, in order.
+    pub partitions: Vec<Vec<Arrival>>,
+    /// Most records one poll gives.
+    pub chunk: usize,
+}
+
+struct TricklePartition {
+    name: String,
+    arrivals: Vec<Arrival>,
+    next: usize,
+    chunk: usize,
+    pause: bool,
+}
+
+impl Source for Trickle {
+    fn partitions(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> Result<Vec<Box<dyn Partition>>, std::io::Error> {
+        Ok(self
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(p, _)| owner(*p, workers) == worker)
+            .map(|(p, arrivals)| {
+                Box::new(TricklePartition {
+                    name: format!("memory/{p}"),
+                    arrivals: arrivals.clone(),
+                    next: 0,
+                    chunk: self.chunk,
+                    pause: false,
+                }) as Box<dyn Partition>
+            })
+            .collect())
+    }
+}
+
+impl Partition for TricklePartition {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {
+        if self.pause && self.next < self.arrivals.len() {
+            self.pause = false;
+            return Ok(Poll::Idle);
+        }
+        let take = self.chunk.min(max).min(self.arrivals.len() - self.next);
+        out.extend_from_slice(&self.arrivals[self.next..self.next + take]);
+        self.next += take;
+        self.pause = true;
+        Ok(if self.next == self.arrivals.len() {
+            Poll::Done
+        } else {
+            Poll::Ready
+        })
+    }
+
+    fn position(&self) -> Option<PartitionPosition> {
+        Some(PartitionPosition {
+            offset: self.next as u64,
+            line: self.next as u64,
+        })
+    }
+
+    fn seek(&mut self, position: PartitionPosition) -> Result<(), std::io::Error> {
+        self.next = (position.offset as usize).min(self.arrivals.len());
+        Ok(())
     }
 }

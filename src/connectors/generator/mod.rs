@@ -30,7 +30,7 @@ use std::sync::Arc;
 pub use config::{Bounds, GeneratorConfig, MAX_CARDINALITY};
 pub use shard::Shard;
 
-use super::{Arrival, Partition, Poll, Source};
+use super::{Arrival, Partition, PartitionPosition, Poll, Source};
 use crate::declare::{FunnelSettings, SettingsError};
 use crate::event::{DeadLetter, Event, Invalid, Millis, Origin, Record, StreamKind};
 use crate::format::{Decoder, Format, Framing};
@@ -228,5 +228,38 @@ impl Partition for ShardPartition {
         } else {
             Poll::Ready
         })
+    }
+
+    fn position(&self) -> Option<PartitionPosition> {
+        Some(PartitionPosition {
+            offset: self.position,
+            line: self.position,
+        })
+    }
+
+    /// Generates the shard again up to `position` (the generator is deterministic).
+    fn seek(&mut self, position: PartitionPosition) -> Result<(), std::io::Error> {
+        if position.offset < self.position {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                format!(
+                    "{}: cannot go back to record {}",
+                    self.name, position.offset
+                ),
+            ));
+        }
+        while self.position < position.offset {
+            if self.shard.next().is_none() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{}: has {} records, the checkpoint is at record {}",
+                        self.name, self.position, position.offset
+                    ),
+                ));
+            }
+            self.position += 1;
+        }
+        Ok(())
     }
 }

@@ -206,6 +206,27 @@ impl KafkaSinkSpec {
         with_options(config, &self.options)
     }
 
+    /// The configuration of the consumer that reads the sink's own topic back (to find
+    /// its last committed progress record): committed transactions only, `options` on
+    /// top (for security settings).
+    pub fn reader_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("{}-resume", self.transactional_id()))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true");
+        let options = self
+            .options
+            .iter()
+            .filter(|(key, _)| !PRODUCER_ONLY.iter().any(|p| key.starts_with(p)));
+        for (key, value) in options {
+            config.set(key, value);
+        }
+        config
+    }
+
     /// Checks the values that can be checked without a broker (librdkafka rejects unknown
     /// options and bad values when a client is created, which does not connect); `Err((key, problem))`.
     ///
@@ -219,6 +240,23 @@ impl KafkaSinkSpec {
         check_client::<rdkafka::producer::BaseProducer>(&self.producer_config())
     }
 }
+
+/// Prefixes of producer settings that a consumer refuses (the sink's options are given
+/// to its producer; its reader takes the rest, such as security settings).
+const PRODUCER_ONLY: [&str; 12] = [
+    "acks",
+    "request.required.acks",
+    "compression",
+    "linger.ms",
+    "queue.buffering",
+    "batch.",
+    "message.send.max.retries",
+    "retries",
+    "transaction",
+    "enable.idempotence",
+    "delivery.",
+    "partitioner",
+];
 
 /// `config` with every pass-through option of a spec set on top.
 fn with_options(mut config: ClientConfig, options: &BTreeMap<String, String>) -> ClientConfig {

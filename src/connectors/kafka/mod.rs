@@ -10,10 +10,13 @@
 //!   consumer offsets are committed only for records whose effects reached every sink.
 //! - [`KafkaSink`]: aggregate diff rows as JSON keyed by window and dims (a compacted
 //!   topic keeps the latest change per key) and a progress record per batch, each batch
-//!   in one Kafka transaction, so a `read_committed` reader sees whole batches only.
+//!   in one Kafka transaction, so a `read_committed` reader sees whole batches only. At
+//!   start the sink reads its last committed progress record back, skips the batches it
+//!   holds and continues the sequence: nothing is written twice across restarts.
 
 mod config;
 mod produce;
+mod resume;
 mod sink;
 mod source;
 #[cfg(test)]
@@ -21,5 +24,6 @@ mod tests;
 
 pub use config::{default_topic, kind_key, KafkaSinkSpec, KafkaSourceSpec, StartPosition};
 pub use produce::{create_topics, produce, topics_for, Produced};
+pub use resume::last_progress;
 pub use sink::{KafkaSink, OutputRecord, ProgressRecord, RowRecord};
 pub use source::{KafkaPartition, KafkaSource};

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::config::KafkaSinkSpec;
-use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
+use super::resume::last_progress;
+use crate::connectors::{AggregateRow, Batch, Resume, Sink, SinkError};
 use crate::declare::{Aggregate, WindowStatus};
 use crate::event::Millis;
 
@@ -101,11 +102,20 @@ pub struct ProgressRecord {
 }
 
 /// Writes batches to a topic with a transactional producer.
+///
+/// Exactly once: when the run begins, the sink reads its topic back (`read_committed`)
+/// and finds its last progress record; the emitter cuts a batch at that record's
+/// frontier and numbers it with its `seq`, the sink skips every batch at or below that
+/// frontier, and continues the sequence. A topic holding the progress record of a
+/// complete input takes nothing more. Each batch is one transaction, so a crash leaves
+/// whole batches only; the transactional id fences a producer of an earlier run.
 pub struct KafkaSink {
     name: String,
     spec: KafkaSinkSpec,
     aggregate: Aggregate,
     producer: BaseProducer,
+    /// The last progress record the topic held when the run began.
+    held: Option<ProgressRecord>,
 }
 
 impl KafkaSink {
@@ -129,6 +139,7 @@ impl KafkaSink {
             spec: spec.clone(),
             aggregate: aggregate.clone(),
             producer,
+            held: None,
         })
     }
 
@@ -188,7 +199,49 @@ impl Sink for KafkaSink {
         &self.name
     }
 
+    fn begin(&mut self, restored: Option<Millis>) -> Result<(), SinkError> {
+        self.held = last_progress(&self.spec).map_err(|message| SinkError::Other {
+            sink: self.name.clone(),
+            message: format!("cannot read back what the topic holds: {message}"),
+        })?;
+        if let (Some(frontier), None) = (restored, &self.held) {
+            return Err(SinkError::Other {
+                sink: self.name.clone(),
+                message: format!(
+                    "the run resumes from a checkpoint at frontier {frontier}, but the topic \
+                     holds no output of it: it would lack everything before; start over \
+                     with --fresh"
+                ),
+            });
+        }
+        if self.held.as_ref().is_some_and(|h| h.frontier.is_none()) {
+            tracing::warn!(
+                sink = %self.name,
+                "the topic holds the output of a complete input: this run writes nothing \
+                 to it (use another topic to write again)"
+            );
+        }
+        Ok(())
+    }
+
+    fn resume(&self) -> Option<Resume> {
+        let held = self.held.as_ref()?;
+        held.frontier.map(|frontier| Resume {
+            frontier,
+            seq: held.seq,
+        })
+    }
+
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        if let Some(held) = &self.held {
+            let holds = held
+                .frontier
+                .is_none_or(|f| batch.frontier.is_some_and(|b| b <= f));
+            if holds {
+                // Written by an earlier run.
+                return Ok(());
+            }
+        }
         let error = |e: KafkaError| SinkError::Other {
             sink: self.name.clone(),
             message: e.to_string(),

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerConte
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::{KafkaSourceSpec, StartPosition};
-use crate::connectors::{owner, Arrival, Partition, Poll, Source};
+use crate::connectors::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
 use crate::declare::Schema;
 use crate::event::{raw_text, DeadLetter, Invalid, Millis, Origin, StreamKind};
 use crate::format::{Decoder, Framing};
@@ -152,6 +152,7 @@ impl KafkaSource {
                 next: start,
                 idle_timeout: self.spec.idle_timeout.to_std(),
                 max_ts: None,
+                floor: 0,
                 pending: VecDeque::new(),
                 committed: start,
             });
@@ -199,9 +200,12 @@ pub struct KafkaPartition {
     /// The offset after the last message read.
     next: i64,
     idle_timeout: Duration,
-    /// The greatest event time read so far: no record read so far entered the dataflow
-    /// at a later time (it enters at `max(ts, watermark)` and the watermark is below it).
+    /// The greatest event time read so far.
     max_ts: Option<Millis>,
+    /// The watermark this partition was caught up to while idle: records read after
+    /// enter at or after it. With `max_ts`, it bounds the entry time of every record read
+    /// so far (`max(ts, watermark)`, the watermark being below the greater of the two).
+    floor: Millis,
     /// `(offset after, max_ts rounded up to a COMMIT_STEP)`, ascending in both: the
     /// offset can be committed once the written frontier passed the time.
     pending: VecDeque<(i64, Millis)>,
@@ -254,6 +258,7 @@ impl KafkaPartition {
         let step = self
             .max_ts
             .unwrap_or(0)
+            .max(self.floor)
             .div_ceil(COMMIT_STEP)
             .saturating_mul(COMMIT_STEP);
         match self.pending.back_mut() {
@@ -372,6 +377,45 @@ impl Partition for KafkaPartition {
         Some(self.idle_timeout)
     }
 
+    fn caught_up(&mut self, watermark: Millis) {
+        self.floor = self.floor.max(watermark);
+    }
+
+    fn position(&self) -> Option<PartitionPosition> {
+        Some(PartitionPosition {
+            offset: self.next.max(0) as u64,
+            line: self.next.max(0) as u64,
+        })
+    }
+
+    /// Reads from the checkpoint's offset, not the consumer group's.
+    fn seek(&mut self, position: PartitionPosition) -> Result<(), std::io::Error> {
+        let offset = position.offset as i64;
+        self.consumer
+            .seek(
+                &self.topic,
+                self.partition,
+                Offset::Offset(offset),
+                BROKER_TIMEOUT,
+            )
+            .map_err(|e| {
+                io(format!(
+                    "{}: cannot seek to offset {offset}: {e}",
+                    self.name
+                ))
+            })?;
+        tracing::debug!(partition = %self.name, offset, "kafka partition restored");
+        self.next = offset;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Commits the checkpoint's offset to the consumer group, for monitoring: a restart
+    /// with a checkpoint reads from the checkpoint, not from the group's offset.
+    fn checkpointed(&mut self, position: PartitionPosition) {
+        self.commit(position.offset as i64);
+    }
+
     fn written_through(&mut self, frontier: Option<Millis>) {
         let mut commit = None;
         while let Some(&(offset, time)) = self.pending.front() {
@@ -381,9 +425,15 @@ impl Partition for KafkaPartition {
             commit = Some(offset);
             self.pending.pop_front();
         }
-        let Some(offset) = commit else {
-            return;
-        };
+        if let Some(offset) = commit {
+            self.commit(offset);
+        }
+    }
+}
+
+impl KafkaPartition {
+    /// Commits `offset` (asynchronously) to the consumer group, if it is new.
+    fn commit(&mut self, offset: i64) {
         if offset <= self.committed {
             return;
         }
@@ -392,7 +442,7 @@ impl Partition for KafkaPartition {
             .add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
             .is_ok()
         {
-            tracing::debug!(partition = %self.name, offset, ?frontier, "kafka offset commit");
+            tracing::debug!(partition = %self.name, offset, "kafka offset commit");
             match self.consumer.commit(&list, CommitMode::Async) {
                 Ok(()) => self.committed = offset,
                 Err(error) => {

@@ -4,7 +4,7 @@ use super::config::PostgresConfig;
 use super::layout::Layout;
 use super::retry::{Backoff, Failure};
 use super::session::{Applied, Session};
-use crate::connectors::{Batch, Sink, SinkError};
+use crate::connectors::{Batch, Resume, Sink, SinkError};
 use crate::declare::Aggregate;
 use crate::event::Millis;
 
@@ -18,7 +18,7 @@ use crate::event::Millis;
 /// never half a batch.
 ///
 /// Exactly once: at open the sink reads its progress row (keyed by the sink's name) and
-/// reports the frontier recorded there as its [`Sink::resume_frontier`]; the emitter
+/// reports the frontier recorded there as its [`Sink::resume`]; the emitter
 /// then cuts a batch at exactly that frontier, and the sink skips every batch at or
 /// below it. A re-run over the same input therefore adds only what the previous runs
 /// did not: the totals equal a single run's, and each rejected record is held once.
@@ -166,8 +166,25 @@ impl Sink for PostgresSink {
         &self.name
     }
 
-    fn resume_frontier(&self) -> Option<Millis> {
-        (self.applied.batches > 0 && !self.applied.complete).then_some(self.applied.frontier)
+    fn begin(&mut self, restored: Option<Millis>) -> Result<(), SinkError> {
+        match restored {
+            Some(frontier) if self.applied.batches == 0 => Err(SinkError::Other {
+                sink: self.name.clone(),
+                message: format!(
+                    "the run resumes from a checkpoint at frontier {frontier}, but the \
+                     progress table holds nothing for this sink: its totals would lack \
+                     everything before; start over with --fresh"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn resume(&self) -> Option<Resume> {
+        (self.applied.batches > 0 && !self.applied.complete).then(|| Resume {
+            frontier: self.applied.frontier,
+            seq: self.applied.batches - 1,
+        })
     }
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {

@@ -1,0 +1,155 @@
+//! One worker's dataflow: ingestion, the control stream, the funnel, the emitter, and (in
+//! a run with state) the restore operator and checkpoint parts.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
+use differential_dataflow::trace::TraceReader;
+use timely::dataflow::operators::core::{Concat, Map};
+use timely::dataflow::{ProbeHandle, Scope};
+
+use super::checkpoint::{restore, Checkpoint, Part};
+use super::control::{control, CheckpointClock, Control};
+use super::emit::{emit, Emission, EmitCheckpoints, EmitInputs, EmitStart};
+use super::ingest::{ingest, ingest_checkpointed, IngestCheckpointing, IngestContext};
+use super::{EmitContext, Progress};
+use crate::connectors::{Partition, Sink};
+use crate::dataflow::{ad_funnel_checkpointed, ParentTrace};
+use crate::declare::FunnelSettings;
+use crate::event::Millis;
+
+/// What one worker builds its dataflow from.
+pub(super) struct WorkerPlan {
+    pub(super) settings: FunnelSettings,
+    pub(super) partitions: Vec<Box<dyn Partition>>,
+    /// The sinks of each aggregate (worker 0 of process 0 only).
+    pub(super) sinks: Vec<Vec<Box<dyn Sink>>>,
+    pub(super) ingest: IngestContext,
+    pub(super) emit: EmitContext,
+    /// The run writes checkpoints (every worker of the cluster builds the same shape).
+    pub(super) checkpointing: bool,
+    /// Worker 0 of process 0 of a run with state: the checkpoint to restore, where the
+    /// emitter starts, and what it needs to write checkpoints.
+    pub(super) lead: Option<Lead>,
+}
+
+/// What the worker that owns the sinks gets in a run with state.
+pub(super) struct Lead {
+    pub(super) checkpoint: Option<Checkpoint>,
+    pub(super) start: Option<EmitStart>,
+    pub(super) checkpoints: EmitCheckpoints,
+}
+
+/// Builds the funnel's dataflow on one worker; returns the handles to its join
+/// arrangements (for the gauge of records held).
+///
+/// # Errors
+/// The checkpoint to restore cannot be decoded.
+pub(super) fn build(
+    scope: Scope<'_, Millis>,
+    plan: WorkerPlan,
+    probe: &ProbeHandle<Millis>,
+    written: &ProbeHandle<Millis>,
+) -> Result<Vec<ParentTrace>, String> {
+    let WorkerPlan {
+        settings,
+        partitions,
+        sinks,
+        ingest: ingest_context,
+        emit: emit_context,
+        checkpointing,
+        lead,
+    } = plan;
+    let (checkpoint, start, checkpoints) = match lead {
+        Some(lead) => (lead.checkpoint, lead.start, Some(lead.checkpoints)),
+        None => (None, None, None),
+    };
+    let clock: Option<CheckpointClock> = checkpoints.as_ref().map(|c| c.clock.clone());
+    let restored = restore(scope, checkpoint)?;
+    let heard = Rc::new(RefCell::new(Vec::new()));
+    let control_probe = ProbeHandle::new();
+    let stop = ingest_context.stop.clone();
+    let ingested = if checkpointing {
+        let checkpointing = IngestCheckpointing {
+            restore: restored.partitions,
+            heard: Rc::clone(&heard),
+            control: control_probe.clone(),
+        };
+        ingest_checkpointed(scope, &settings, partitions, ingest_context, checkpointing)
+    } else {
+        ingest(scope, &settings, partitions, ingest_context)
+    };
+    let control = control(ingested.notices, clock, stop, heard, &control_probe);
+    let requests = control.clone().flat_map(|c| match c {
+        Control::Checkpoint(frontier) => Some(frontier),
+        Control::Stop(_) => None,
+    });
+    let records = ingested.records.concat(restored.events);
+    let rejects = ingested.rejects.concat(restored.rejects);
+    let dedup_counts = emit_context.progress.dedup.clone();
+    let (aggregates, traces, snapshots) =
+        ad_funnel_checkpointed(records, &settings, &dedup_counts, requests, restored.groups);
+    let parts = ingested
+        .parts
+        .map(|part| Part::Ingest(Box::new(part)))
+        .concat(snapshots.map(|(stream, snapshot)| Part::Dedup(stream, snapshot)));
+    emit(
+        EmitInputs {
+            aggregates,
+            rejects,
+            control,
+            parts,
+        },
+        Emission {
+            settings,
+            sinks,
+            context: emit_context,
+            processed: probe.clone(),
+            written: written.clone(),
+            start,
+            checkpoints,
+        },
+    );
+    Ok(traces)
+}
+
+/// Reports how many updates this worker's join arrangements hold, advancing the
+/// compaction of its trace handles with the frontier so that holding them never keeps
+/// state alive.
+pub(super) struct ArrangedGauge {
+    traces: Vec<ParentTrace>,
+    progress: Arc<Progress>,
+    reported: i64,
+}
+
+impl ArrangedGauge {
+    pub(super) fn new(traces: Vec<ParentTrace>, progress: Arc<Progress>) -> ArrangedGauge {
+        ArrangedGauge {
+            traces,
+            progress,
+            reported: 0,
+        }
+    }
+
+    pub(super) fn observe(&mut self, probe: &ProbeHandle<Millis>) {
+        let frontier = probe.with_frontier(|f| f.to_owned());
+        let mut held = 0i64;
+        if frontier.is_empty() {
+            self.traces.clear();
+        }
+        for trace in &mut self.traces {
+            trace.set_logical_compaction(frontier.borrow());
+            trace.set_physical_compaction(frontier.borrow());
+            trace.map_spans(|span| {
+                held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
+            });
+        }
+        self.progress
+            .arranged
+            .fetch_add(held - self.reported, Ordering::Relaxed);
+        self.reported = held;
+    }
+}
