@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use diffmill::connectors::sum_change_log;
-use diffmill::dataflow::{Dim, FunnelSettings, GroupBy};
-use diffmill::event::{Format, StreamKind};
+use diffmill::declare::Aggregate;
+use diffmill::event::StreamKind;
+use diffmill::format::Format;
+use diffmill::graph::{GraphSpec, SinkSpec};
 use tempfile::TempDir;
 
 use support::cli::{
@@ -36,29 +38,19 @@ fn toml_str<'a>(value: &'a toml::Value, table: &str, key: &str) -> Option<&'a st
     value.get(table)?.get(key)?.as_str()
 }
 
-/// The expected header of `aggregates.csv` for a graph's `[funnel] group_by`.
-fn aggregates_header(graph: &toml::Value) -> String {
-    let group_by = match graph.get("funnel").and_then(|f| f.get("group_by")) {
-        Some(dims) => GroupBy::new(
-            dims.as_array()
-                .expect("group_by is an array")
-                .iter()
-                .map(|d| Dim::from_name(d.as_str().expect("a dim name")).expect("a known dim")),
-        ),
-        None => FunnelSettings::default().group_by,
-    };
+/// The expected header of an aggregate's `aggregates.csv`: its dims (in the bid's field
+/// order) and its measures (in declaration order), as the graph declares them.
+fn aggregates_header(graph: &GraphSpec, aggregate: usize) -> String {
+    let aggregate: Aggregate = graph
+        .declaration()
+        .resolve()
+        .expect("the graph's declaration resolves")
+        .aggregates[aggregate]
+        .clone();
     let mut header = vec!["window_start", "window_end"];
-    header.extend(group_by.dims().iter().map(|d| d.name()));
-    header.extend([
-        "bids",
-        "impressions",
-        "clicks",
-        "conversions",
-        "spend_micros",
-        "revenue_micros",
-        "frontier",
-        "status",
-    ]);
+    header.extend(aggregate.dims.names());
+    header.extend(aggregate.measure_names());
+    header.extend(["frontier", "status"]);
     header.join(",")
 }
 
@@ -78,17 +70,18 @@ fn every_graph_checks_and_runs_on_a_small_input() {
     for graph in graphs {
         let text = std::fs::read_to_string(&graph).expect("the graph reads");
         let spec: toml::Value = toml::from_str(&text).expect("the graph is TOML");
+        let parsed = GraphSpec::load(&graph).expect("the graph loads");
         let source = toml_str(&spec, "source", "kind").expect("[source] kind");
-        let sinks: Vec<&str> = spec
-            .get("sink")
-            .and_then(|s| s.as_array())
-            .map(|sinks| {
-                sinks
-                    .iter()
-                    .map(|s| s.get("kind").and_then(|k| k.as_str()).expect("sink kind"))
-                    .collect()
+        let sinks: Vec<&str> = parsed
+            .all_sinks()
+            .into_iter()
+            .map(|(_, sink)| match sink {
+                SinkSpec::Csv(_) => "csv",
+                SinkSpec::Stdout(_) => "stdout",
+                SinkSpec::Kafka(_) => "kafka",
+                SinkSpec::Postgres(_) => "postgres",
             })
-            .unwrap_or_default();
+            .collect();
         if source == "kafka" || sinks.iter().any(|s| *s == "kafka" || *s == "postgres") {
             println!(
                 "skipping {}: source `{source}`, sinks {sinks:?} need external services",
@@ -167,15 +160,24 @@ fn every_graph_checks_and_runs_on_a_small_input() {
         if sinks.contains(&"stdout") {
             assert!(ran.stdout.contains("batch "), "{}", graph.display());
         }
-        if sinks.contains(&"csv") {
-            let (header, rows) = read_csv(&out.join("aggregates.csv"));
+        for (a, (name, specs)) in parsed.aggregate_sinks().into_iter().enumerate() {
+            if !specs.iter().any(|s| matches!(s, SinkSpec::Csv(_))) {
+                continue;
+            }
+            // `--output` replaces the folder of the old form's sinks, and is the parent
+            // of each declared aggregate's folder.
+            let folder = match parsed.aggregates.is_empty() {
+                true => out.clone(),
+                false => out.join(&name),
+            };
+            let (header, rows) = read_csv(&folder.join("aggregates.csv"));
             assert_eq!(
                 header.join(","),
-                aggregates_header(&spec),
-                "{}",
+                aggregates_header(&parsed, a),
+                "{} aggregate `{name}`",
                 graph.display()
             );
-            assert!(!rows.is_empty(), "{}: no aggregate rows", graph.display());
+            assert!(!rows.is_empty(), "{}: no rows of `{name}`", graph.display());
         }
     }
 }
@@ -186,7 +188,7 @@ fn gen_then_run_matches_the_oracle(format: Format) {
     generate(dir.path(), &graph, format, 5, 4000);
     let ran = diffmill_ok(dir.path(), [Path::new("run"), &graph]);
 
-    let (names, partitions) = file_partitions(format, &dir.path().join("data"));
+    let (names, partitions) = file_partitions(format, &settings.schema, &dir.path().join("data"));
     let oracle = Oracle::new(&settings, &partitions);
     let accounting = oracle.accounting();
     assert!(accounting.balances());
@@ -205,8 +207,8 @@ fn gen_then_run_matches_the_oracle(format: Format) {
     }
 
     let out = dir.path().join("out");
-    let summed = sum_change_log(&out.join("aggregates.csv")).expect("aggregates.csv reads");
-    let expected = as_csv(&oracle.final_values(), &settings);
+    let summed = sum_change_log(&out.join("aggregates.csv"), 6).expect("aggregates.csv reads");
+    let expected = as_csv(&oracle.final_values(), &settings, 0);
     assert!(
         expected.keys().any(|key| key[2] == "unattributed"),
         "orphans give unattributed rows"
@@ -291,7 +293,7 @@ fn replays_agree_across_runs_and_worker_counts() {
                 out.as_os_str(),
             ],
         );
-        let summed = sum_change_log(&out.join("aggregates.csv")).expect("aggregates.csv reads");
+        let summed = sum_change_log(&out.join("aggregates.csv"), 6).expect("aggregates.csv reads");
         let dead = row_set(&out.join("dead_letters.csv"), usize::MAX);
         let late = row_set(&out.join("late.csv"), usize::MAX);
         assert!(!summed.is_empty() && !dead.is_empty() && !late.is_empty());

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
 use diffmill::connectors::{Arrival, MemorySource, PostgresConfig, PostgresSink, Sink, SinkError};
-use diffmill::dataflow::{Dim, FunnelSettings};
-use diffmill::event::{DeadLetter, Format, Millis, Origin};
+use diffmill::declare::{Aggregate, Declaration, FunnelSettings, FunnelSpec};
+use diffmill::event::{DeadLetter, Millis, Origin};
+use diffmill::format::Format;
 use diffmill::graph::GraphSpec;
 use diffmill::runtime::{Funnel, RunError};
 use postgres::{Client, NoTls};
@@ -64,14 +65,20 @@ fn fresh(url: &str, schema: &str) -> PostgresConfig {
     }
 }
 
-/// The aggregates table keyed as `aggregates.csv` sums: `[window_start, window_end,
-/// dims…]` (ms, text), the six totals.
-fn totals(client: &mut impl postgres::GenericClient, table: &str, dims: &[Dim]) -> CsvAggregates {
-    let dim_columns: String = dims.iter().map(|d| format!(", {}", d.name())).collect();
+/// The aggregates table of `aggregate` keyed as `aggregates.csv` sums: `[window_start,
+/// window_end, dims…]` (ms, text), then the totals of its measures.
+fn totals(
+    client: &mut impl postgres::GenericClient,
+    table: &str,
+    aggregate: &Aggregate,
+) -> CsvAggregates {
+    let dims = aggregate.dims.names();
+    let measures = aggregate.measure_names();
+    let dim_columns: String = dims.iter().map(|d| format!(", {d}::text")).collect();
     let sql = format!(
         "SELECT (extract(epoch FROM window_start) * 1000)::int8::text, \
-         (extract(epoch FROM window_end) * 1000)::int8::text{dim_columns}, \
-         bids, impressions, clicks, conversions, spend_micros, revenue_micros FROM {table}"
+         (extract(epoch FROM window_end) * 1000)::int8::text{dim_columns}, {} FROM {table}",
+        measures.join(", ")
     );
     let n = 2 + dims.len();
     client
@@ -80,10 +87,24 @@ fn totals(client: &mut impl postgres::GenericClient, table: &str, dims: &[Dim]) 
         .iter()
         .map(|row| {
             let key: Vec<String> = (0..n).map(|i| row.get::<_, String>(i)).collect();
-            let measures: [i64; 6] = std::array::from_fn(|i| row.get(n + i));
-            (key, measures)
+            let values: Vec<i64> = (0..measures.len()).map(|i| row.get(n + i)).collect();
+            (key, values)
         })
         .collect()
+}
+
+/// The aggregate of a graph grouped by `group_by` with today's six measures.
+fn grouped_by(group_by: &[&str]) -> Aggregate {
+    let funnel = FunnelSpec {
+        group_by: Some(group_by.iter().map(|d| d.to_string()).collect()),
+        ..FunnelSpec::default()
+    };
+    Declaration::default()
+        .funnel(funnel)
+        .resolve()
+        .expect("a valid declaration")
+        .aggregates[0]
+        .clone()
 }
 
 /// `(frontier_ms, batch_seq, complete)` of `sink` in `progress`.
@@ -112,7 +133,7 @@ fn generated(settings: &FunnelSettings, config: GeneratorConfig) -> Vec<Vec<Arri
                 .enumerate()
                 .map(|(i, generated)| match generated {
                     Generated::Event(event) => Arrival::Event {
-                        event,
+                        record: generator.record(&event),
                         position: i as u64 + 1,
                     },
                     Generated::Malformed { stream, line } => Arrival::DeadLetter(DeadLetter {
@@ -241,11 +262,11 @@ fn totals_equal_the_oracle_and_a_second_run_adds_nothing() {
         return;
     };
     let (settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let mut config = fresh(&url, "t_totals");
     config.change_log_table = Some("changes".into());
     let oracle = Oracle::new(&settings, &partitions);
-    let expected = as_csv(&oracle.final_values(), &settings);
+    let expected = as_csv(&oracle.final_values(), &settings, 0);
     let expected_rejects = expected_rejects(&oracle);
     assert!(
         !expected_rejects.0.is_empty() && !expected_rejects.1.is_empty(),
@@ -256,10 +277,10 @@ fn totals_equal_the_oracle_and_a_second_run_adds_nothing() {
     let mut client = connect(&url);
 
     for attempt in ["first", "second"] {
-        let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+        let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
         run(&settings, &partitions, sink).expect("the run succeeds");
         assert_eq!(
-            totals(&mut client, "t_totals.diffmill_aggregates", &dims),
+            totals(&mut client, "t_totals.diffmill_aggregates", &aggregate),
             expected,
             "{attempt} run: the table vs the oracle"
         );
@@ -326,20 +347,20 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         return;
     };
     let (mut settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let config = fresh(&url, "t_failed");
     let oracle = Oracle::new(&settings, &partitions);
     let mut client = connect(&url);
 
     // The progress update is the last statement of a batch's transaction: failing it
     // after the rows were upserted shows that nothing of the batch stays.
-    PostgresSink::open(&config, &dims).expect("the sink opens (creates the tables)");
+    PostgresSink::open(&config, &aggregate).expect("the sink opens (creates the tables)");
     client
         .batch_execute(
             "ALTER TABLE t_failed.diffmill_progress ADD CONSTRAINT stop_here CHECK (batch_seq <= 2)",
         )
         .expect("the constraint is added");
-    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
     let error = run(&settings, &partitions, sink).expect_err("the 3rd batch fails");
     let message = error.to_string();
     assert!(
@@ -353,8 +374,8 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
     );
     assert_eq!((batches, complete), (2, false));
     assert_eq!(
-        totals(&mut client, "t_failed.diffmill_aggregates", &dims),
-        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
+        totals(&mut client, "t_failed.diffmill_aggregates", &aggregate),
+        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings, 0),
         "after the failure: the totals at the 2nd batch's frontier {frontier}, nothing of the 3rd"
     );
     let logged: i64 = client
@@ -376,12 +397,12 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         .batch_execute("ALTER TABLE t_failed.diffmill_progress DROP CONSTRAINT stop_here")
         .expect("the constraint is dropped");
     settings.emit_interval = Duration::from_millis(20);
-    let sink = PostgresSink::open(&config, &dims).expect("the sink reopens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink reopens");
     assert_eq!(sink.resume().map(|r| r.frontier), Some(frontier as Millis));
     run(&settings, &partitions, sink).expect("the re-run succeeds");
     assert_eq!(
-        totals(&mut client, "t_failed.diffmill_aggregates", &dims),
-        as_csv(&oracle.final_values(), &settings),
+        totals(&mut client, "t_failed.diffmill_aggregates", &aggregate),
+        as_csv(&oracle.final_values(), &settings, 0),
         "after the re-run: the oracle's final values, nothing twice"
     );
     assert_eq!(
@@ -397,17 +418,17 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
         return;
     };
     let (settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let config = fresh(&url, "t_reader");
     let oracle = Oracle::new(&settings, &partitions);
-    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
     let sink_name = config.sink_name();
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let done = Arc::clone(&done);
         let url = url.clone();
-        let dims = dims.clone();
+        let aggregate = aggregate.clone();
         std::thread::spawn(move || {
             let mut client = connect(&url);
             let mut snapshots = Vec::new();
@@ -420,7 +441,7 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
                     .start()
                     .expect("a snapshot starts");
                 let seen = progress(&mut transaction, "t_reader.diffmill_progress", &sink_name);
-                let held = totals(&mut transaction, "t_reader.diffmill_aggregates", &dims);
+                let held = totals(&mut transaction, "t_reader.diffmill_aggregates", &aggregate);
                 transaction.commit().expect("the snapshot ends");
                 snapshots.push((seen, held));
                 if finished {
@@ -439,7 +460,7 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
         let at = (!complete).then_some(*frontier as Millis);
         let want = expected
             .entry(at)
-            .or_insert_with(|| as_csv(&oracle.expected_prefix(at), &settings));
+            .or_insert_with(|| as_csv(&oracle.expected_prefix(at), &settings, 0));
         assert_eq!(
             &held, &want,
             "a snapshot after {batches} batches (frontier {frontier}, complete {complete}) is \
@@ -506,11 +527,11 @@ fn lost_connections_are_retried_without_counting_twice() {
         return;
     };
     let (settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let mut config = fresh(&url, "t_retry");
     let separator = if url.contains('?') { '&' } else { '?' };
     config.url = Some(format!("{url}{separator}application_name=diffmill_t_retry"));
-    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
 
     // Terminate the sink's connection while it writes: the server ends the session
     // (SQLSTATE 57P01 or a closed socket), mid-transaction or between transactions.
@@ -563,10 +584,11 @@ fn lost_connections_are_retried_without_counting_twice() {
     );
     let mut client = connect(&url);
     assert_eq!(
-        totals(&mut client, "t_retry.diffmill_aggregates", &dims),
+        totals(&mut client, "t_retry.diffmill_aggregates", &aggregate),
         as_csv(
             &Oracle::new(&settings, &partitions).final_values(),
-            &settings
+            &settings,
+            0
         ),
         "{terminated} connections lost: still the oracle, nothing twice"
     );
@@ -593,12 +615,13 @@ fn a_killed_run_then_a_restart_equals_the_oracle_not_double() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let (graph, settings) = files_graph_into(dir.path(), "t_killed");
     generate(dir.path(), &graph, Format::Csv, 17, 100_000);
-    let (_, partitions) = file_partitions(Format::Csv, &dir.path().join("data"));
+    let (_, partitions) = file_partitions(Format::Csv, &settings.schema, &dir.path().join("data"));
     let expected = as_csv(
         &Oracle::new(&settings, &partitions).final_values(),
         &settings,
+        0,
     );
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let mut client = connect(&url);
 
     let mut child = command(dir.path())
@@ -644,14 +667,14 @@ fn a_killed_run_then_a_restart_equals_the_oracle_not_double() {
     assert!(!complete && batches >= killed_at, "killed mid-run");
     let oracle = Oracle::new(&settings, &partitions);
     assert_eq!(
-        totals(&mut client, "t_killed.diffmill_aggregates", &dims),
-        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
+        totals(&mut client, "t_killed.diffmill_aggregates", &aggregate),
+        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings, 0),
         "the killed run left the totals at its last committed frontier {frontier}"
     );
 
     diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
     assert_eq!(
-        totals(&mut client, "t_killed.diffmill_aggregates", &dims),
+        totals(&mut client, "t_killed.diffmill_aggregates", &aggregate),
         expected,
         "killed after {batches} batches, then restarted: the oracle, nothing twice"
     );
@@ -697,7 +720,7 @@ fn the_graph_file_runs_twice_into_the_same_totals() {
              public.diffmill_changes",
         )
         .expect("old tables drop");
-    let settings = spec.funnel.settings();
+    let settings = spec.declaration().resolve().expect("the graph's declaration resolves");
     let diffmill::graph::SourceSpec::Generator(mut generator) = spec.source.clone() else {
         panic!("the graph's source is the generator");
     };
@@ -705,6 +728,7 @@ fn the_graph_file_runs_twice_into_the_same_totals() {
     let expected = as_csv(
         &Oracle::new(&settings, &generated(&settings, generator)).final_values(),
         &settings,
+        0,
     );
     let dir = tempfile::tempdir().expect("a temporary folder");
     for attempt in ["first", "second"] {
@@ -724,7 +748,7 @@ fn the_graph_file_runs_twice_into_the_same_totals() {
             totals(
                 &mut client,
                 "public.diffmill_aggregates",
-                settings.group_by.dims()
+                &settings.aggregates[0]
             ),
             expected,
             "{attempt} run of {}",
@@ -750,9 +774,9 @@ fn permanent_errors_stop_with_a_clear_message() {
     let mut refused = PostgresConfig::with_url(format!(
         "postgresql://diffmill_nobody:wrong@{host}:{port}/{dbname}"
     ));
-    refused.retry_for = diffmill::graph::DurationText::from_millis(200);
+    refused.retry_for = diffmill::declare::DurationText::from_millis(200);
     let started = Instant::now();
-    let error = PostgresSink::open(&refused, &[Dim::Campaign])
+    let error = PostgresSink::open(&refused, &grouped_by(&["campaign_id"]))
         .err()
         .expect("the login is refused")
         .to_string();
@@ -765,8 +789,8 @@ fn permanent_errors_stop_with_a_clear_message() {
     // A table of another shape: written by a graph grouped by campaign, opened by one
     // grouped by campaign and region.
     let config = fresh(&url, "t_shape");
-    PostgresSink::open(&config, &[Dim::Campaign]).expect("the sink opens");
-    let error = PostgresSink::open(&config, &[Dim::Campaign, Dim::Region])
+    PostgresSink::open(&config, &grouped_by(&["campaign_id"])).expect("the sink opens");
+    let error = PostgresSink::open(&config, &grouped_by(&["campaign_id", "region"]))
         .err()
         .expect("the table has other columns")
         .to_string();
@@ -782,9 +806,9 @@ fn permanent_errors_stop_with_a_clear_message() {
     drop(free);
     let mut unreachable =
         PostgresConfig::with_url(format!("postgresql://diffmill@127.0.0.1:{port}/db"));
-    unreachable.retry_for = diffmill::graph::DurationText::from_millis(500);
+    unreachable.retry_for = diffmill::declare::DurationText::from_millis(500);
     let started = Instant::now();
-    let error = PostgresSink::open(&unreachable, &[Dim::Campaign])
+    let error = PostgresSink::open(&unreachable, &grouped_by(&["campaign_id"]))
         .err()
         .expect("nothing listens")
         .to_string();
