@@ -17,19 +17,18 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::kafka::{topics_for, OutputRecord};
-use diffmill::connectors::Arrival;
-use diffmill::declare::{FunnelSettings, Schema};
-use diffmill::event::{raw_text, DeadLetter, Millis, Origin, StreamKind};
-use diffmill::format::decode_json;
+use diffmill::declare::FunnelSettings;
+use diffmill::event::{Millis, StreamKind};
 use diffmill::graph::GraphSpec;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use support::cli::{command, counts_row, diffmill, diffmill_ok, summary_counts};
+use support::kafka::{
+    input_partitions, output, partition_count, produce, read_partition, sum, unique, PARTITIONS,
+    TIMEOUT,
+};
 use support::oracle::{Aggregates, Oracle};
-
-const PARTITIONS: i32 = 4;
-const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The broker, or `None` after saying on stderr that the test is skipped.
 fn brokers(test: &str) -> Option<String> {
@@ -56,56 +55,8 @@ fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-/// A topic prefix no other run uses.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{name}-{}-{nanos}-", std::process::id())
-}
-
 fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary folder")
-}
-
-/// Produces generated events into `<prefix>{bids,...}` with 4 partitions.
-fn produce(dir: &Path, brokers: &str, prefix: &str, bids: u64, seed: u64) {
-    let bids = bids.to_string();
-    let seed = seed.to_string();
-    diffmill_ok(
-        dir,
-        [
-            "gen",
-            "--kafka",
-            brokers,
-            "--topic-prefix",
-            prefix,
-            "--kafka-partitions",
-            "4",
-            "--partitions",
-            "4",
-            "--format",
-            "json",
-            "--bids",
-            &bids,
-            "--seed",
-            &seed,
-            "--disorder",
-            "0.05",
-            "--late",
-            "0.01",
-            "--too-late",
-            "0.005",
-            "--duplicate",
-            "0.01",
-            "--conflicting",
-            "0",
-            "--orphan",
-            "0.005",
-            "--malformed",
-            "0.005",
-        ],
-    );
 }
 
 /// A graph reading `<prefix>*` and writing `<prefix>out`, with `source` lines added.
@@ -144,146 +95,6 @@ fn settings(graph: &Path) -> FunnelSettings {
         .declaration()
         .resolve()
         .expect("the graph's declaration resolves")
-}
-
-fn consumer(brokers: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "diffmill-test-reader")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("a consumer")
-}
-
-/// Every message of `topic/partition` from `from` to the end, as (offset, timestamp,
-/// payload).
-fn read_partition(brokers: &str, topic: &str, partition: i32) -> Vec<(i64, i64, Vec<u8>)> {
-    let consumer = consumer(brokers);
-    let (_, high) = consumer
-        .fetch_watermarks(topic, partition, TIMEOUT)
-        .expect("watermarks");
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Beginning)
-        .expect("offset");
-    consumer.assign(&list).expect("assign");
-    let mut messages = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let position = consumer
-            .position()
-            .ok()
-            .and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()));
-        let done = messages
-            .last()
-            .is_some_and(|(offset, _, _): &(i64, i64, Vec<u8>)| *offset + 1 >= high)
-            || matches!(position, Some(Offset::Offset(p)) if p >= high);
-        if done || high == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{topic}/{partition}: reading timed out"
-        );
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.expect("a message");
-            messages.push((
-                message.offset(),
-                message.timestamp().to_millis().unwrap_or(-1),
-                message.payload().unwrap_or_default().to_vec(),
-            ));
-        }
-    }
-    messages
-}
-
-fn partition_count(brokers: &str, topic: &str) -> i32 {
-    let metadata = consumer(brokers)
-        .fetch_metadata(Some(topic), TIMEOUT)
-        .expect("metadata");
-    metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .map_or(0, |t| t.partitions().len() as i32)
-}
-
-/// The input as the oracle sees it: one partition per topic partition, bids first, each
-/// in offset order, starting at the first message with a timestamp at or after `from`.
-fn input_partitions(brokers: &str, prefix: &str, from: Option<i64>) -> Vec<Vec<Arrival>> {
-    let mut partitions = Vec::new();
-    for (kind, topic) in StreamKind::ALL.iter().zip(topics_for(prefix)) {
-        for partition in 0..PARTITIONS {
-            let messages = read_partition(brokers, &topic, partition);
-            let start = from.map_or(0, |from| {
-                messages
-                    .iter()
-                    .position(|(_, ts, _)| *ts >= from)
-                    .unwrap_or(messages.len())
-            });
-            let arrivals = messages[start..]
-                .iter()
-                .map(|(offset, _, payload)| {
-                    let text = String::from_utf8_lossy(payload);
-                    match decode_json(Schema::funnel().stream(*kind), &text, None) {
-                        Ok(record) => Arrival::Event {
-                            record,
-                            position: *offset as u64,
-                        },
-                        Err(reason) => Arrival::DeadLetter(DeadLetter {
-                            stream: *kind,
-                            origin: Origin {
-                                source: format!("{topic}/{partition}"),
-                                position: *offset as u64,
-                            },
-                            raw: raw_text(payload),
-                            reason: reason.to_string(),
-                        }),
-                    }
-                })
-                .collect();
-            partitions.push(arrivals);
-        }
-    }
-    partitions
-}
-
-/// The sink topic's records, read committed, partition by partition.
-fn output(brokers: &str, topic: &str) -> Vec<OutputRecord> {
-    let mut records = Vec::new();
-    for partition in 0..partition_count(brokers, topic) {
-        for (_, _, payload) in read_partition(brokers, topic, partition) {
-            records.push(serde_json::from_slice(&payload).expect("an output record"));
-        }
-    }
-    records
-}
-
-/// The sink topic's rows summed per row key, as the oracle keys them: the dims in the
-/// aggregate's column order, the measures in its declaration order.
-fn sum(settings: &FunnelSettings, records: &[OutputRecord]) -> Aggregates {
-    let aggregate = &settings.aggregates[0];
-    let mut sums = Aggregates::new();
-    for record in records {
-        let OutputRecord::Row(row) = record else {
-            continue;
-        };
-        let dims = aggregate
-            .dims
-            .names()
-            .into_iter()
-            .map(|name| row.dims[name].clone())
-            .collect();
-        let key = (0, row.window_start, dims);
-        let sum = sums
-            .entry(key)
-            .or_insert_with(|| vec![0; aggregate.measures.len()]);
-        for (total, name) in sum.iter_mut().zip(aggregate.measure_names()) {
-            *total += i128::from(row.measures[name]);
-        }
-    }
-    sums.retain(|_, values| values.iter().any(|v| *v != 0));
-    sums
 }
 
 /// Per window, the measures summed over all dims (which do not depend on attribution).

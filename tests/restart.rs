@@ -4,6 +4,9 @@
 //! running sums equal the oracle's at every frontier, with the same rejects and the same
 //! accounting as a run that never stopped.
 //!
+//! Every aggregate of a graph has its own sink; all of them must hold the same batches at
+//! a checkpoint and continue from it.
+//!
 //! The first run writes a checkpoint as often as it can (interval 0) while trickling its
 //! input, so there are many to restore from. `PROPTEST_CASES` sets the number of random
 //! cases (32 by default).
@@ -72,6 +75,9 @@ impl Sink for Holding {
     }
 }
 
+/// The batches each aggregate's sink holds, indexed by aggregate.
+type Batches = Vec<Vec<Batch>>;
+
 /// Runs `partitions` with a state folder `dir`, checkpointing as often as it can, with
 /// `sinks[a]` the sink of aggregate `a`.
 fn run(
@@ -104,26 +110,112 @@ fn run(
 }
 
 /// The checkpoint files of `dir` with their frontiers, oldest first (the completion
-/// marker left out).
-fn checkpoints(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+/// marker left out). Each must account for every record it says was read: applied,
+/// duplicate, too late, dead-lettered, or read but not applied yet.
+fn checkpoints(dir: &Path) -> Result<Vec<(std::path::PathBuf, u64)>, String> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("the state folder")
+        .map_err(|e| e.to_string())?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "ckpt"))
         .collect();
     files.sort();
-    files
-        .into_iter()
-        .filter_map(|path| {
-            let checkpoint = file::read(&path).expect("every checkpoint written is usable");
-            checkpoint.frontier.map(|frontier| (path, frontier))
+    let mut found = Vec::new();
+    for path in files {
+        let checkpoint = file::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let Some(frontier) = checkpoint.frontier else {
+            continue;
+        };
+        let total = checkpoint.accounting.total();
+        let events = checkpoint.events.len() as u64;
+        if total.read
+            != total.applied + total.duplicate + total.too_late + total.dead_lettered + events
+        {
+            return Err(format!(
+                "checkpoint at {frontier}: read {} != applied {} + duplicate {} + too late {} + \
+                 dead-lettered {} + {events} events read and not applied",
+                total.read, total.applied, total.duplicate, total.too_late, total.dead_lettered
+            ));
+        }
+        found.push((path, frontier));
+    }
+    Ok(found)
+}
+
+/// Restores from the checkpoint at `path` on `workers` workers, every aggregate's sink
+/// holding its `batches[a][..=held]`; returns every batch the sinks then hold and the
+/// restored run's state folder (with the checkpoints it wrote).
+fn restore_from(
+    settings: &FunnelSettings,
+    partitions: &[Vec<Arrival>],
+    chunk: usize,
+    path: &Path,
+    batches: &Batches,
+    held: usize,
+    workers: usize,
+) -> Result<(Batches, RunReport, tempfile::TempDir), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::copy(path, dir.path().join("checkpoint-0000000001.ckpt"))
+        .map_err(|e| e.to_string())?;
+    let sinks: Vec<Holding> = batches
+        .iter()
+        .map(|mine| Holding {
+            held: Resume {
+                frontier: mine[held].frontier.unwrap_or_default(),
+                seq: mine[held].seq,
+            },
+            written: Arc::default(),
         })
-        .collect()
+        .collect();
+    let report = run(
+        settings,
+        partitions,
+        chunk,
+        dir.path(),
+        workers,
+        sinks.iter().map(|s| Box::new(s.clone()) as Box<dyn Sink>).collect(),
+    )?;
+    let mut all = Batches::new();
+    for (mine, sink) in batches.iter().zip(&sinks) {
+        let mut held_and_written = mine[..=held].to_vec();
+        held_and_written.extend(
+            sink.written
+                .lock()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .cloned(),
+        );
+        all.push(held_and_written);
+    }
+    Ok((all, report, dir))
+}
+
+/// Checks a run's batches (every aggregate's) and accounting against the oracle.
+fn check(
+    settings: &FunnelSettings,
+    oracle: &Oracle,
+    batches: &Batches,
+    report: &RunReport,
+    context: &str,
+) -> Result<(), String> {
+    for (a, mine) in batches.iter().enumerate() {
+        check_batches(settings, oracle, a, mine)
+            .map_err(|e| format!("{context}, aggregate {a}: {e}"))?;
+        check_rejects(oracle, mine).map_err(|e| format!("{context}, aggregate {a}: {e}"))?;
+    }
+    if report.accounting != oracle.accounting() {
+        return Err(format!(
+            "{context}: accounting differs:\n restored {:?}\n oracle   {:?}",
+            report.accounting.streams,
+            oracle.accounting().streams
+        ));
+    }
+    Ok(())
 }
 
 /// Runs uninterrupted, then restores from every checkpoint (or every `step`-th) on 1, 2
 /// and 3 workers with every aggregate's sink holding a batch at or after it, and checks
-/// each result, aggregate by aggregate.
+/// each result; the 2-worker restore is restored again from the first checkpoint it
+/// wrote.
 fn check_restarts(
     settings: &FunnelSettings,
     partitions: &[Vec<Arrival>],
@@ -131,9 +223,8 @@ fn check_restarts(
     step: usize,
 ) -> Result<usize, String> {
     let oracle = Oracle::new(settings, partitions);
-    let aggregates = settings.aggregates.len();
     let first_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sinks: Vec<MemorySink> = (0..aggregates).map(|_| MemorySink::new()).collect();
+    let sinks: Vec<MemorySink> = settings.aggregates.iter().map(|_| MemorySink::new()).collect();
     let report = run(
         settings,
         partitions,
@@ -142,75 +233,64 @@ fn check_restarts(
         2,
         sinks.iter().map(|s| Box::new(s.clone()) as Box<dyn Sink>).collect(),
     )?;
-    let all: Vec<Vec<Batch>> = sinks.iter().map(MemorySink::batches).collect();
-    for (a, batches) in all.iter().enumerate() {
-        check_batches(settings, &oracle, a, batches)
-            .map_err(|e| format!("uninterrupted, aggregate {a}: {e}"))?;
-    }
-    let uninterrupted = &all[0];
-    if report.accounting != oracle.accounting() {
-        return Err("uninterrupted: accounting differs from the oracle".into());
-    }
-    let checkpoints = checkpoints(first_dir.path());
-    for (n, (path, frontier)) in checkpoints.iter().enumerate().step_by(step.max(1)) {
+    let uninterrupted: Batches = sinks.iter().map(MemorySink::batches).collect();
+    check(settings, &oracle, &uninterrupted, &report, "uninterrupted")?;
+    // Every aggregate's batches have the same sequence and frontiers: those of the first.
+    let first = &uninterrupted[0];
+    let written = checkpoints(first_dir.path())?;
+    for (n, (path, frontier)) in written.iter().enumerate().step_by(step.max(1)) {
         // A batch of the first run ends at every checkpoint's frontier.
-        let at = uninterrupted
-            .iter()
-            .position(|b| b.frontier == Some(*frontier))
-            .ok_or_else(|| format!("no batch ends at checkpoint frontier {frontier}"))?;
-        let later: Vec<usize> = (at..uninterrupted.len())
-            .filter(|&i| uninterrupted[i].frontier.is_some())
+        let at = batch_at(first, *frontier)?;
+        let later: Vec<usize> = (at..first.len())
+            .filter(|&i| first[i].frontier.is_some())
             .collect();
         // The sink holds the batch at the checkpoint, or one a little or much later.
         let holds = [later[0], later[later.len() / 2], later[later.len() - 1]];
         for (workers, &held) in [1, 2, 3].iter().zip(holds.iter()) {
-            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            std::fs::copy(path, dir.path().join("checkpoint-0000000001.ckpt"))
-                .map_err(|e| e.to_string())?;
-            let holding: Vec<Holding> = (0..aggregates)
-                .map(|_| Holding {
-                    held: Resume {
-                        frontier: uninterrupted[held].frontier.unwrap_or_default(),
-                        seq: uninterrupted[held].seq,
-                    },
-                    written: Arc::default(),
-                })
-                .collect();
-            let report = run(
+            let (batches, report, dir) = restore_from(
                 settings,
                 partitions,
                 chunk,
-                dir.path(),
+                path,
+                &uninterrupted,
+                held,
                 *workers,
-                holding.iter().map(|s| Box::new(s.clone()) as Box<dyn Sink>).collect(),
             )?;
             let context = format!(
                 "checkpoint {n} at {frontier}, sinks holding batch {held}, {workers} workers"
             );
-            for (a, sink) in holding.iter().enumerate() {
-                let mut batches = all[a][..=held].to_vec();
-                batches.extend(
-                    sink.written
-                        .lock()
-                        .map_err(|e| e.to_string())?
-                        .iter()
-                        .cloned(),
-                );
-                check_batches(settings, &oracle, a, &batches)
-                    .map_err(|e| format!("{context}, aggregate {a}: {e}"))?;
-                check_rejects(&oracle, &batches)
-                    .map_err(|e| format!("{context}, aggregate {a}: {e}"))?;
+            check(settings, &oracle, &batches, &report, &context)?;
+            if *workers != 2 {
+                continue;
             }
-            if report.accounting != oracle.accounting() {
-                return Err(format!(
-                    "{context}: accounting differs:\n restored {:?}\n oracle   {:?}",
-                    report.accounting.streams,
-                    oracle.accounting().streams
-                ));
-            }
+            // Restored again from the first checkpoint the restored run wrote.
+            let Some((again, at_again)) = checkpoints(dir.path())?
+                .into_iter()
+                .find(|(_, f)| f > frontier)
+            else {
+                continue;
+            };
+            let held = batch_at(&batches[0], at_again)?;
+            let (batches, report, _) =
+                restore_from(settings, partitions, chunk, &again, &batches, held, 1)?;
+            check(
+                settings,
+                &oracle,
+                &batches,
+                &report,
+                &format!("{context}, then its checkpoint at {at_again}"),
+            )?;
         }
     }
-    Ok(checkpoints.len())
+    Ok(written.len())
+}
+
+/// The index of the batch ending at `frontier`.
+fn batch_at(batches: &[Batch], frontier: u64) -> Result<usize, String> {
+    batches
+        .iter()
+        .position(|b| b.frontier == Some(frontier))
+        .ok_or_else(|| format!("no batch ends at checkpoint frontier {frontier}"))
 }
 
 proptest! {

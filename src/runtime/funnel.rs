@@ -235,6 +235,9 @@ impl Funnel {
                             frontier,
                             next_seq: checkpoint.next_seq,
                             windows: checkpoint.windows.clone(),
+                            accounting: checkpoint.accounting,
+                            events: checkpoint.events.clone(),
+                            rejects: checkpoint.rejects.clone(),
                         };
                         (Some(*checkpoint), Some(emit_start), frontier)
                     }

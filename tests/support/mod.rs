@@ -5,8 +5,12 @@
 
 pub mod batches;
 pub mod cli;
+pub mod cluster;
 pub mod inputs;
+pub mod kafka;
 pub mod oracle;
+pub mod postgres;
+pub mod services;
 pub mod source;
 
 use std::time::Duration;

@@ -27,10 +27,25 @@ pub(super) struct Assembly {
     collected: BTreeMap<Millis, Collected>,
     /// The last part of each worker that has read all its partitions.
     last: BTreeMap<usize, IngestPart>,
+    /// What the runs before this one left (from the checkpoint this run restored): the
+    /// parts count and hold this run's records only.
+    earlier: Earlier,
+}
+
+/// What a restored checkpoint carries into the checkpoints of the run that restored it.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Earlier {
+    /// The accounting of the earlier runs.
+    pub(super) accounting: Accounting,
+    /// The records they read but had not applied: this run's ingestion never saw them, so
+    /// a later checkpoint holds those of them at or after its frontier from here.
+    pub(super) events: Vec<(crate::event::Record, Millis)>,
+    /// Likewise, the records they rejected at or after the restored frontier.
+    pub(super) rejects: Vec<(Millis, crate::event::Rejected)>,
 }
 
 impl Assembly {
-    pub(super) fn new(identity: Identity, workers: usize) -> Assembly {
+    pub(super) fn new(identity: Identity, workers: usize, earlier: Earlier) -> Assembly {
         Assembly {
             identity,
             workers,
@@ -38,6 +53,7 @@ impl Assembly {
             at_frontier: None,
             collected: BTreeMap::new(),
             last: BTreeMap::new(),
+            earlier,
         }
     }
 
@@ -106,6 +122,16 @@ impl Assembly {
         let mut checkpoint = Checkpoint::complete(self.identity.clone(), next_seq);
         checkpoint.frontier = Some(frontier);
         checkpoint.windows = windows;
+        checkpoint.accounting = self.earlier.accounting;
+        // The earlier runs' records not applied yet: in time for this frontier or not.
+        self.earlier.events.retain(|(_, entry)| *entry >= frontier);
+        self.earlier.rejects.retain(|(time, _)| *time >= frontier);
+        checkpoint
+            .events
+            .extend(self.earlier.events.iter().copied());
+        checkpoint
+            .rejects
+            .extend(self.earlier.rejects.iter().cloned());
         for worker in 0..self.workers {
             let part = collected
                 .ingest

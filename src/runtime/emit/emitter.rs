@@ -25,6 +25,13 @@ pub struct EmitStart {
     /// Per aggregate (in declaration order), the starts of its windows with rows that
     /// are not final yet.
     pub windows: Vec<Vec<Millis>>,
+    /// The accounting of the runs before this one, carried into its checkpoints.
+    pub accounting: crate::runtime::Accounting,
+    /// The records the runs before this one read but had not applied at `frontier`
+    /// (sent again by the restore operator), carried into its checkpoints.
+    pub events: Vec<(crate::event::Record, Millis)>,
+    /// Likewise, the records they rejected at `frontier` or later.
+    pub rejects: Vec<(Millis, Rejected)>,
 }
 
 /// Everything the emitter keeps between activations.

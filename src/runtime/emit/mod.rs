@@ -25,7 +25,7 @@ use crate::connectors::{Sink, SinkError};
 use crate::dataflow::{AggregateKey, Aggregates};
 use crate::declare::{FunnelSettings, Measures};
 use crate::event::{Millis, Rejected};
-use assembly::Assembly;
+use assembly::{Assembly, Earlier};
 use emitter::Emitter;
 
 /// How soon the emitter looks again at a checkpoint being written.
@@ -152,11 +152,19 @@ pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
         let written = capabilities
             .pop()
             .filter(|_| sinks.iter().any(|s| !s.is_empty()));
+        let earlier = start
+            .as_ref()
+            .map(|s| Earlier {
+                accounting: s.accounting,
+                events: s.events.clone(),
+                rejects: s.rejects.clone(),
+            })
+            .unwrap_or_default();
         let mut state = Operator {
             interval: settings.emit_interval,
             emitter: Emitter::new(settings, sinks, start, written),
             checkpoints: checkpoints.map(|c| Checkpoints {
-                assembly: Assembly::new(c.identity, c.workers),
+                assembly: Assembly::new(c.identity, c.workers, earlier),
                 writer: c.writer,
                 clock: c.clock,
             }),
