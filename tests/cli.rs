@@ -10,11 +10,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use diffmill::connectors::sum_change_log;
+use diffmill::connectors::generator::Generator;
+use diffmill::connectors::{sum_change_log, Arrival};
 use diffmill::declare::Aggregate;
 use diffmill::event::StreamKind;
 use diffmill::format::Format;
-use diffmill::graph::{GraphSpec, SinkSpec};
+use diffmill::graph::{GraphSpec, SinkSpec, SourceSpec};
 use tempfile::TempDir;
 
 use support::cli::{
@@ -160,15 +161,15 @@ fn every_graph_checks_and_runs_on_a_small_input() {
         if sinks.contains(&"stdout") {
             assert!(ran.stdout.contains("batch "), "{}", graph.display());
         }
-        for (a, (name, specs)) in parsed.aggregate_sinks().into_iter().enumerate() {
+        for (a, (_, specs)) in parsed.aggregate_sinks().into_iter().enumerate() {
             if !specs.iter().any(|s| matches!(s, SinkSpec::Csv(_))) {
                 continue;
             }
             // `--output` replaces the folder of the old form's sinks, and is the parent
             // of each declared aggregate's folder.
-            let folder = match parsed.aggregates.is_empty() {
-                true => out.clone(),
-                false => out.join(&name),
+            let (folder, name) = match parsed.aggregates.get(a) {
+                None => (out.clone(), "funnel".to_owned()),
+                Some(table) => (out.join(&table.name), table.name.clone()),
             };
             let (header, rows) = read_csv(&folder.join("aggregates.csv"));
             assert_eq!(
@@ -274,6 +275,119 @@ fn gen_then_run_json_matches_the_oracle() {
     gen_then_run_matches_the_oracle(Format::Json);
 }
 
+/// The Youzan-style report of `graphs/youzan_report.toml` (declared gender, age band,
+/// user and conversion type; hourly and daily aggregates with filtered order and payment
+/// measures, a distinct count and a bounded dimension) equals the oracle, aggregate by
+/// aggregate, with every dead letter and too-late record, and the accounting.
+#[test]
+fn the_youzan_report_matches_the_oracle() {
+    const BIDS: u64 = 40_000;
+    let dir = tempdir();
+    let graph = graphs_dir().join("youzan_report.toml");
+    let out = dir.path().join("out");
+    let ran = diffmill_ok(
+        dir.path(),
+        [
+            "run".as_ref(),
+            graph.as_os_str(),
+            "-w".as_ref(),
+            "2".as_ref(),
+            "--bids".as_ref(),
+            BIDS.to_string().as_ref(),
+            "--output".as_ref(),
+            out.as_os_str(),
+            "--state".as_ref(),
+            dir.path().join("state").as_os_str(),
+        ],
+    );
+
+    // The same records, read as the generator source reads them.
+    let spec = GraphSpec::load(&graph).expect("the graph loads");
+    let settings = spec.declaration().resolve().expect("the declaration resolves");
+    let SourceSpec::Generator(mut config) = spec.source.clone() else {
+        panic!("the report's source is the generator");
+    };
+    config.bids = BIDS;
+    let generator = Generator::new(config, &settings).expect("a generator");
+    let names: Vec<String> = (0..generator.partition_count())
+        .map(|p| format!("generator/{p}"))
+        .collect();
+    let partitions: Vec<Vec<Arrival>> = names
+        .iter()
+        .enumerate()
+        .map(|(p, name)| {
+            generator
+                .partition(p)
+                .enumerate()
+                .map(|(i, item)| generator.arrival(item, name, i as u64 + 1))
+                .collect()
+        })
+        .collect();
+    let oracle = Oracle::new(&settings, &partitions);
+    let accounting = oracle.accounting();
+    assert!(accounting.balances());
+    assert!(accounting.total().late > 0, "no late records");
+    assert!(accounting.total().dead_lettered > 0, "no dead letters");
+    let summary = summary_counts(&ran.stderr);
+    for kind in StreamKind::ALL {
+        assert_eq!(
+            summary.get(&kind),
+            Some(&counts_row(accounting.stream(kind))),
+            "{kind} counts in the summary:\n{}",
+            ran.stderr
+        );
+    }
+
+    let finals = oracle.final_values();
+    for (a, aggregate) in settings.aggregates.iter().enumerate() {
+        let folder = out.join(&aggregate.name);
+        let summed = sum_change_log(&folder.join("aggregates.csv"), aggregate.measures.len())
+            .expect("aggregates.csv reads");
+        let expected = as_csv(&finals, &settings, a);
+        assert_eq!(summed, expected, "aggregate `{}` vs the oracle", aggregate.name);
+        assert_eq!(
+            row_set(&folder.join("dead_letters.csv"), DEAD_LETTER_KEY_COLUMNS),
+            expected_dead_letters(&oracle, &names),
+            "aggregate `{}`: dead letters",
+            aggregate.name
+        );
+        assert_eq!(
+            row_set(&folder.join("late.csv"), LATE_KEY_COLUMNS),
+            expected_too_late(&oracle, &names),
+            "aggregate `{}`: too-late records",
+            aggregate.name
+        );
+    }
+
+    // The report has what it is for: orders, payments and follows by gender, ads beyond
+    // the bound as `other`, a reach below the exposures.
+    let hourly = as_csv(&finals, &settings, 0);
+    let column = |name: &str| {
+        settings.aggregates[0]
+            .measure_names()
+            .iter()
+            .position(|m| *m == name)
+            .expect("a measure")
+    };
+    for measure in ["orders", "payments", "follows"] {
+        assert!(
+            hourly.values().any(|m| m[column(measure)] > 0),
+            "no {measure} in the hourly report"
+        );
+    }
+    let genders: BTreeSet<&str> = hourly.keys().map(|key| key[4].as_str()).collect();
+    assert!(genders.is_superset(&BTreeSet::from(["female", "male", "unknown"])));
+    assert!(
+        hourly.keys().any(|key| key[3] == "other"),
+        "no ad beyond the bound"
+    );
+    let daily = as_csv(&finals, &settings, 1);
+    assert!(
+        daily.values().any(|m| m[0] > 0 && m[0] < m[1]),
+        "the reach never differs from the exposures"
+    );
+}
+
 #[test]
 fn replays_agree_across_runs_and_worker_counts() {
     let dir = tempdir();
@@ -356,6 +470,83 @@ fn config_errors_exit_2_naming_the_file_and_key() {
     }
     let missing = dir.path().join("missing.toml");
     assert_config_error(dir.path(), &missing, &[&missing.display().to_string()]);
+}
+
+/// A small valid graph with declared streams and an aggregate, for the declaration errors.
+const DECLARED: &str = r#"name = "declared"
+[source]
+kind = "generator"
+bids = 100
+[stream.conversion]
+id = "conversion_id"
+time = "ts"
+parent = "click_id"
+[stream.conversion.fields]
+conversion_id = "id"
+click_id = "id"
+ts = "timestamp"
+type = "string"
+value_micros = "money"
+[[aggregate]]
+name = "hourly"
+window = "1h"
+group_by = ["campaign_id", "region"]
+[[aggregate.measure]]
+name = "orders"
+count = "conversion"
+filter = "type = 'order'"
+[[aggregate.measure]]
+name = "order_amount"
+sum = "conversion.value_micros"
+filter = "type = 'order'"
+"#;
+
+/// Bad declarations exit 2 with one message naming the file, the line and the key
+/// (issue #16): an unknown field in group_by, a sum of a string, a filter on a missing
+/// field, two measures of one name, a field type that does not parse.
+#[test]
+fn bad_declarations_exit_2_naming_file_line_and_key() {
+    let dir = tempdir();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, DECLARED).expect("the graph writes");
+    diffmill_ok(dir.path(), [Path::new("check"), &good]);
+    let cases = [
+        (
+            "group_by = [\"campaign_id\", \"region\"]",
+            "group_by = [\"campaign_id\", \"gender\"]",
+            "aggregate[0].group_by[1]",
+        ),
+        (
+            "sum = \"conversion.value_micros\"",
+            "sum = \"conversion.type\"",
+            "aggregate[0].measure[1].sum",
+        ),
+        (
+            "filter = \"type = 'order'\"\n[[aggregate.measure]]",
+            "filter = \"kind = 'order'\"\n[[aggregate.measure]]",
+            "aggregate[0].measure[0].filter",
+        ),
+        (
+            "name = \"order_amount\"",
+            "name = \"orders\"",
+            "aggregate[0].measure[1].name",
+        ),
+        (
+            "value_micros = \"money\"",
+            "value_micros = \"currency\"",
+            "stream.conversion.fields.value_micros",
+        ),
+    ];
+    for (i, (from, to, key)) in cases.into_iter().enumerate() {
+        assert!(DECLARED.contains(from), "{from}");
+        let text = DECLARED.replacen(from, to, 1);
+        let at = DECLARED.find(from).expect("the change");
+        let line = DECLARED[..at].matches('\n').count() + 1;
+        let bad = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&bad, &text).expect("the graph writes");
+        let at = format!("{}:{line}:", bad.display());
+        assert_config_error(dir.path(), &bad, &[&at, &format!("`{key}`")]);
+    }
 }
 
 #[test]
