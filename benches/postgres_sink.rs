@@ -1,7 +1,8 @@
 //! Throughput of the PostgreSQL sink: rows/s and batches/s into a real server.
 //!
-//! Needs `DIFFMILL_BENCH_POSTGRES_URL` (or `DIFFMILL_TEST_POSTGRES_URL`); without it,
-//! says so and exits. For each batch shape it writes the same synthetic batches into a
+//! Needs `DIFFMILL_BENCH_POSTGRES_URL` (or `DIFFMILL_TEST_POSTGRES_URL`); without either
+//! it prints `SKIPPED postgres_sink (set DIFFMILL_TEST_POSTGRES_URL to run)`, and fails
+//! under `CI=true`, like the database tests (tests/support/services.rs). For each batch shape it writes the same synthetic batches into a
 //! fresh schema `bench_postgres_sink` five times and prints the median and spread of
 //! rows/s and batches/s. A batch touches `rows` keys `(window, campaign, region)`; the
 //! window moves every 5 batches, so 4 batches in 5 update existing totals (the
@@ -10,6 +11,9 @@
 //!
 //! `cargo bench --bench postgres_sink`
 #![allow(missing_docs)]
+
+#[path = "../tests/support/services.rs"]
+mod services;
 
 use std::time::Instant;
 
@@ -72,13 +76,10 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let Some(url) = ["DIFFMILL_BENCH_POSTGRES_URL", "DIFFMILL_TEST_POSTGRES_URL"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok())
+    let bench = std::env::var("DIFFMILL_BENCH_POSTGRES_URL").ok();
+    let Some(url) =
+        bench.or_else(|| services::service("postgres_sink", "DIFFMILL_TEST_POSTGRES_URL"))
     else {
-        eprintln!(
-            "postgres_sink: set DIFFMILL_BENCH_POSTGRES_URL (or DIFFMILL_TEST_POSTGRES_URL) to run"
-        );
         return;
     };
     let aggregate = aggregate();

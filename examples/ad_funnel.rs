@@ -18,11 +18,11 @@ use anyhow::anyhow;
 use clap::Parser;
 use differential_dataflow::difference::{IsZero, Semigroup};
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
-use diffmill::connectors::{utc, Batch, Sink, SinkError};
+use diffmill::connectors::{Batch, Sink, SinkError};
 use diffmill::declare::{
     AggregateSpec, Attribution, Declaration, DurationText, FunnelSpec, MeasureSpec, Measures,
 };
-use diffmill::event::{Micros, Millis, StreamKind};
+use diffmill::event::{utc, Micros, Millis, StreamKind};
 use diffmill::runtime::Funnel;
 
 /// The position of `revenue_micros` among the aggregate's measures.

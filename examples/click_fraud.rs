@@ -213,8 +213,8 @@ fn with_forged_clicks(generator: &Generator) -> std::io::Result<MemorySource> {
 fn forged_click(bid: &Record) -> Option<Click> {
     let bids = Schema::funnel().stream(StreamKind::Bid);
     let publisher = bids.get(bid, bids.index("publisher_id")?);
-    let farmed = publisher == Value::Id(FARM_PUBLISHER) && bid.id % 2 == 0;
-    (farmed || bid.id % 500 == 0).then_some(Click {
+    let farmed = publisher == Value::Id(FARM_PUBLISHER) && bid.id.is_multiple_of(2);
+    (farmed || bid.id.is_multiple_of(500)).then_some(Click {
         click_id: FORGED_ID_BASE + bid.id,
         bid_id: bid.id,
         ts: bid.ts + 500,

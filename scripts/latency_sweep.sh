@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Latency against offered rate (issue #6): runs `diffmill bench` over RATES at 1 and 2
 # workers and appends one row per run to docs/bench/latency.csv (or $CSV), which
-# scripts/plot_latency.py turns into docs/bench/latency.png.
+# scripts/plot_latency.sh turns into docs/bench/latency.png.
 #
 #   scripts/latency_sweep.sh
 #   RATES=50000,100000,200000 DURATION=30s scripts/latency_sweep.sh

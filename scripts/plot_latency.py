@@ -2,10 +2,10 @@
 """Plot latency against offered rate from docs/bench/latency.csv (scripts/latency_sweep.sh).
 
 Writes docs/bench/latency.png: p50 and p99 processing latency and p99 window latency per
-offered rate, one line per worker count. Needs matplotlib, e.g. in a throwaway venv:
+offered rate, one line per worker count. Needs matplotlib: run it through
+scripts/plot_latency.sh, which sets up the repository's own .venv-plot with it.
 
-    python3 -m venv /tmp/plot && /tmp/plot/bin/pip install matplotlib
-    /tmp/plot/bin/python scripts/plot_latency.py [csv] [png]
+    scripts/plot_latency.sh [csv] [png]
 """
 import csv
 import sys

@@ -3,7 +3,7 @@
 //! Bids, impressions, clicks and conversions are de-duplicated, joined and aggregated
 //! per tumbling event-time window and per dimension. Late and out-of-order records are
 //! just more updates: every join and window they touch is re-evaluated, and sinks receive
-//! exact, consistent diffs (design.md; precisely, `docs/semantics.md`).
+//! exact, consistent diffs (docs/design.md; precisely, `docs/semantics.md`).
 //!
 //! The layers, from input to output:
 //!

@@ -1,7 +1,9 @@
 //! The `diffmill` binary end to end (issue #3): every graph in `graphs/` checks and runs;
 //! `gen` then `run` agrees with the oracle; replays are identical whatever the worker
-//! count; configuration errors exit 2 with one message naming the file and key; a closed
-//! stdout pipe is not a crash; help works.
+//! count; configuration errors exit 2 with one message naming the file and key; help
+//! works. What a newcomer tripped over (issue #18): a closed stdout pipe leaves the other
+//! sinks complete; bad CSV rows are dead-lettered as text with their reason; timely's
+//! connection chatter stays off stdout.
 
 mod support;
 
@@ -21,6 +23,7 @@ use tempfile::TempDir;
 use support::cli::{
     as_csv, command, counts_row, diffmill, diffmill_ok, expected_dead_letters, expected_too_late,
     file_partitions, files_graph, generate, graphs_dir, read_csv, row_set, summary_counts,
+    CsvAggregates,
 };
 use support::oracle::Oracle;
 
@@ -147,6 +150,13 @@ fn every_graph_checks_and_runs_on_a_small_input() {
                     && checked.stdout.contains("sinks")
                     && checked.stdout.contains("ok: "),
                 "{}: check printed no plan:\n{}",
+                graph.display(),
+                checked.stdout
+            );
+            // Issue #18, item 10: a readable plan, not a Rust Debug struct.
+            assert!(
+                !checked.stdout.contains("Config {") && !checked.stdout.contains("Bounds {"),
+                "{}: check printed a Debug struct:\n{}",
                 graph.display(),
                 checked.stdout
             );
@@ -435,43 +445,6 @@ fn assert_config_error(dir: &Path, graph: &Path, names: &[&str]) {
     }
 }
 
-#[test]
-fn config_errors_exit_2_naming_the_file_and_key() {
-    let dir = tempdir();
-    let (graph, _) = files_graph(dir.path(), Format::Csv);
-    let data = dir.path().join("data");
-    diffmill_ok(
-        dir.path(),
-        [
-            "gen".as_ref(),
-            "--out".as_ref(),
-            data.as_os_str(),
-            "--bids".as_ref(),
-            "20".as_ref(),
-        ],
-    );
-    diffmill_ok(dir.path(), [Path::new("check"), &graph]);
-    let valid = std::fs::read_to_string(&graph).expect("the graph reads");
-    let cases = [
-        ("window = \"1m\"", "windw = \"1m\"", "funnel.windw"),
-        ("window = \"1m\"", "window = \"1x\"", "funnel.window"),
-        ("data'", "nowhere'", "source.path"),
-        (
-            "\"campaign_id\", \"region\"",
-            "\"campain_id\"",
-            "funnel.group_by",
-        ),
-    ];
-    for (i, (from, to, key)) in cases.into_iter().enumerate() {
-        assert!(valid.contains(from), "{from}");
-        let bad = dir.path().join(format!("bad-{i}.toml"));
-        std::fs::write(&bad, valid.replacen(from, to, 1)).expect("the graph writes");
-        assert_config_error(dir.path(), &bad, &[&bad.display().to_string(), key]);
-    }
-    let missing = dir.path().join("missing.toml");
-    assert_config_error(dir.path(), &missing, &[&missing.display().to_string()]);
-}
-
 /// A small valid graph with declared streams and an aggregate, for the declaration errors.
 const DECLARED: &str = r#"name = "declared"
 [source]
@@ -550,22 +523,79 @@ fn bad_declarations_exit_2_naming_file_line_and_key() {
 }
 
 #[test]
-fn a_closed_stdout_pipe_is_not_a_crash() {
+fn config_errors_exit_2_naming_the_file_and_key() {
     let dir = tempdir();
-    let graph = dir.path().join("preview.toml");
-    // Every dim grouped, so that nearly every bid has its own row: hundreds of kilobytes
-    // of preview, far more than a pipe holds, so the run writes after the pipe closes.
+    let (graph, _) = files_graph(dir.path(), Format::Csv);
+    let data = dir.path().join("data");
+    diffmill_ok(
+        dir.path(),
+        [
+            "gen".as_ref(),
+            "--out".as_ref(),
+            data.as_os_str(),
+            "--bids".as_ref(),
+            "20".as_ref(),
+        ],
+    );
+    diffmill_ok(dir.path(), [Path::new("check"), &graph]);
+    let valid = std::fs::read_to_string(&graph).expect("the graph reads");
+    let cases = [
+        ("window = \"1m\"", "windw = \"1m\"", "funnel.windw"),
+        ("window = \"1m\"", "window = \"1x\"", "funnel.window"),
+        ("data'", "nowhere'", "source.path"),
+        (
+            "\"campaign_id\", \"region\"",
+            "\"campain_id\"",
+            "funnel.group_by",
+        ),
+    ];
+    for (i, (from, to, key)) in cases.into_iter().enumerate() {
+        assert!(valid.contains(from), "{from}");
+        let bad = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&bad, valid.replacen(from, to, 1)).expect("the graph writes");
+        assert_config_error(dir.path(), &bad, &[&bad.display().to_string(), key]);
+    }
+    let missing = dir.path().join("missing.toml");
+    assert_config_error(dir.path(), &missing, &[&missing.display().to_string()]);
+}
+
+/// A graph file at `dir/<name>.toml`: a generator source of `bids` bids, one-minute windows
+/// grouped by every dim (so that nearly every bid has its own row: hundreds of kilobytes
+/// of preview, far more than a pipe holds), batches at every frontier move, and `sinks`.
+fn generator_graph(dir: &Path, name: &str, bids: u64, sinks: &str) -> PathBuf {
+    let graph = dir.join(format!("{name}.toml"));
     std::fs::write(
         &graph,
-        "name = \"preview\"\n\
-         [source]\nkind = \"generator\"\nbids = 4000\nrate = 200\npartitions = 2\n\
-         [funnel]\nwindow = \"1m\"\nemit_interval = \"0ms\"\n\
-         group_by = [\"campaign_id\", \"ad_id\", \"publisher_id\", \"region\", \"device\"]\n\
-         [[sink]]\nkind = \"stdout\"\nmax_rows = 1000000\n",
+        format!(
+            "name = \"{name}\"\n\
+             [source]\nkind = \"generator\"\nbids = {bids}\nrate = 200\npartitions = 2\n\
+             [funnel]\nwindow = \"1m\"\nemit_interval = \"0ms\"\n\
+             group_by = [\"campaign_id\", \"ad_id\", \"publisher_id\", \"region\", \"device\"]\n\
+             {sinks}"
+        ),
     )
     .expect("the graph writes");
-    let mut child = command(dir.path())
-        .args([Path::new("run"), &graph])
+    graph
+}
+
+/// The oracle's final values, keyed as in `aggregates.csv`, for a generator graph.
+fn generator_oracle(graph: &Path) -> CsvAggregates {
+    let spec = GraphSpec::load(graph).expect("the graph loads");
+    let settings = spec.declaration().resolve().expect("the declaration resolves");
+    let SourceSpec::Generator(config) = spec.source else {
+        panic!("{}: not a generator graph", graph.display());
+    };
+    let generator = Generator::new(config, &settings).expect("a valid generator");
+    let oracle = Oracle::new(&settings, &support::generated_events(&generator));
+    as_csv(&oracle.final_values(), &settings, 0)
+}
+
+/// Runs `diffmill run <graph>`, reads the first bytes of its stdout and closes the pipe;
+/// returns the exit code and stderr.
+fn run_and_close_stdout(dir: &Path, graph: &Path) -> (Option<i32>, String) {
+    let mut child = command(dir)
+        .args([Path::new("run"), graph])
+        .args(["--status-every", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -575,10 +605,238 @@ fn a_closed_stdout_pipe_is_not_a_crash() {
     stdout.read_exact(&mut first).expect("some preview");
     drop(stdout);
     let output = child.wait_with_output().expect("the run ends");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
+    (output.status.code(), stderr)
+}
+
+/// Issue #18, item 1: `diffmill run graphs/ad_funnel.toml | head` left aggregates.csv
+/// with 2,405 of its 5,495 lines and exit code 0. A closed preview must not cut the other
+/// sinks short: the run goes on without it, says so, and the CSV output is complete.
+#[test]
+fn a_closed_stdout_pipe_leaves_the_other_sinks_complete() {
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let graph = generator_graph(
+        dir.path(),
+        "preview_and_csv",
+        4000,
+        &format!(
+            "[[sink]]\nkind = \"stdout\"\nmax_rows = 1000000\n\
+             [[sink]]\nkind = \"csv\"\npath = '{}'\n",
+            out.display()
+        ),
+    );
+    let (code, stderr) = run_and_close_stdout(dir.path(), &graph);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("stdout was closed") && stderr.contains("the run goes on"),
+        "the closed preview is not reported:\n{stderr}"
+    );
+    assert!(stderr.contains("every record is accounted for"), "{stderr}");
+    let summed = sum_change_log(&out.join("aggregates.csv"), 6).expect("aggregates.csv reads");
+    assert!(
+        summed == generator_oracle(&graph),
+        "aggregates.csv does not sum to the oracle's final values: {} of its keys",
+        summed.len()
+    );
+    let (header, rows) = read_csv(&out.join("aggregates.csv"));
+    let status = header.len() - 1;
+    let windows: BTreeSet<&String> = rows.iter().map(|row| &row[0]).collect();
+    let finals: BTreeSet<&String> = rows
+        .iter()
+        .filter(|row| row[status] == "final")
+        .map(|row| &row[0])
+        .collect();
+    assert_eq!(windows, finals, "every window is announced final");
+}
+
+/// With stdout its only sink, nobody reads the run's output any more: a closed pipe ends
+/// the run quietly, with code 0.
+#[test]
+fn a_closed_stdout_pipe_ends_a_preview_only_run_quietly() {
+    let dir = tempdir();
+    let graph = generator_graph(
+        dir.path(),
+        "preview",
+        4000,
+        "[[sink]]\nkind = \"stdout\"\nmax_rows = 1000000\n",
+    );
+    let (code, stderr) = run_and_close_stdout(dir.path(), &graph);
+    assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
+}
+
+/// Issue #18, item 7: a CSV row with more fields than its header was applied; raw invalid
+/// bytes made `dead_letters.csv` binary to `grep`; a reason read "is not a integer".
+#[test]
+fn bad_csv_rows_are_dead_lettered_as_text_with_their_reason() {
+    let dir = tempdir();
+    let (graph, _) = files_graph(dir.path(), Format::Csv);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("the data folder");
+    for (file, header) in [
+        (
+            "bid-0.csv",
+            "bid_id,ts,campaign_id,ad_id,publisher_id,region,device,bid_price_micros",
+        ),
+        ("impression-0.csv", "impression_id,bid_id,ts,cost_micros"),
+        ("conversion-0.csv", "conversion_id,click_id,ts,value_micros"),
+    ] {
+        std::fs::write(data.join(file), format!("{header}\n")).expect("a file writes");
+    }
+    let mut clicks = b"click_id,bid_id,ts\n".to_vec();
+    clicks.extend_from_slice(b"1,7,1704067200000\n"); // line 2: valid
+    clicks.extend_from_slice(b"2,7,1704067200001,surplus\n"); // line 3: a field too many
+    clicks.extend_from_slice(b"3,7,17040672O0002\n"); // line 4: a letter in ts
+    clicks.extend_from_slice(b"4,\xff\x00,1704067200003\n"); // line 5: not UTF-8, a NUL
+    clicks.extend_from_slice(b"5,8\x01,1704067200004\n"); // line 6: a control character
+    std::fs::write(data.join("click-0.csv"), clicks).expect("the clicks write");
+
+    let ran = diffmill_ok(dir.path(), [Path::new("run"), &graph]);
+    let clicks = summary_counts(&ran.stderr)[&StreamKind::Click];
+    assert_eq!(
+        (clicks[0], clicks[1], clicks[4]),
+        (5, 1, 4),
+        "clicks read, applied, dead-lettered:\n{}",
+        ran.stderr
+    );
+
+    let path = dir.path().join("out").join("dead_letters.csv");
+    let bytes = std::fs::read(&path).expect("dead_letters.csv reads");
+    let text = String::from_utf8(bytes).expect("dead_letters.csv is UTF-8 text");
+    let control: Vec<char> = text
+        .chars()
+        .filter(|c| c.is_control() && *c != '\n')
+        .collect();
+    assert!(
+        control.is_empty(),
+        "control characters {control:?} in:\n{text}"
+    );
+    let (header, rows) = read_csv(&path);
+    assert_eq!(header, ["source", "position", "stream", "reason", "raw"]);
+    let by_line = |line: &str| -> (String, String) {
+        let row = rows
+            .iter()
+            .find(|row| row[1] == line)
+            .unwrap_or_else(|| panic!("line {line} was not dead-lettered:\n{text}"));
+        (row[3].clone(), row[4].clone())
+    };
+    assert_eq!(
+        by_line("3"),
+        (
+            "bad CSV: 4 fields, but the header has 3 columns".to_owned(),
+            "2,7,1704067200001,surplus".to_owned()
+        )
+    );
+    assert_eq!(
+        by_line("4").0,
+        "field `ts`: expected integer of milliseconds since the epoch, got `17040672O0002`"
+    );
+    assert_eq!(by_line("5").1, "4,\\xff\\x00,1704067200003");
+    let (reason, raw) = by_line("6");
+    assert_eq!(raw, "5,8\\x01,1704067200004");
+    assert!(reason.contains("got `8\\x01`"), "{reason}");
+    assert!(!text.contains("a integer"), "{text}");
+}
+
+/// `n` ports that were free a moment ago, on 127.0.0.1.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("an address").port())
+        .collect()
+}
+
+/// Starts process `index` of a 2-process cluster of `graph` with its stdout and stderr in
+/// files `<index>.stdout`, `<index>.stderr` of `dir`.
+fn start_process(dir: &Path, graph: &Path, hosts: &Path, index: usize) -> std::process::Child {
+    let file = |stream: &str| {
+        std::fs::File::create(dir.join(format!("{index}.{stream}"))).expect("an output file")
+    };
+    command(dir)
+        .args([Path::new("run"), graph, Path::new("--hostfile"), hosts])
+        .args(["-n", "2", "-p", &index.to_string(), "--status-every", "0"])
+        .stdout(file("stdout"))
+        .stderr(file("stderr"))
+        .spawn()
+        .expect("diffmill starts")
+}
+
+/// Waits at most 2 minutes for `child` to exit with code 0.
+fn wait_ok(child: &mut std::process::Child, what: &str, dir: &Path) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if let Some(status) = child.try_wait().expect("the process can be waited on") {
+            let stderr = std::fs::read_to_string(dir.join(format!("{what}.stderr")));
+            assert_eq!(status.code(), Some(0), "process {what}: {stderr:?}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("process {what} still runs after 2 minutes");
+}
+
+/// Issue #18, item 8: timely's connection chatter ("awaiting connections", "error
+/// connecting to worker 0 … retrying") went to stdout, mixed with the stdout sink's rows.
+/// Process 1 starts first, so it has to retry until process 0 is up: stdout holds only
+/// batches, and the retrying is said on stderr, naming the address.
+#[test]
+fn cluster_connection_chatter_stays_off_stdout() {
+    let dir = tempdir();
+    let graph = generator_graph(
+        dir.path(),
+        "cluster_preview",
+        2000,
+        "[[sink]]\nkind = \"stdout\"\nmax_rows = 3\n",
+    );
+    let ports = free_ports(2);
+    let hosts = dir.path().join("hosts");
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    std::fs::write(&hosts, addresses.join("\n") + "\n").expect("the hostfile writes");
+
+    let mut second = start_process(dir.path(), &graph, &hosts, 1);
+    // Until process 1 has said (on stderr, or on stdout as timely did) that it cannot
+    // reach process 0 yet.
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let started = std::time::Instant::now();
+    while !read("1.stderr").contains("not reachable yet") && read("1.stdout").is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "process 1 never tried to connect:\n{}",
+            read("1.stderr")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut first = start_process(dir.path(), &graph, &hosts, 0);
+    wait_ok(&mut first, "0", dir.path());
+    wait_ok(&mut second, "1", dir.path());
+
+    assert_eq!(
+        read("1.stdout"),
+        "",
+        "process 1 has no sinks: nothing on its stdout"
+    );
+    let stdout = read("0.stdout");
+    assert!(stdout.starts_with("batch "), "{stdout}");
+    for line in stdout.lines() {
+        assert!(
+            line.starts_with("batch ") || line.starts_with("  "),
+            "not a line of the preview on stdout: {line:?}"
+        );
+    }
+    let stderr = read("1.stderr");
+    assert!(
+        stderr.contains(&format!(
+            "process 0 at {} is not reachable yet",
+            addresses[0]
+        )) && stderr.contains("retrying"),
+        "{stderr}"
+    );
 }
 
 #[test]

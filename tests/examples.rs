@@ -91,8 +91,8 @@ fn click_fraud_generator() -> Generator {
 }
 
 fn forged_click(bid: &Bid) -> Option<Click> {
-    let farmed = bid.publisher_id == 3 && bid.bid_id % 2 == 0;
-    (farmed || bid.bid_id % 500 == 0).then_some(Click {
+    let farmed = bid.publisher_id == 3 && bid.bid_id.is_multiple_of(2);
+    (farmed || bid.bid_id.is_multiple_of(500)).then_some(Click {
         click_id: (1 << 40) + bid.bid_id,
         bid_id: bid.bid_id,
         ts: bid.ts + 500,

@@ -72,6 +72,7 @@ fn hostile_csv_lines_are_dead_lettered_with_their_reason() {
     clicks.extend_from_slice(b"1704067200004,6,\xff\xfe,7\n"); // line 8: not UTF-8
     clicks.extend_from_slice(b"\n"); // line 9: blank, skipped
     clicks.extend_from_slice(b"1704067200005,\"8\",\"a,b\",7\n"); // line 10: quoted, valid
+    clicks.extend_from_slice(b"1704067200006,9,x,7,surplus\n"); // line 11: a field more than the header
     write(d, "click-0.csv", &clicks);
 
     let mut impressions = b"impression_id,bid_id,ts,cost_micros\n".to_vec();
@@ -105,22 +106,23 @@ fn hostile_csv_lines_are_dead_lettered_with_their_reason() {
     let (dead, accounting) = run(d, Format::Csv);
     assert!(reason(&dead, "click-0.csv", 3).contains("bad CSV"));
     assert!(reason(&dead, "click-0.csv", 4)
-        .contains("`click_id`: `three` is not a positive integer id"));
+        .contains("`click_id`: expected positive integer id, got `three`"));
     assert!(reason(&dead, "click-0.csv", 5).contains("id 0"));
     assert!(reason(&dead, "click-0.csv", 6).contains("outside the accepted range"));
     assert!(reason(&dead, "click-0.csv", 7).contains("outside the accepted range"));
     assert!(reason(&dead, "click-0.csv", 8).contains("not valid UTF-8"));
+    assert!(reason(&dead, "click-0.csv", 11).contains("5 fields, but the header has 4 columns"));
     assert!(reason(&dead, "impression-0.csv", 2).contains("must not be negative"));
     assert!(reason(&dead, "impression-0.csv", 3).contains("`cost_micros`"));
     assert!(reason(&dead, "impression-0.csv", 4).contains("exceeds the 65536-byte limit"));
     assert!(reason(&dead, "bid-2.csv", 2).contains("`region`: 40 bytes"));
     assert!(reason(&dead, "conversion-0.csv", 2).contains("no `click_id` column"));
-    assert_eq!(dead.len(), 11, "exactly the bad lines: {dead:?}");
+    assert_eq!(dead.len(), 12, "exactly the bad lines: {dead:?}");
 
     let clicks = accounting.stream(StreamKind::Click);
     assert_eq!(
         (clicks.read, clicks.applied, clicks.dead_lettered),
-        (8, 2, 6)
+        (9, 2, 7)
     );
     let impressions = accounting.stream(StreamKind::Impression);
     assert_eq!(

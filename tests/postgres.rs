@@ -4,13 +4,13 @@
 //! boundary; permanent errors and config errors are named.
 //!
 //! The database tests need `DIFFMILL_TEST_POSTGRES_URL` (set by
-//! `.ci/services/postgres.sh`); without it they print why and pass. Each test writes its
-//! own schema, so they run in parallel.
+//! `.ci/services/postgres.sh`); without it they print `SKIPPED <test> (set
+//! DIFFMILL_TEST_POSTGRES_URL to run)`, or fail under `CI=true`
+//! (tests/support/services.rs). Each test writes its own schema, so they run in parallel.
 
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -27,28 +27,18 @@ use diffmill::runtime::{Funnel, RunError};
 use postgres::Client;
 
 use support::cli::{
-    as_csv, command, diffmill, diffmill_ok, file_partitions, files_graph, generate, graphs_dir,
-    CsvAggregates,
+    as_csv, closed_port, command, diffmill, diffmill_ok, diffmill_within, file_partitions,
+    files_graph, generate, graphs_dir, CsvAggregates,
 };
 use support::oracle::Oracle;
 use support::postgres::{connect, grouped_by, progress, totals};
 
 const URL_VAR: &str = "DIFFMILL_TEST_POSTGRES_URL";
 
-/// The test database, or `None` (with a visible message) when none is configured.
+/// The test database, or `None` after saying that the test is skipped (a failure under
+/// `CI=true`; see [`support::services`]).
 fn database(test: &str) -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            // Straight to stderr, past the test harness's capture: a skip must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipping {test}: {URL_VAR} is not set (source .ci/services/postgres.sh to \
-                 start a server)"
-            );
-            None
-        }
-    }
+    support::services::service(test, URL_VAR)
 }
 
 /// A sink config writing to the empty schema `schema` (dropped first).
@@ -437,7 +427,7 @@ impl Sink for Terminating {
 
     fn write_batch(&mut self, batch: &diffmill::connectors::Batch) -> Result<(), SinkError> {
         self.batches += 1;
-        if self.batches % 3 == 0 && self.batches <= 9 {
+        if self.batches.is_multiple_of(3) && self.batches <= 9 {
             let row = self
                 .client
                 .query_one(
@@ -757,6 +747,53 @@ fn permanent_errors_stop_with_a_clear_message() {
         "{error}"
     );
     assert!(started.elapsed() >= Duration::from_millis(500), "retried");
+}
+
+/// Issue #18, item 4: an unreachable database was a minute of silence. The run says at
+/// once where it connects, says so while it retries, and names the address (never the
+/// password) when it gives up. Needs no server.
+#[test]
+fn an_unreachable_database_is_named_at_once_and_when_giving_up() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let address = format!("127.0.0.1:{}", closed_port());
+    let graph = dir.path().join("unreachable.toml");
+    std::fs::write(
+        &graph,
+        format!(
+            "name = \"pg\"\n[source]\nkind = \"generator\"\nbids = 10\n\
+             [[sink]]\nkind = \"postgres\"\nurl = \"postgresql://diffmill:secret@{address}/reports\"\n\
+             retry_for = \"2s\"\n"
+        ),
+    )
+    .expect("the graph writes");
+    let ran = diffmill_within(
+        dir.path(),
+        ["run".as_ref(), graph.as_os_str()],
+        Duration::from_secs(60),
+    );
+    let stderr = &ran.stderr;
+    assert_eq!(ran.code(), Some(1), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(&format!(
+            "connecting to PostgreSQL at {address} (database reports)"
+        )),
+        "the first line does not say where: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot connect to PostgreSQL at {address}"))
+            && stderr.contains("retrying for up to 2s"),
+        "no visible retry: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error:") && last.contains(&address) && last.contains("after retrying"),
+        "the error does not name the address: {stderr}"
+    );
+    assert!(
+        !stderr.contains("secret"),
+        "the password is shown: {stderr}"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Restarts from checkpoints are exact (design.md §11): a run restored from any
+//! Restarts from checkpoints are exact (docs/design.md §11): a run restored from any
 //! checkpoint it wrote, with sinks holding any batch at or after the checkpoint, and on
 //! any number of workers, gives batches that continue the sinks' sequence and whose
 //! running sums equal the oracle's at every frontier, with the same rejects and the same

@@ -3,7 +3,8 @@
 # (pinned) into .venv-kafka, starts it on a free local port with a throwaway data folder,
 # waits until it accepts connections, exports KAFKA_BROKERS for tests/kafka.rs and
 # appends its stop command (kill by PID) to STOP_SERVICES. Test it alone with:
-#   STOP_SERVICES=(); source .ci/services/kafka.sh; <use it>; eval "${STOP_SERVICES[@]}"
+#   STOP_SERVICES=(); source .ci/services/kafka.sh; <use it>
+#   for stop in "${STOP_SERVICES[@]}"; do eval "$stop"; done
 
 KAFKA_VENV="$PWD/.venv-kafka"
 if [ ! -x "$KAFKA_VENV/bin/noida-db" ]; then

@@ -3,7 +3,8 @@
 # throwaway cluster on a free local port, creates the test database, exports
 # DIFFMILL_TEST_POSTGRES_URL for tests/postgres.rs and appends its stop command to
 # STOP_SERVICES. Test it alone with:
-#   STOP_SERVICES=(); source .ci/services/postgres.sh; <use it>; eval "${STOP_SERVICES[@]}"
+#   STOP_SERVICES=(); source .ci/services/postgres.sh; <use it>
+#   for stop in "${STOP_SERVICES[@]}"; do eval "$stop"; done
 
 postgres_bin() {
     ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1

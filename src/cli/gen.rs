@@ -48,46 +48,52 @@ pub struct GenArgs {
     /// place the late and too-late records).
     #[arg(long)]
     pub graph: Option<PathBuf>,
-    /// Seed: the same seed and settings write the same files.
+    /// Seed: the same seed and settings write the same files [default: 1, or the graph's].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Number of bids (children and perturbations come on top).
+    /// Number of bids; children and perturbations come on top [default: 1000000, or the
+    /// graph's].
     #[arg(long)]
     pub bids: Option<u64>,
     /// Span of event time to cover, e.g. `6h` (sets the number of bids from the rate).
     #[arg(long, conflicts_with = "bids")]
     pub duration: Option<DurationText>,
-    /// Bids per second of event time.
+    /// Bids per second of event time [default: 1000, or the graph's].
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Event time of the first bid, ms since the epoch.
+    /// Event time of the first bid, ms since the epoch [default: 1704067200000
+    /// (2024-01-01T00:00Z), or the graph's].
     #[arg(long)]
     pub start_ms: Option<u64>,
-    /// Number of partitions (one file per stream each).
+    /// Number of partitions, one file per stream each [default: 4, or the graph's].
     #[arg(long)]
     pub partitions: Option<usize>,
-    /// Max disorder the late placement assumes (default: the graph's, else 5s).
+    /// Max disorder the late placement assumes [default: 5s, or the graph's].
     #[arg(long)]
     pub max_disorder: Option<DurationText>,
-    /// Fraction of records out of order within the max disorder.
+    /// Fraction of records out of order within the max disorder [default: 0.05, or the
+    /// graph's].
     #[arg(long)]
     pub disorder: Option<f64>,
-    /// Fraction of records late but still applied.
+    /// Fraction of records late but still applied [default: 0.001, or the graph's].
     #[arg(long)]
     pub late: Option<f64>,
-    /// Fraction of records too late (they go to the late output).
+    /// Fraction of records too late: they go to the late output [default: 0.0002, or the
+    /// graph's].
     #[arg(long)]
     pub too_late: Option<f64>,
-    /// Fraction of records sent twice identically.
+    /// Fraction of records sent twice identically [default: 0.002, or the graph's].
     #[arg(long)]
     pub duplicate: Option<f64>,
-    /// Fraction of records sent again with a different payload.
+    /// Fraction of records sent again with a different payload [default: 0.0005, or the
+    /// graph's].
     #[arg(long)]
     pub conflicting: Option<f64>,
-    /// Fraction of parents never sent (their children are orphans).
+    /// Fraction of parents never sent, so their children are orphans [default: 0.001, or
+    /// the graph's].
     #[arg(long)]
     pub orphan: Option<f64>,
-    /// Fraction of records followed by a malformed line.
+    /// Fraction of records followed by a malformed line [default: 0.0005, or the graph's].
     #[arg(long)]
     pub malformed: Option<f64>,
 }
@@ -191,8 +197,9 @@ fn produce_to_kafka(
         config.set(key.trim(), value.trim());
     }
     let topics = kafka::topics_for(&args.topic_prefix);
-    kafka::create_topics(&config, &topics, args.kafka_partitions)
-        .map_err(|e| CliError::Runtime(format!("gen: creating topics {topics:?}: {e}")))?;
+    kafka::create_topics(&config, &topics, args.kafka_partitions).map_err(|e| {
+        CliError::Runtime(format!("gen: creating topics {}: {e}", topics.join(", ")))
+    })?;
     let produced = kafka::produce(
         generator,
         &config,
@@ -266,4 +273,50 @@ pub fn write_files(generator: &Generator, out: &Path, format: Format) -> std::io
         }
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use crate::cli::Cli;
+    use crate::connectors::generator::GeneratorConfig;
+
+    /// `gen --help` states the generator's defaults, and they are the real ones.
+    #[test]
+    fn help_shows_the_generator_defaults() {
+        let mut command = Cli::command();
+        let help = command
+            .find_subcommand_mut("gen")
+            .expect("a gen command")
+            .render_long_help()
+            .to_string();
+        let d = GeneratorConfig::default();
+        for (flag, default) in [
+            ("--seed", d.seed.to_string()),
+            ("--bids", d.bids.to_string()),
+            ("--rate", d.rate.to_string()),
+            ("--start-ms", d.start_ms.to_string()),
+            ("--partitions", d.partitions.to_string()),
+            ("--max-disorder", "5s".to_owned()),
+            ("--disorder", d.disorder.to_string()),
+            ("--late", d.late.to_string()),
+            ("--too-late", d.too_late.to_string()),
+            ("--duplicate", d.duplicate.to_string()),
+            ("--conflicting", d.conflicting.to_string()),
+            ("--orphan", d.orphan.to_string()),
+            ("--malformed", d.malformed.to_string()),
+        ] {
+            let option = help
+                .split(&format!("{flag} <"))
+                .nth(1)
+                .and_then(|rest| rest.split("\n\n  ").next())
+                .unwrap_or_else(|| panic!("no {flag} in:\n{help}"));
+            let option = option.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(
+                option.contains(&format!("[default: {default}")),
+                "{flag}: {option}"
+            );
+        }
+    }
 }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use clap::Args;
 
 use super::signals::{exit_code, SignalGuard};
-use super::status::{summary, StatusLine};
+use super::status::{summary, SourceTime, StatusLine};
 use super::CliError;
 use crate::connectors::SinkError;
+use crate::event::time_text;
 use crate::graph::{GraphSpec, Overrides, SinkSpec};
 use crate::runtime::{Cluster, Progress, RunError, StartFrom, StopReason, DEFAULT_BASE_PORT};
 
@@ -62,7 +63,8 @@ pub struct RunArgs {
 ///
 /// # Errors
 /// [`CliError::Config`] for a graph that cannot be used, [`CliError::Runtime`] when the
-/// run fails. A closed stdout pipe ends the run without error.
+/// run fails. A closed stdout pipe ends the run without error when stdout is its only
+/// sink; otherwise the run goes on without the preview (see [`crate::connectors::OnClosed`]).
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let overrides = Overrides {
         input: args.input.clone(),
@@ -112,9 +114,14 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     }
     let started = Instant::now();
     let status = (args.status_every > 0.0).then(|| {
+        let time = match plan.is_live() {
+            true => SourceTime::Live,
+            false => SourceTime::Replay,
+        };
         StatusLine::start(
             Arc::clone(&progress),
             Duration::from_secs_f64(args.status_every),
+            time,
         )
     });
     let bar = plan.file_progress.as_ref().and_then(|(total, read)| {
@@ -202,7 +209,7 @@ fn describe_start(start: &StartFrom, dir: &std::path::Path) -> String {
                 "state: resuming from {} at frontier {} ({frontier} ms): {} partitions, \
                  {} records read but not applied, batch {} next",
                 path.display(),
-                crate::connectors::utc(frontier),
+                crate::event::utc(frontier),
                 checkpoint.partitions.len(),
                 checkpoint.pending_records(),
                 checkpoint.next_seq,
@@ -235,7 +242,10 @@ fn stopped(reason: &StopReason, progress: &Progress) -> CliError {
     let frontier = progress.frontier.load(std::sync::atomic::Ordering::Relaxed);
     let held = match frontier {
         0 => "the sinks received no batch".to_owned(),
-        f => format!("the sinks hold a consistent state up to frontier {f} ms (not final)"),
+        f => format!(
+            "the sinks hold a consistent state up to frontier {} (not final)",
+            time_text(f)
+        ),
     };
     CliError::Stopped {
         code: exit_code(signal),

@@ -4,9 +4,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::connectors::utc;
-use crate::event::StreamKind;
+use crate::event::{span_text, utc, Millis, StreamKind};
 use crate::runtime::{Accounting, Progress};
+
+/// What the status line says about time: it depends on whether event time follows the
+/// wall clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceTime {
+    /// Recorded input (files, the generator, a Kafka read up to its end offsets): event
+    /// time moves as fast as the input is read, so the line shows how far the frontier
+    /// came in the last interval and how many times faster than real time that is.
+    Replay,
+    /// A live source (Kafka until stopped): event time is about the wall clock, so the
+    /// line shows how far the frontier is behind it.
+    Live,
+}
 
 /// Prints a status line every `every` until dropped.
 pub struct StatusLine {
@@ -16,25 +28,13 @@ pub struct StatusLine {
 
 impl StatusLine {
     /// Starts printing the status of `progress` every `every`.
-    pub fn start(progress: Arc<Progress>, every: Duration) -> StatusLine {
+    pub fn start(progress: Arc<Progress>, every: Duration, time: SourceTime) -> StatusLine {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            let started = Instant::now();
-            let mut last = (started, 0u64);
+            let mut status = Status::new(progress, time);
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
             {
-                let accounting = progress.accounting();
-                let read = accounting.total().read;
-                let rate = (read - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-9);
-                last = (Instant::now(), read);
-                eprintln!(
-                    "[{:>6.1}s] {} · {:.0} records/s · held {} · {}",
-                    started.elapsed().as_secs_f64(),
-                    per_stream(&accounting),
-                    rate,
-                    progress.held_records(),
-                    frontier_text(&progress)
-                );
+                eprintln!("{}", status.line());
             }
         });
         StatusLine {
@@ -53,6 +53,101 @@ impl Drop for StatusLine {
     }
 }
 
+/// Where the run stood at one status line.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Instant,
+    read: u64,
+    frontier: Millis,
+}
+
+/// The status line's state: the previous sample, for rates.
+struct Status {
+    progress: Arc<Progress>,
+    time: SourceTime,
+    started: Instant,
+    last: Sample,
+}
+
+impl Status {
+    fn new(progress: Arc<Progress>, time: SourceTime) -> Status {
+        let started = Instant::now();
+        Status {
+            progress,
+            time,
+            started,
+            last: Sample {
+                at: started,
+                read: 0,
+                frontier: 0,
+            },
+        }
+    }
+
+    /// One line: records read and their rate, what became of them, the records held in
+    /// state, the frontier, batches.
+    fn line(&mut self) -> String {
+        let accounting = self.progress.accounting();
+        let now = Sample {
+            at: Instant::now(),
+            read: accounting.total().read,
+            frontier: self.progress.frontier.load(Ordering::Relaxed),
+        };
+        let seconds = now.at.duration_since(self.last.at).as_secs_f64().max(1e-9);
+        let line = format!(
+            "[{:>6.1}s] {} · {:.0} records/s · {} records held in state · {} · {}",
+            self.started.elapsed().as_secs_f64(),
+            per_stream(&accounting),
+            now.read.saturating_sub(self.last.read) as f64 / seconds,
+            self.progress.held_records(),
+            self.frontier(now, seconds),
+            match self.progress.batches.load(Ordering::Relaxed) {
+                1 => "1 batch".to_owned(),
+                n => format!("{n} batches"),
+            },
+        );
+        self.last = now;
+        line
+    }
+
+    /// The frontier of the sinks, and how it moves: against the last line on a replay,
+    /// against the wall clock on a live source.
+    fn frontier(&self, now: Sample, seconds: f64) -> String {
+        let frontier = match now.frontier {
+            u64::MAX => return "input complete".to_owned(),
+            0 => return "no batch written yet".to_owned(),
+            f => f,
+        };
+        match self.time {
+            // How far it moved is known from the second line with a frontier on.
+            SourceTime::Replay if self.last.frontier == 0 => format!("frontier {}", utc(frontier)),
+            SourceTime::Replay => {
+                let advanced = frontier.saturating_sub(self.last.frontier);
+                let speed = advanced as f64 / 1000.0 / seconds;
+                format!(
+                    "frontier {} (+{} of event time in {seconds:.1}s, {}× real time)",
+                    utc(frontier),
+                    span_text(advanced),
+                    match speed < 10.0 {
+                        true => format!("{speed:.1}"),
+                        false => format!("{speed:.0}"),
+                    }
+                )
+            }
+            SourceTime::Live => {
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as Millis);
+                format!(
+                    "frontier {} ({} behind the wall clock)",
+                    utc(frontier),
+                    span_text(wall.saturating_sub(frontier))
+                )
+            }
+        }
+    }
+}
+
 fn per_stream(accounting: &Accounting) -> String {
     let total = accounting.total();
     let reads: Vec<String> = StreamKind::ALL
@@ -60,33 +155,14 @@ fn per_stream(accounting: &Accounting) -> String {
         .map(|k| format!("{} {}", k.name(), accounting.stream(*k).read))
         .collect();
     format!(
-        "in: {} · late {} · too late {} · duplicates {} · dead-lettered {}",
+        "read {} ({}) · late {} · too late {} · duplicates {} · dead-lettered {}",
+        total.read,
         reads.join(", "),
         total.late,
         total.too_late,
         total.duplicate,
         total.dead_lettered
     )
-}
-
-fn frontier_text(progress: &Progress) -> String {
-    let frontier = progress.frontier.load(Ordering::Relaxed);
-    let batches = progress.batches.load(Ordering::Relaxed);
-    match frontier {
-        u64::MAX => format!("frontier complete · {batches} batches"),
-        0 => format!("frontier not yet advanced · {batches} batches"),
-        f => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            let lag = now.saturating_sub(f) as f64 / 1000.0;
-            format!(
-                "frontier {} (lag behind wall clock {lag:.1}s) · {batches} batches",
-                utc(f)
-            )
-        }
-    }
 }
 
 /// The summary printed at exit: per-stream accounting and whether it balances.

@@ -69,9 +69,6 @@ struct Files {
 }
 
 fn io(sink: &str, source: std::io::Error) -> SinkError {
-    if source.kind() == std::io::ErrorKind::BrokenPipe {
-        return SinkError::Closed(sink.to_owned());
-    }
     SinkError::Io {
         sink: sink.to_owned(),
         source,

@@ -22,4 +22,4 @@ pub use memory::{MemorySink, MemorySource};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use sink::{AggregateRow, Batch, Resume, Sink, SinkError};
 pub use source::{owner, positioned, Arrival, Partition, PartitionPosition, Poll, Source};
-pub use stdout::{utc, StdoutSink};
+pub use stdout::{OnClosed, StdoutSink};

@@ -20,7 +20,7 @@ pub struct AggregateRow {
     pub status: WindowStatus,
 }
 
-/// A consistent set of changes to one aggregate (design.md §7).
+/// A consistent set of changes to one aggregate (docs/design.md §7).
 ///
 /// A batch carries every change to the aggregates at times in `[previous, frontier)`,
 /// consolidated (one row per `(window, dims)`, no zero rows), the windows that became

@@ -49,7 +49,7 @@ pub enum Poll {
 /// An ordered partition of a source: a file, a Kafka partition, a generator shard.
 ///
 /// Contract: records come out in the partition's own order, which defines each record's
-/// lateness (the partition's watermark is `max ts seen − max_disorder`, design.md §3).
+/// lateness (the partition's watermark is `max ts seen − max_disorder`, docs/design.md §3).
 /// Every record read is returned exactly once, as an event or a dead letter.
 /// `poll` must not block for long: a partition with nothing to give returns `Idle`.
 pub trait Partition: Send {
@@ -64,7 +64,7 @@ pub trait Partition: Send {
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error>;
 
     /// How long the partition may deliver nothing (wall clock) before it stops holding
-    /// the frontier back (design.md §3). `None` (the default): it always holds it, as a
+    /// the frontier back (docs/design.md §3). `None` (the default): it always holds it, as a
     /// finite input that is still being read must.
     fn idle_timeout(&self) -> Option<std::time::Duration> {
         None

@@ -4,24 +4,48 @@ use std::io::Write;
 
 use super::{Batch, Sink, SinkError};
 use crate::declare::Aggregate;
+use crate::event::utc;
+
+/// What the stdout sink does when its reader goes away: a closed pipe, e.g. `| head`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnClosed {
+    /// The preview stops and the run goes on: the other sinks still receive every
+    /// batch. The sink says so once on stderr. For a run with other sinks.
+    #[default]
+    Detach,
+    /// The run stops quietly ([`SinkError::Closed`]): for a run whose only output is the
+    /// preview, nobody reads anything more.
+    Stop,
+}
 
 /// Prints each non-empty batch as a heading line and up to `max_rows` rows: window start,
 /// status, `dim=value` for each dim and `Δmeasure ±n` for each measure.
 ///
-/// A closed pipe (e.g. `| head`) is not a crash: the sink reports
-/// [`SinkError::Closed`] and the run stops quietly.
+/// A closed pipe is not a crash: what happens then is its [`OnClosed`] setting.
 pub struct StdoutSink {
     aggregate: Aggregate,
     max_rows: usize,
+    on_closed: OnClosed,
+    /// The reader went away and the preview stopped ([`OnClosed::Detach`]).
+    detached: bool,
 }
 
 impl StdoutSink {
-    /// A preview of `aggregate`'s rows, at most `max_rows` rows per batch.
+    /// A preview of `aggregate`'s rows, at most `max_rows` rows per batch, that detaches
+    /// when stdout is closed.
     pub fn new(aggregate: &Aggregate, max_rows: usize) -> StdoutSink {
         StdoutSink {
             aggregate: aggregate.clone(),
             max_rows,
+            on_closed: OnClosed::default(),
+            detached: false,
         }
+    }
+
+    /// Sets what happens when stdout is closed.
+    pub fn on_closed(mut self, on_closed: OnClosed) -> StdoutSink {
+        self.on_closed = on_closed;
+        self
     }
 
     fn format(&self, batch: &Batch) -> String {
@@ -47,7 +71,7 @@ impl StdoutSink {
             let deltas: Vec<String> = names
                 .iter()
                 .zip(row.delta.values(names.len()))
-                .map(|(name, value)| format!("Δ{name} {value:+}"))
+                .map(|(name, value)| format!("Δ{} {value:+}", label(name)))
                 .collect();
             text.push_str(&format!(
                 "  {} {:<10} {}  {}\n",
@@ -67,28 +91,16 @@ impl StdoutSink {
     }
 }
 
-/// Formats ms since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn utc(millis: u64) -> String {
-    let secs = millis / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (H. Hinnant), valid for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        millis % 1000
-    )
+/// A measure's label in the preview: its name, but the short labels the preview has always
+/// used for today's default measures (so the default graph's preview stays as it was).
+fn label(name: &str) -> &str {
+    match name {
+        "impressions" => "impr",
+        "conversions" => "conv",
+        "spend_micros" => "spend",
+        "revenue_micros" => "revenue",
+        other => other,
+    }
 }
 
 impl Sink for StdoutSink {
@@ -97,31 +109,30 @@ impl Sink for StdoutSink {
     }
 
     fn write_batch(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        if batch.is_empty() {
+        if batch.is_empty() || self.detached {
             return Ok(());
         }
         let text = self.format(batch);
         let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(|source| match source.kind() {
-                std::io::ErrorKind::BrokenPipe => SinkError::Closed("stdout".into()),
-                _ => SinkError::Io {
-                    sink: "stdout".into(),
-                    source,
-                },
-            })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn formats_utc() {
-        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(utc(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        let written = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        match written {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => match self.on_closed {
+                OnClosed::Detach => {
+                    self.detached = true;
+                    eprintln!(
+                        "stdout was closed by its reader: the preview stops at batch {}; the \
+                         run goes on and the other sinks receive every batch",
+                        batch.seq
+                    );
+                    Ok(())
+                }
+                OnClosed::Stop => Err(SinkError::Closed("stdout".into())),
+            },
+            Err(source) => Err(SinkError::Io {
+                sink: "stdout".into(),
+                source,
+            }),
+        }
     }
 }

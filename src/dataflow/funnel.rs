@@ -33,7 +33,7 @@ pub type StreamSnapshot = (StreamKind, DedupSnapshot);
 /// Each stream's deduplicated records paired with their attribution.
 pub(super) type Attributed<'scope, C> = VecCollection<'scope, Millis, (C, Attribution)>;
 
-/// Builds the ad funnel over ingested records (design.md §4-§6, §12).
+/// Builds the ad funnel over ingested records (docs/design.md §4-§6, §12).
 ///
 /// - each stream is de-duplicated by id, and every record is retracted at its release
 ///   time, which releases its join state (retention);

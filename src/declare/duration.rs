@@ -70,7 +70,7 @@ impl fmt::Display for DurationText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (unit, scale) = UNITS
             .iter()
-            .find(|(_, scale)| self.0 % scale == 0 && self.0 > 0)
+            .find(|(_, scale)| self.0.is_multiple_of(*scale) && self.0 > 0)
             .copied()
             .unwrap_or(("ms", 1));
         write!(f, "{}{unit}", self.0 / scale)

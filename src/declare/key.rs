@@ -291,6 +291,10 @@ fn slot_text(slot: &DimSlot, key: &Key) -> String {
 
 /// Copies the slots of a narrower key out of a wider one (an aggregate's dims out of the
 /// dims of all aggregates).
+///
+/// An aggregate without dims has one row per window: its rows are keyed by the text of
+/// their dims (docs/semantics.md §0), and no dims tell an unattributed contribution from
+/// an attributed one, so both go to the one row (which matters for distinct counts).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Projection {
     copies: Vec<(usize, usize, usize)>,
@@ -300,6 +304,9 @@ impl Projection {
     /// The narrower attribution of `attribution`.
     pub fn apply(&self, attribution: &Attribution) -> Attribution {
         match attribution {
+            Attribution::Unattributed if self.copies.is_empty() => {
+                Attribution::Dims(Key::default())
+            }
             Attribution::Unattributed => Attribution::Unattributed,
             Attribution::Dims(wide) => {
                 let mut key = Key::default();

@@ -13,7 +13,7 @@ pub const MAX_MEASURES: usize = 8;
 /// Measures form a commutative group under addition, which is what lets differential
 /// dataflow carry them as the *difference* of an update: the aggregate of a key is the sum
 /// of its updates, a retraction is a negation, and summing diffs is the whole serving-layer
-/// merge (design.md §7). Addition wraps: the group is the integers modulo 2^64, so the order
+/// merge (docs/design.md §7). Addition wraps: the group is the integers modulo 2^64, so the order
 /// in which differential adds updates never matters, and a value is exact whenever it fits
 /// in an `i64`, which ingestion guarantees (a record that could make a sum leave that range
 /// is dead-lettered, docs/semantics.md §1).

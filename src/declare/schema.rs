@@ -127,7 +127,7 @@ impl StreamSpec {
         self
     }
 
-    /// The declaration of today's stream `kind` (design.md §2).
+    /// The declaration of today's stream `kind` (docs/design.md §2).
     pub fn default_for(kind: StreamKind) -> StreamSpec {
         use FieldType::{Id, Money, String, Timestamp};
         match kind {
@@ -392,7 +392,7 @@ impl Schema {
         &self.streams[kind.index()]
     }
 
-    /// Today's four streams (design.md §2): the default declaration.
+    /// Today's four streams (docs/design.md §2): the default declaration.
     pub fn funnel() -> &'static Schema {
         static DEFAULT: OnceLock<Schema> = OnceLock::new();
         DEFAULT.get_or_init(|| {

@@ -7,7 +7,7 @@ use crate::event::{Millis, StreamKind};
 /// Most aggregates one graph may declare.
 pub const MAX_AGGREGATES: usize = 8;
 
-/// The lifecycle of a window `[s, e)` relative to the frontier `F` (design.md §6).
+/// The lifecycle of a window `[s, e)` relative to the frontier `F` (docs/design.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowStatus {
@@ -35,7 +35,7 @@ impl WindowStatus {
 /// The windows of one aggregate: tumbling, aligned to the epoch (UTC), each taking
 /// corrections for `allowed_lateness` after its end.
 ///
-/// Terms (design.md §3, §6): the *frontier* (watermark) says no more updates come at
+/// Terms (docs/design.md §3, §6): the *frontier* (watermark) says no more updates come at
 /// earlier times; a window `[s, e)` is *open* while the frontier is `< e`, *closed* at `e`,
 /// takes *corrections* while the frontier is `< e + L` and is *final* at `e + L`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

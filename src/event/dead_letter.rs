@@ -1,5 +1,7 @@
 //! Records that could not be applied: dead letters (bad input) and too-late records.
 
+use std::fmt::Write;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Millis, StreamKind};
@@ -27,7 +29,7 @@ pub struct DeadLetter {
     pub stream: StreamKind,
     /// Where it was read.
     pub origin: Origin,
-    /// The raw text (invalid UTF-8 replaced, very long records shortened).
+    /// The raw text, escaped and bounded by [`raw_text`].
     pub raw: String,
     /// Why it was rejected.
     pub reason: String,
@@ -64,15 +66,79 @@ pub enum Rejected {
     TooLate(TooLate),
 }
 
-/// Longest raw text kept in a dead-letter record; longer text is cut with a marker.
+/// Longest raw text kept in a dead-letter record, in characters after escaping (see
+/// [`raw_text`]); longer text is cut with a marker.
 pub const MAX_RAW_KEPT: usize = 4096;
 
-/// Shortens raw text for a dead-letter record, replacing invalid UTF-8.
+/// The raw text of a dead-letter record: printable, valid UTF-8, one line, and bounded.
+///
+/// Bytes that are not UTF-8 and control characters other than tab are written as
+/// `\xNN` (C1 controls as `\u{NN}`), and a backslash as `\\`, so the output files stay
+/// text for `grep` and the database's `text` columns, and the original bytes can be told
+/// apart from an escape. Text beyond [`MAX_RAW_KEPT`] characters is cut with a marker
+/// saying how many bytes were left out.
+///
+/// # Examples
+/// ```
+/// use diffmill::event::raw_text;
+///
+/// assert_eq!(raw_text(b"1,caf\xc3\xa9,x"), "1,café,x");
+/// assert_eq!(raw_text(b"1,\xff\x00,a\\b\tc"), "1,\\xff\\x00,a\\\\b\tc");
+/// ```
 pub fn raw_text(bytes: &[u8]) -> String {
-    let cut = bytes.len().min(MAX_RAW_KEPT);
-    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
-    if bytes.len() > cut {
-        text.push_str(&format!("…[{} more bytes]", bytes.len() - cut));
+    let mut text = String::new();
+    // Characters written, and bytes of `bytes` they stand for.
+    let (mut kept, mut consumed) = (0, 0);
+    'chunks: for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if kept >= MAX_RAW_KEPT {
+                break 'chunks;
+            }
+            kept += push_printable(&mut text, c);
+            consumed += c.len_utf8();
+        }
+        for byte in chunk.invalid() {
+            if kept >= MAX_RAW_KEPT {
+                break 'chunks;
+            }
+            let _ = write!(text, "\\x{byte:02x}");
+            kept += 4;
+            consumed += 1;
+        }
+    }
+    if consumed < bytes.len() {
+        text.push_str(&format!("…[{} more bytes]", bytes.len() - consumed));
     }
     text
+}
+
+/// `text` with control characters and backslashes escaped as [`raw_text`] does, for
+/// quoting input in a reason.
+///
+/// # Examples
+/// ```
+/// use diffmill::event::printable;
+///
+/// assert_eq!(printable("12\u{0}3"), "12\\x003");
+/// ```
+pub fn printable(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_printable(&mut escaped, c);
+    }
+    escaped
+}
+
+/// Pushes `c`, escaped if need be; returns the characters pushed.
+fn push_printable(text: &mut String, c: char) -> usize {
+    let before = text.len();
+    // Writing to a String cannot fail.
+    let _ = match c {
+        '\\' => text.write_str("\\\\"),
+        '\t' => text.write_char(c),
+        c if c.is_ascii_control() => write!(text, "\\x{:02x}", c as u32),
+        c if c.is_control() => write!(text, "\\u{{{:x}}}", c as u32),
+        c => text.write_char(c),
+    };
+    text[before..].chars().count()
 }

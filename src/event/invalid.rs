@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::StreamKind;
+use super::{printable, time_text, StreamKind};
 
 /// Latest accepted event time: 9999-12-31T23:59:59.999Z in ms.
 pub const MAX_TS: u64 = 253_402_300_799_999;
@@ -20,11 +20,12 @@ pub enum Invalid {
         field: String,
     },
     /// A field does not hold a value of its type.
-    #[error("field `{field}`: `{value}` is not a {expected}")]
+    #[error("field `{field}`: expected {expected}, got `{}`", printable(value))]
     BadNumber {
         /// The field's name.
         field: String,
-        /// The offending text (shortened when long).
+        /// The offending text (shortened when long; printed with control characters
+        /// escaped).
         value: String,
         /// What was expected, e.g. "positive integer id".
         expected: &'static str,
@@ -67,6 +68,16 @@ pub enum Invalid {
     /// The record is not valid CSV (e.g. wrong number of columns).
     #[error("bad CSV: {0}")]
     Csv(String),
+    /// A CSV record with more fields than its header has columns (for headerless
+    /// records: than the stream has fields). Which value belongs to which column is
+    /// unknown, so none is used.
+    #[error("bad CSV: {found} fields, but the header has {columns} columns")]
+    ExtraFields {
+        /// Fields in the record.
+        found: usize,
+        /// Columns of the header.
+        columns: usize,
+    },
     /// The CSV header lacks a column that the stream requires.
     #[error("CSV header of a {stream} file has no `{column}` column")]
     HeaderMissingColumn {
@@ -103,7 +114,10 @@ pub enum Invalid {
         max: usize,
     },
     /// The event time is too far ahead of the partition's watermark.
-    #[error("field `{field}`: {ts} is {ahead_ms} ms ahead of the watermark, more than max_future_skew")]
+    #[error(
+        "field `{field}`: {} is {ahead_ms} ms ahead of the watermark, more than max_future_skew",
+        time_text(*ts)
+    )]
     TooFarInFuture {
         /// The event time field's name.
         field: String,
@@ -114,7 +128,11 @@ pub enum Invalid {
     },
     /// Summing the record could take a sum beyond the range where every aggregate stays
     /// exact (docs/semantics.md §1, the overflow budget).
-    #[error("field `{field}`: adding {value} would take the partition's sum of |{field}| in the window from {window_start} past the overflow budget of {budget}")]
+    #[error(
+        "field `{field}`: adding {value} would take the partition's sum of |{field}| in the \
+         window from {} past the overflow budget of {budget}",
+        time_text(*window_start)
+    )]
     SumOverflow {
         /// The summed field.
         field: String,
@@ -126,7 +144,12 @@ pub enum Invalid {
         budget: u64,
     },
     /// A dimension value beyond the dimension's bound on distinct values.
-    #[error("field `{field}`: `{value}` would be distinct value number {} of the partition, more than the {max} the dimension allows", max + 1)]
+    #[error(
+        "field `{field}`: `{}` would be distinct value number {} of the partition, more than \
+         the {max} the dimension allows",
+        printable(value),
+        max + 1
+    )]
     TooManyValues {
         /// The dimension.
         field: String,

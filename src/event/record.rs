@@ -152,7 +152,7 @@ record!(Click, click_id);
 record!(Conversion, conversion_id);
 
 /// One event of any of the four streams, typed by the default declaration (the fields of
-/// design.md §2). Tests, examples and the generator build these; every source hands the
+/// docs/design.md §2). Tests, examples and the generator build these; every source hands the
 /// runtime [`Record`](super::Record)s, and `Record::from(event)` encodes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Event {

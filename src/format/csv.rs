@@ -32,6 +32,9 @@ pub struct CsvDecoder {
     columns: Vec<usize>,
     /// Columns a record needs: one more than the greatest of `columns`.
     needed: usize,
+    /// Columns of the header (for headerless records, the declared fields): a record with
+    /// more fields is rejected, as which value belongs to which column is unknown.
+    width: usize,
 }
 
 impl CsvDecoder {
@@ -69,21 +72,23 @@ impl CsvDecoder {
                 });
             }
         }
-        Ok(CsvDecoder::with_columns(schema, columns))
+        Ok(CsvDecoder::with_columns(schema, columns, header.len()))
     }
 
     /// A decoder for headerless records with the fields in declaration order.
     pub fn by_position(schema: Arc<StreamSchema>) -> CsvDecoder {
-        let columns = (0..schema.fields().len()).collect();
-        CsvDecoder::with_columns(schema, columns)
+        let columns: Vec<usize> = (0..schema.fields().len()).collect();
+        let width = columns.len();
+        CsvDecoder::with_columns(schema, columns, width)
     }
 
-    fn with_columns(schema: Arc<StreamSchema>, columns: Vec<usize>) -> CsvDecoder {
+    fn with_columns(schema: Arc<StreamSchema>, columns: Vec<usize>, width: usize) -> CsvDecoder {
         let needed = columns.iter().max().map_or(0, |max| max + 1);
         CsvDecoder {
             schema,
             columns,
             needed,
+            width,
         }
     }
 
@@ -95,9 +100,15 @@ impl CsvDecoder {
     /// Decodes and validates one record.
     ///
     /// # Errors
-    /// The first problem found, as an [`Invalid`] reason for the dead-letter output: too
-    /// few columns, then the fields in declaration order.
+    /// The first problem found, as an [`Invalid`] reason for the dead-letter output: more
+    /// fields than columns, too few columns, then the fields in declaration order.
     pub fn decode(&self, fields: &csv::StringRecord) -> Result<Record, Invalid> {
+        if fields.len() > self.width {
+            return Err(Invalid::ExtraFields {
+                found: fields.len(),
+                columns: self.width,
+            });
+        }
         if fields.len() < self.needed {
             return Err(Invalid::Csv(format!(
                 "{} columns, the header needs at least {}",

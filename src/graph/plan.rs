@@ -7,9 +7,12 @@ use std::sync::Arc;
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
 use crate::connectors::kafka::{KafkaSink, KafkaSource};
-use crate::connectors::{CsvSink, FileSource, PostgresSink, Sink, SinkError, Source, StdoutSink};
+use crate::connectors::{
+    CsvSink, FileSource, OnClosed, PostgresSink, Sink, SinkError, Source, StdoutSink,
+};
 use crate::declare::{Aggregate, DurationText, FunnelSettings};
 use crate::event::StreamKind;
+use crate::format::Format;
 use crate::runtime::checkpoint::StateConfig;
 use crate::runtime::Funnel;
 
@@ -94,7 +97,7 @@ impl GraphSpec {
                 if let Some(bids) = overrides.bids {
                     config.bids = bids;
                 }
-                let description = format!("generator {config:?}");
+                let description = config.describe().join("\n            ");
                 let generator = Generator::new(config.clone(), &settings).map_err(|e| {
                     GraphError::at_key(file, format!("source.{}", e.setting), e.problem)
                 })?;
@@ -144,9 +147,14 @@ impl GraphSpec {
                 }
                 let source = FileSource::from_globs(files.format, schema, &resolved)
                     .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
-                let mut description = format!("files ({:?})", files.format);
+                let mut description = format!("files ({})", format_name(files.format));
                 for (kind, path) in source.files() {
-                    let _ = write!(description, "\n      {kind:<10} {}", path.display());
+                    let _ = write!(
+                        description,
+                        "\n      {:<10} {}",
+                        kind.name(),
+                        path.display()
+                    );
                 }
                 file_progress = Some((source.total_bytes(), source.bytes_read()));
                 (Arc::new(source), description)
@@ -157,9 +165,9 @@ impl GraphSpec {
                 })?;
                 let topics: Vec<String> = kafka.topics().into_iter().map(|(_, t)| t).collect();
                 let description = format!(
-                    "kafka {} ({:?}) topics [{}], group `{}`, start {:?}{}",
+                    "kafka {} ({}) topics [{}], group `{}`, start {}{}",
                     kafka.brokers,
-                    kafka.format,
+                    format_name(kafka.format),
                     topics.join(", "),
                     kafka.group_id,
                     kafka.start,
@@ -192,6 +200,13 @@ impl GraphSpec {
 }
 
 impl Plan {
+    /// True for a live source, whose event time follows the wall clock: a Kafka source
+    /// read until stopped. Files, the generator and a Kafka read up to its end offsets
+    /// are replays.
+    pub fn is_live(&self) -> bool {
+        matches!(&self.spec.source, SourceSpec::Kafka(kafka) if !kafka.stop_at_end)
+    }
+
     /// The resolved plan as text: sources, operators, aggregates, lateness, retention,
     /// sinks.
     pub fn describe(&self) -> String {
@@ -286,24 +301,36 @@ impl Plan {
     pub fn funnel(&self) -> Result<Funnel, SinkError> {
         let mut funnel = self.funnel_without_sinks();
         let aggregates = Arc::clone(&self.settings.aggregates);
+        // Alone, the preview is the run's only output: a closed pipe ends it.
+        let on_closed = match self.spec.all_sinks().len() {
+            1 => OnClosed::Stop,
+            _ => OnClosed::Detach,
+        };
         for (index, (aggregate, (_, specs))) in aggregates
             .iter()
             .zip(self.spec.aggregate_sinks())
             .enumerate()
         {
             for spec in specs {
-                funnel = funnel.aggregate_sink(index, open_sink(spec, aggregate)?);
+                funnel = funnel.aggregate_sink(index, open_sink(spec, aggregate, on_closed)?);
             }
         }
         Ok(funnel)
     }
 }
 
-/// Opens the sink `spec` for the rows of `aggregate`.
-fn open_sink(spec: &SinkSpec, aggregate: &Aggregate) -> Result<Box<dyn Sink>, SinkError> {
+/// Opens the sink `spec` for the rows of `aggregate` (a stdout preview doing `on_closed`
+/// when its reader goes away).
+fn open_sink(
+    spec: &SinkSpec,
+    aggregate: &Aggregate,
+    on_closed: OnClosed,
+) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match spec {
         SinkSpec::Csv(csv) => Box::new(CsvSink::create(&csv.path, aggregate)?),
-        SinkSpec::Stdout(out) => Box::new(StdoutSink::new(aggregate, out.max_rows)),
+        SinkSpec::Stdout(out) => {
+            Box::new(StdoutSink::new(aggregate, out.max_rows).on_closed(on_closed))
+        }
         SinkSpec::Postgres(postgres) => Box::new(PostgresSink::open(postgres, aggregate)?),
         SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka, aggregate)?),
     })
@@ -392,5 +419,13 @@ fn describe_sink(text: &mut String, sink: &SinkSpec) {
                     .unwrap_or_default()
             );
         }
+    }
+}
+
+/// A payload format as graph files write it.
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
     }
 }

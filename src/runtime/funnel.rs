@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::cell::Cell;
 
 use super::checkpoint::{Checkpoint, CheckpointWriter, Identity, Loaded, StateConfig, StateError};
+use super::connect::execute;
 use super::control::CheckpointClock;
 use super::emit::{EmitCheckpoints, EmitContext, EmitStart};
 use super::ingest::IngestContext;
@@ -115,7 +116,7 @@ impl Funnel {
     }
 
     /// Keeps state in a folder: the run writes a checkpoint every `state.interval`, and
-    /// a run whose folder holds one resumes from it (design.md §11). In a cluster every
+    /// a run whose folder holds one resumes from it (docs/design.md §11). In a cluster every
     /// process is given the same state (only process 0 reads and writes it).
     pub fn state(mut self, state: StateConfig) -> Funnel {
         self.state = Some(state);
@@ -272,7 +273,7 @@ impl Funnel {
         let lead = Arc::new(Mutex::new(lead));
         let worker_stop = stop.clone();
         let worker_progress = Arc::clone(&progress);
-        let guards = timely::execute(config, move |worker| -> Result<(), RunError> {
+        let guards = execute(config, move |worker| -> Result<(), RunError> {
             worker_progress
                 .workers_started
                 .fetch_add(1, Ordering::Relaxed);

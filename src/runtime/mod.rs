@@ -3,6 +3,7 @@
 mod accounting;
 pub mod checkpoint;
 mod cluster;
+mod connect;
 mod control;
 mod emit;
 mod funnel;

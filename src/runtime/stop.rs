@@ -7,7 +7,7 @@
 //! the emitter *before* the frontier can pass it (it is data in the dataflow), so the
 //! emitter always knows that an empty frontier after a stop means "abandoned", never
 //! "input complete": it writes one last batch up to the frontier reached, which is
-//! consistent (design.md §7) but not final, and does not close the sinks.
+//! consistent (docs/design.md §7) but not final, and does not close the sinks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -29,7 +29,7 @@ pub enum Admission {
     },
 }
 
-/// The watermark of one source partition: `max ts seen − max_disorder` (design.md §3).
+/// The watermark of one source partition: `max ts seen − max_disorder` (docs/design.md §3).
 ///
 /// # Examples
 /// ```

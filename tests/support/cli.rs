@@ -64,6 +64,49 @@ where
     }
 }
 
+/// Runs `diffmill <args>` in `cwd`, waiting at most `limit` for it to exit; kills it
+/// and fails the test when it does not.
+pub fn diffmill_within<I, S>(cwd: &Path, args: I, limit: Duration) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut child = command(cwd)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the diffmill binary starts");
+    let started = std::time::Instant::now();
+    while child
+        .try_wait()
+        .expect("the process can be waited on")
+        .is_none()
+    {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("the killed process ends");
+            panic!(
+                "diffmill still ran after {limit:?}:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("the process ended");
+    Ran {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("an address").port()
+}
+
 /// Runs `diffmill <args>` in `cwd` and asserts it exits 0 without a panic.
 pub fn diffmill_ok<I, S>(cwd: &Path, args: I) -> Ran
 where

@@ -1,10 +1,10 @@
 //! Kafka helpers of the tests: unique topic names, generated input, and a plain consumer
-//! reading topics back (committed transactions only).
+//! reading topics back (committed transactions only), the sink's messages as plain JSON.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use diffmill::connectors::kafka::{topics_for, OutputRecord};
+use diffmill::connectors::kafka::topics_for;
 use diffmill::connectors::Arrival;
 use diffmill::declare::{FunnelSettings, Schema};
 use diffmill::event::{raw_text, DeadLetter, Origin, StreamKind};
@@ -12,8 +12,7 @@ use diffmill::format::decode_json;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use super::cli::diffmill_ok;
-use super::oracle::Aggregates;
+use super::cli::{diffmill_ok, CsvAggregates};
 
 /// Partitions of every input topic the tests produce.
 pub const PARTITIONS: i32 = 4;
@@ -170,41 +169,69 @@ pub fn input_partitions(brokers: &str, prefix: &str, from: Option<i64>) -> Vec<V
     partitions
 }
 
-/// The sink topic's records, read committed, partition by partition.
-pub fn output(brokers: &str, topic: &str) -> Vec<OutputRecord> {
+/// The sink topic's messages as JSON, read committed, partition by partition. Read
+/// as plain JSON (not through the sink's own types), so a change of the documented
+/// format fails here.
+pub fn output(brokers: &str, topic: &str) -> Vec<serde_json::Value> {
     let mut records = Vec::new();
     for partition in 0..partition_count(brokers, topic) {
         for (_, _, payload) in read_partition(brokers, topic, partition) {
-            records.push(serde_json::from_slice(&payload).expect("an output record"));
+            records.push(serde_json::from_slice(&payload).expect("a JSON message"));
         }
     }
     records
 }
 
-/// The sink topic's rows (of the first aggregate of `settings`) summed per row key, as
-/// the oracle keys them: the dims in the aggregate's column order, the measures in its
-/// declaration order.
-pub fn sum(settings: &FunnelSettings, records: &[OutputRecord]) -> Aggregates {
+/// A number field of a message.
+pub fn number(record: &serde_json::Value, field: &str) -> i64 {
+    record[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no number `{field}` in {record}"))
+}
+
+/// The frontiers of the progress records (`None`: the input is complete).
+pub fn progress_frontiers(records: &[serde_json::Value]) -> Vec<Option<i64>> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "progress")
+        .map(|r| r["frontier"].as_i64())
+        .collect()
+}
+
+/// The row messages (of the first aggregate of `settings`) summed per window and dims,
+/// keyed as `aggregates.csv` sums are: `[window_start, window_end, dims…]`, the dims read
+/// by name from the message's `dims` object, which must name exactly the grouped dims,
+/// each with text, and the measures by name from its `delta` object.
+pub fn sum(records: &[serde_json::Value], settings: &FunnelSettings) -> CsvAggregates {
     let aggregate = &settings.aggregates[0];
-    let mut sums = Aggregates::new();
-    for record in records {
-        let OutputRecord::Row(row) = record else {
-            continue;
-        };
-        let dims = aggregate
-            .dims
-            .names()
-            .into_iter()
-            .map(|name| row.dims[name].clone())
-            .collect();
-        let key = (0, row.window_start, dims);
-        let sum = sums
-            .entry(key)
-            .or_insert_with(|| vec![0; aggregate.measures.len()]);
-        for (total, name) in sum.iter_mut().zip(aggregate.measure_names()) {
-            *total += i128::from(row.measures[name]);
+    let names = aggregate.dims.names();
+    let measures = aggregate.measure_names();
+    let mut sums = CsvAggregates::new();
+    for record in records.iter().filter(|r| r["type"] == "row") {
+        let dims = record["dims"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no `dims` object in {record}"));
+        let mut named: Vec<&str> = dims.keys().map(String::as_str).collect();
+        named.sort_unstable();
+        let mut grouped = names.clone();
+        grouped.sort_unstable();
+        assert_eq!(named, grouped, "the dims of {record}");
+        let mut key = vec![
+            number(record, "window_start").to_string(),
+            number(record, "window_end").to_string(),
+        ];
+        key.extend(names.iter().map(|name| {
+            dims[*name]
+                .as_str()
+                .unwrap_or_else(|| panic!("dim `{name}` is not text in {record}"))
+                .to_owned()
+        }));
+        let delta = &record["delta"];
+        let sum = sums.entry(key).or_insert_with(|| vec![0; measures.len()]);
+        for (slot, measure) in sum.iter_mut().zip(&measures) {
+            *slot += number(delta, measure);
         }
     }
-    sums.retain(|_, values| values.iter().any(|v| *v != 0));
+    sums.retain(|_, measures| measures.iter().any(|m| *m != 0));
     sums
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::declare::SettingsError;
-use crate::event::{Label, Millis, MAX_TS};
+use crate::event::{span_text, utc, Label, Millis, MAX_TS};
 
 /// An inclusive range `[min, max]` of integers (milliseconds or micros).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,13 +82,16 @@ pub struct GeneratorConfig {
     /// of order, but not late.
     pub disorder: f64,
     /// Fraction of records delayed beyond `max_disorder` but not so far that their own
-    /// window is final: *late*, and still applied. Only delays that end before the
-    /// partition's last bid are made (the record must arrive while the run goes on), so
-    /// the realized fraction is lower when the run is short compared with the windows.
+    /// window is final: *late*, and still applied. The delay is cut to end by the
+    /// partition's last bid (the record must arrive while the run goes on); only records
+    /// in the run's last seconds, too close to its end for any such delay, stay on time.
     pub late: f64,
-    /// Fraction of records delayed past their release time: *too late*, they go to the
-    /// late output. Same proviso as `late`; bids, whose release time includes both match
-    /// bounds, are only too late in runs longer than that.
+    /// Fraction of records *too late*: every window they could affect is final when they
+    /// arrive, so they go to the late output. A record is delayed past its release time;
+    /// when the run ends before such a delay (a run shorter than window + allowed
+    /// lateness, or for bids than the match bounds too), it is sent at its own place
+    /// with an event time that much earlier (back-dated, as a straggler from long ago
+    /// looks). So every run holds its fraction of too-late records, whatever its length.
     pub too_late: f64,
     /// Fraction of records sent twice, identically, within `max_disorder` of their event
     /// time (an at-least-once producer).
@@ -151,6 +154,13 @@ impl Default for GeneratorConfig {
     }
 }
 
+/// A fraction as a percentage without float noise: `0.0005` is `0.05%`.
+fn percent(fraction: f64) -> String {
+    let text = format!("{:.6}", fraction * 100.0);
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}%")
+}
+
 /// Most a conflicting click is re-stamped after the original, ms.
 pub(super) const RESTAMP_MS: Millis = 1_000;
 
@@ -162,6 +172,72 @@ fn fail(setting: &'static str, problem: impl Into<String>) -> Result<(), Setting
 }
 
 impl GeneratorConfig {
+    /// The configuration as `diffmill check` prints it, one line per aspect: volume and
+    /// event time, dimensions, the funnel, the perturbations.
+    ///
+    /// # Examples
+    /// ```
+    /// use diffmill::connectors::generator::GeneratorConfig;
+    ///
+    /// let lines = GeneratorConfig::default().describe();
+    /// assert_eq!(
+    ///     lines[0],
+    ///     "generator: 1000000 bids at 1000/s of event time from 2024-01-01T00:00:00.000Z \
+    ///      (16m 40s of bids), 4 partitions, seed 1"
+    /// );
+    /// assert_eq!(
+    ///     lines[3],
+    ///     "perturbations: disorder 5%, late 0.1%, too late 0.02%, duplicates 0.2%, \
+    ///      conflicting 0.05%, orphans 0.1%, malformed 0.05%"
+    /// );
+    /// ```
+    pub fn describe(&self) -> Vec<String> {
+        let span = |bounds: Bounds| format!("{}-{}", span_text(bounds.min), span_text(bounds.max));
+        vec![
+            format!(
+                "generator: {} bids at {}/s of event time from {} ({} of bids), {} partitions, \
+                 seed {}",
+                self.bids,
+                self.rate,
+                utc(self.start_ms),
+                span_text(self.bids.saturating_mul(1_000) / self.rate.max(1)),
+                self.partitions,
+                self.seed
+            ),
+            format!(
+                "dims: {} campaigns × {} ads, {} publishers, regions [{}], devices [{}], Zipf \
+                 skew {}",
+                self.campaigns,
+                self.ads_per_campaign,
+                self.publishers,
+                self.regions.join(", "),
+                self.devices.join(", "),
+                self.skew
+            ),
+            format!(
+                "funnel: {} of bids win an impression after {}, {} of impressions get a click \
+                 after {}, {} of clicks convert after {}",
+                percent(self.impression_rate),
+                span(self.impression_delay_ms),
+                percent(self.click_rate),
+                span(self.click_delay_ms),
+                percent(self.conversion_rate),
+                span(self.conversion_delay_ms)
+            ),
+            format!(
+                "perturbations: disorder {}, late {}, too late {}, duplicates {}, conflicting \
+                 {}, orphans {}, malformed {}",
+                percent(self.disorder),
+                percent(self.late),
+                percent(self.too_late),
+                percent(self.duplicate),
+                percent(self.conflicting),
+                percent(self.orphan),
+                percent(self.malformed)
+            ),
+        ]
+    }
+
     /// Checks that the configuration can generate valid records.
     ///
     /// # Errors

@@ -10,7 +10,7 @@ use super::config::RESTAMP_MS;
 use super::sample::{threshold, uniform, Coin, Zipf};
 use super::{Bounds, GeneratorConfig};
 use crate::declare::{FunnelSettings, Lateness, Schema};
-use crate::event::{Event, Label, Millis, Record, StreamKind};
+use crate::event::{Bid, Click, Conversion, Event, Impression, Label, Millis, Record, StreamKind};
 
 /// How a second copy of a record is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,22 @@ pub(super) enum Duplicate {
     Identical,
     /// The same id with another payload.
     Conflicting,
+}
+
+/// Where a record goes in its partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Placement {
+    /// Its arrival key: records of a partition come out in this order.
+    pub(super) arrival: Millis,
+    /// The event time it is sent with: its own, or an earlier one when back-dated.
+    pub(super) ts: Millis,
+}
+
+/// The event times of a partition's first and last bids.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Span {
+    pub(super) first: Millis,
+    pub(super) horizon: Millis,
 }
 
 /// The validated configuration, compiled into samplers and thresholds.
@@ -107,53 +123,81 @@ impl Model {
             .saturating_add(index.saturating_mul(1_000) / self.config.rate)
     }
 
-    /// The arrival key of a record of `kind` at `ts`: its event time, plus a lag for the
-    /// perturbed ones. Records of a partition come out in order of arrival key, and every
-    /// key is at least the record's `ts`, so the records that arrive before a record with
-    /// key `a` have event times `≤ a` and the partition's watermark is then `≤ a − d`
-    /// (`d` = max disorder). Hence:
+    /// Where a record of `kind` at `ts` goes in its partition: its arrival key (its event
+    /// time, plus a lag for the perturbed ones) and the event time it is sent with.
+    /// Records of a partition come out in order of arrival key, and every key is at least
+    /// the record's `ts`, so the records that arrive before a record with key `a` have
+    /// event times `≤ a` and the partition's watermark is then `≤ a − d` (`d` = max
+    /// disorder). Hence:
     ///
     /// - *disorder*: a lag in `1..=d` keeps the watermark `≤ ts`: out of order, not late;
     /// - *late*: a lag in `d + margin ..= final_at(ts) − ts + d − 1` keeps the watermark
     ///   below `final_at(ts)` (own window not final), while the on-time records of the
-    ///   last `margin` ms raise it above `ts`;
-    /// - *too late*: a lag of at least `release_time − ts + d + margin` raises it to the
-    ///   release time.
-    ///
-    /// A late or too-late lag is only used when the record would still arrive before the
-    /// partition's last bid, `horizon`; otherwise the record stays on time.
+    ///   last `margin` ms raise it above `ts`. The lag is cut to end by the partition's
+    ///   last bid, `horizon` (the record must arrive while the run goes on); a record
+    ///   that cannot be late by then stays on time;
+    /// - *too late*: a lag of at least `release_time − ts + d + margin` raises the
+    ///   watermark to the release time. When such a lag would end after `horizon` (a run
+    ///   shorter than window + allowed lateness, and for bids the match bounds too), the
+    ///   record is sent on time but *back-dated* ([`Model::back_date`]), so that runs of
+    ///   any length hold their fraction of too-late records.
     pub(super) fn arrival(
         &self,
         rng: &mut impl RngCore,
         kind: StreamKind,
         ts: Millis,
-        horizon: Millis,
-    ) -> Millis {
+        span: Span,
+    ) -> Placement {
         let x = rng.next_u64();
         let d = self.max_disorder;
+        let on_time = Placement { arrival: ts, ts };
+        let delayed = |lag: Millis| Placement {
+            arrival: ts.saturating_add(lag),
+            ts,
+        };
         if x >= self.arrival[2] {
-            return ts;
+            return on_time;
         }
         if x < self.arrival[0] {
-            return ts.saturating_add(uniform(rng, Bounds::new(d.min(1), d)));
+            return delayed(uniform(rng, Bounds::new(d.min(1), d)));
         }
-        let lag = if x < self.arrival[1] {
+        if x < self.arrival[1] {
             let most = (self.lateness.final_at(ts) - ts)
                 .saturating_add(d)
-                .saturating_sub(1);
-            Some(d.saturating_add(self.margin))
-                .filter(|&least| least <= most)
-                .map(|least| uniform(rng, Bounds::new(least, most)))
-        } else {
-            let least = (self.lateness.release_time(kind, ts) - ts)
-                .saturating_add(d)
-                .saturating_add(self.margin);
-            Some(uniform(rng, Bounds::new(0, self.margin)).saturating_add(least))
-        };
-        match lag.map(|lag| ts.saturating_add(lag)) {
-            Some(arrival) if arrival <= horizon => arrival,
-            _ => ts,
+                .saturating_sub(1)
+                .min(span.horizon.saturating_sub(ts));
+            let least = d.saturating_add(self.margin);
+            return match least <= most {
+                true => delayed(uniform(rng, Bounds::new(least, most))),
+                false => on_time,
+            };
         }
+        let least = (self.lateness.release_time(kind, ts) - ts)
+            .saturating_add(d)
+            .saturating_add(self.margin);
+        let lag = uniform(rng, Bounds::new(0, self.margin)).saturating_add(least);
+        match ts.saturating_add(lag) <= span.horizon {
+            true => delayed(lag),
+            false => self.back_date(ts, lag, span).unwrap_or(on_time),
+        }
+    }
+
+    /// A too-late record sent at its own place in the partition, with an event time
+    /// `lag + window` earlier (the longest aggregate's window): a record of `kind` with
+    /// that time is released by the time the watermark reaches `ts − d − margin`, which the
+    /// on-time records of the last `margin` ms have brought it to. (`release_time(t) − t`
+    /// is at most `window` more for any `t` than for `ts`.) `None` in the partition's first `margin` ms, before its
+    /// watermark is that far, or when the time would be before the epoch.
+    fn back_date(&self, ts: Millis, lag: Millis, span: Span) -> Option<Placement> {
+        let longest = self.lateness.windows().iter().map(|w| w.length).max();
+        let back = lag.saturating_add(longest.unwrap_or_default());
+        if ts < span.first.saturating_add(self.margin) {
+            return None;
+        }
+        Some(Placement {
+            arrival: ts,
+            ts: ts.checked_sub(back)?,
+        })
     }
 
     /// Whether a record is sent a second time, and how.
@@ -165,6 +209,16 @@ impl Model {
             Some(Duplicate::Conflicting)
         } else {
             None
+        }
+    }
+
+    /// `event` with event time `ts`.
+    pub(super) fn at(event: Event, ts: Millis) -> Event {
+        match event {
+            Event::Bid(bid) => Event::Bid(Bid { ts, ..bid }),
+            Event::Impression(impression) => Event::Impression(Impression { ts, ..impression }),
+            Event::Click(click) => Event::Click(Click { ts, ..click }),
+            Event::Conversion(conversion) => Event::Conversion(Conversion { ts, ..conversion }),
         }
     }
 

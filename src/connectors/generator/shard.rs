@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::malformed::Corruption;
-use super::model::{Duplicate, Model};
+use super::model::{Duplicate, Model, Span};
 use super::queue::{Queue, Scheduled};
 use super::sample::{skewed, uniform};
 use super::{Bounds, Generated};
@@ -34,8 +34,8 @@ pub struct Shard {
     bids: u64,
     /// Event time of the next bid.
     next_ts: Millis,
-    /// Event time of the partition's last bid.
-    horizon: Millis,
+    /// Event times of the partition's first and last bids.
+    span: Span,
     /// Next per-partition counter of each stream's ids.
     counters: [u64; 4],
     queue: Queue,
@@ -59,7 +59,10 @@ impl Shard {
             made: 0,
             bids,
             next_ts: model.bid_ts(p),
-            horizon: model.bid_ts(bids.saturating_sub(1) * partitions + p),
+            span: Span {
+                first: model.bid_ts(p),
+                horizon: model.bid_ts(bids.saturating_sub(1) * partitions + p),
+            },
             counters: [0; 4],
             queue: Queue::default(),
             model,
@@ -89,7 +92,7 @@ impl Shard {
             model,
             rng: &mut self.rng,
             queue: &mut self.queue,
-            horizon: self.horizon,
+            span: self.span,
         };
         let mut next_id = |kind: StreamKind| -> EventId {
             let n = &mut self.counters[kind.index()];
@@ -141,12 +144,14 @@ impl Shard {
         if has_children && model.orphan.flip(out.rng) {
             return None;
         }
-        let arrival = out.extras(Event::Bid(bid));
-        if arrival == ts {
-            return Some(bid);
+        let (arrival, sent) = out.extras(Event::Bid(bid));
+        match sent {
+            Event::Bid(sent) if arrival == ts && sent == bid => Some(sent),
+            _ => {
+                out.push(arrival, Scheduled::Event(sent));
+                None
+            }
         }
-        out.push(arrival, Scheduled::Event(Event::Bid(bid)));
-        None
     }
 }
 
@@ -155,7 +160,7 @@ struct Out<'a> {
     model: &'a Model,
     rng: &'a mut ChaCha8Rng,
     queue: &'a mut Queue,
-    horizon: Millis,
+    span: Span,
 }
 
 impl Out<'_> {
@@ -165,16 +170,17 @@ impl Out<'_> {
 
     /// Queues `event` at its arrival key, with its duplicate and malformed copy if any.
     fn schedule(&mut self, event: Event) {
-        let arrival = self.extras(event);
-        self.push(arrival, Scheduled::Event(event));
+        let (arrival, sent) = self.extras(event);
+        self.push(arrival, Scheduled::Event(sent));
     }
 
-    /// Draws the arrival key of `event` and queues its duplicate and malformed copy.
-    /// Duplicates arrive within max disorder of their own event time (never late);
-    /// malformed copies right at the event time.
-    fn extras(&mut self, event: Event) -> Millis {
+    /// Draws the placement of `event` and queues its duplicate and malformed copy;
+    /// returns the arrival key and the event as sent (back-dated when too late in a
+    /// short run). Duplicates of the original arrive within max disorder of its event
+    /// time (never late); malformed copies right at the event time.
+    fn extras(&mut self, event: Event) -> (Millis, Event) {
         let (model, ts) = (self.model, event.ts());
-        let arrival = model.arrival(self.rng, event.kind(), ts, self.horizon);
+        let placement = model.arrival(self.rng, event.kind(), ts, self.span);
         let jitter = Bounds::new(0, model.max_disorder);
         match model.duplicate(self.rng) {
             Some(Duplicate::Identical) => {
@@ -193,7 +199,7 @@ impl Out<'_> {
             let corruption = Corruption::draw(self.rng, fields);
             self.push(ts, Scheduled::Malformed(event, corruption));
         }
-        arrival
+        (placement.arrival, Model::at(event, placement.ts))
     }
 }
 

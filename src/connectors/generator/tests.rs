@@ -245,6 +245,36 @@ fn disorder_late_and_too_late_land_in_their_category() {
     }
 }
 
+/// Issue #18, item 3: a 200 s run with the default 15-minute windows and one hour of
+/// allowed lateness is far shorter than any too-late delay, yet holds its fractions of
+/// late and too-late records (too-late ones back-dated), in every stream.
+#[test]
+fn a_short_run_holds_its_late_and_too_late_records() {
+    let config = GeneratorConfig {
+        bids: 200_000,
+        click_rate: 0.2,
+        conversion_rate: 0.3,
+        conversion_delay_ms: Bounds::new(1_000, 10_000),
+        late: 0.02,
+        too_late: 0.01,
+        ..clean(0)
+    };
+    let settings = FunnelSettings::default();
+    let c = classify(&run(&config, &settings), &settings);
+    // Clicks and conversions from the run's last minute come after its last bid, when
+    // nothing more arrives: they cannot be delayed, so their share is a little lower.
+    for kind in StreamKind::ALL {
+        let k = kind.index();
+        let n = c.events[k] as f64;
+        assert!(n > 1_000.0, "{kind}: {c:?}");
+        assert!(
+            within(c.too_late[k], 0.01 * n, 0.2),
+            "{kind} too late: {c:?}"
+        );
+        assert!(within(c.late[k], 0.02 * n, 0.2), "{kind} late: {c:?}");
+    }
+}
+
 #[test]
 fn orphans_lose_their_parent() {
     let config = GeneratorConfig {

@@ -7,9 +7,9 @@ use rdkafka::config::FromClientConfig;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::event::StreamKind;
-use crate::format::Format;
 use crate::declare::DurationText;
+use crate::event::{time_text, StreamKind};
+use crate::format::Format;
 
 /// Where a partition starts reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,18 @@ pub enum StartPosition {
     /// The first offset whose message timestamp is at or after this time (ms since the
     /// epoch), found with `offsets_for_times`; written `{ timestamp = 1700000000000 }`.
     Timestamp(u64),
+}
+
+impl std::fmt::Display for StartPosition {
+    /// As a graph file writes it; a timestamp also as UTC.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartPosition::Earliest => f.write_str("earliest"),
+            StartPosition::Latest => f.write_str("latest"),
+            StartPosition::Committed => f.write_str("committed"),
+            StartPosition::Timestamp(ms) => write!(f, "at timestamp {}", time_text(*ms)),
+        }
+    }
 }
 
 /// A Kafka source: one topic per stream, every partition of every topic owned by one
@@ -69,6 +81,11 @@ pub struct KafkaSourceSpec {
     /// frontier back (default `30s`).
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: DurationText,
+    /// How long to wait at the start for the brokers to answer (default `30s`); while
+    /// they do not, a warning says so every 5 s, and the run stops with an error naming
+    /// them after this.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: DurationText,
     /// Any librdkafka consumer option, passed through untouched (security settings
     /// included), e.g. `"security.protocol" = "SASL_SSL"`.
     #[serde(default)]
@@ -94,6 +111,10 @@ pub struct KafkaSinkSpec {
     /// same id fence each other: the older one can no longer commit.
     #[serde(default)]
     pub transactional_id: Option<String>,
+    /// How long to wait at the start for the brokers to answer (default `30s`), as for
+    /// the source.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: DurationText,
     /// Any librdkafka producer option, passed through untouched.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -105,6 +126,14 @@ fn default_group() -> String {
 
 fn default_idle_timeout() -> DurationText {
     DurationText::from_millis(30_000)
+}
+
+/// How long a source, a sink or `gen --kafka` waits at the start for the brokers to
+/// answer, unless a graph says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn default_connect_timeout() -> DurationText {
+    DurationText::from_millis(DEFAULT_CONNECT_TIMEOUT.as_millis() as u64)
 }
 
 impl KafkaSourceSpec {
@@ -122,6 +151,7 @@ impl KafkaSourceSpec {
             start: StartPosition::default(),
             stop_at_end: false,
             idle_timeout: default_idle_timeout(),
+            connect_timeout: default_connect_timeout(),
             options: BTreeMap::new(),
         }
     }
@@ -184,11 +214,25 @@ impl KafkaSourceSpec {
         if self.idle_timeout.millis() == 0 {
             return Err(("idle_timeout".into(), "must be more than 0".into()));
         }
+        check_connect_timeout(self.connect_timeout)?;
         check_client::<rdkafka::consumer::BaseConsumer>(&self.consumer_config())
     }
 }
 
 impl KafkaSinkSpec {
+    /// A spec with defaults for everything but the brokers and the topic.
+    pub fn new(brokers: impl Into<String>, topic: impl Into<String>) -> KafkaSinkSpec {
+        KafkaSinkSpec {
+            brokers: brokers.into(),
+            topic: topic.into(),
+            dead_letter_topic: None,
+            late_topic: None,
+            transactional_id: None,
+            connect_timeout: default_connect_timeout(),
+            options: BTreeMap::new(),
+        }
+    }
+
     /// The transactional id of the producer.
     pub fn transactional_id(&self) -> String {
         self.transactional_id
@@ -237,6 +281,7 @@ impl KafkaSinkSpec {
         if self.topic.trim().is_empty() {
             return Err(("topic".into(), "empty topic name".into()));
         }
+        check_connect_timeout(self.connect_timeout)?;
         check_client::<rdkafka::producer::BaseProducer>(&self.producer_config())
     }
 }
@@ -270,6 +315,14 @@ fn with_options(mut config: ClientConfig, options: &BTreeMap<String, String>) ->
 fn check_brokers(brokers: &str) -> Result<(), (String, String)> {
     if brokers.trim().is_empty() {
         return Err(("brokers".into(), "empty: give host:port".into()));
+    }
+    Ok(())
+}
+
+/// Checks that the brokers get some time to answer.
+fn check_connect_timeout(timeout: DurationText) -> Result<(), (String, String)> {
+    if timeout.millis() == 0 {
+        return Err(("connect_timeout".into(), "must be more than 0".into()));
     }
     Ok(())
 }

@@ -16,14 +16,17 @@
 
 mod config;
 mod produce;
+mod reach;
 mod resume;
 mod sink;
 mod source;
 #[cfg(test)]
 mod tests;
 
-pub use config::{default_topic, kind_key, KafkaSinkSpec, KafkaSourceSpec, StartPosition};
+pub use config::{
+    default_topic, kind_key, KafkaSinkSpec, KafkaSourceSpec, StartPosition, DEFAULT_CONNECT_TIMEOUT,
+};
 pub use produce::{create_topics, produce, topics_for, Produced};
 pub use resume::last_progress;
-pub use sink::{KafkaSink, OutputRecord, ProgressRecord, RowRecord};
+pub use sink::{KafkaSink, Named, OutputRecord, ProgressRecord, RowRecord};
 pub use source::{KafkaPartition, KafkaSource};

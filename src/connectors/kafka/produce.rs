@@ -10,6 +10,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
+use super::reach::reach;
+use super::DEFAULT_CONNECT_TIMEOUT;
 use crate::connectors::generator::{Generated, Generator};
 use crate::event::StreamKind;
 use crate::format::{csv_line, json_object, Format};
@@ -46,16 +48,29 @@ fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 /// Creates `topics` with `partitions` partitions each (replication 1, `retention.ms = -1`)
-/// unless they exist.
+/// unless they exist, once the brokers answer (waiting for them at most
+/// [`DEFAULT_CONNECT_TIMEOUT`], saying so while they do not).
 ///
 /// # Errors
-/// The broker refused (other than "already exists") or could not be reached.
+/// The brokers could not be reached (the message names them), or refused (other than
+/// "already exists").
 pub fn create_topics(
     config: &ClientConfig,
     topics: &[String],
     partitions: i32,
+) -> Result<(), String> {
+    let brokers = config.get("bootstrap.servers").unwrap_or_default();
+    let admin: AdminClient<DefaultClientContext> =
+        config.create().map_err(|e: KafkaError| e.to_string())?;
+    reach(admin.inner(), "gen", brokers, DEFAULT_CONNECT_TIMEOUT)?;
+    create(&admin, topics, partitions).map_err(|e| format!("at {brokers}: {e}"))
+}
+
+fn create(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &[String],
+    partitions: i32,
 ) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {

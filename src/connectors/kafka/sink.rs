@@ -1,14 +1,17 @@
 //! The Kafka sink: each batch's rows and progress record in one transaction.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use serde::{Deserialize, Serialize};
-
-use std::collections::BTreeMap;
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::KafkaSinkSpec;
+use super::reach::reach;
 use super::resume::last_progress;
 use crate::connectors::{AggregateRow, Batch, Resume, Sink, SinkError};
 use crate::declare::{Aggregate, WindowStatus};
@@ -21,17 +24,28 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// A reader with `isolation.level = read_committed` sees whole batches: every row of a
 /// batch, then its progress record. Summing the rows of all batches whose progress record
-/// has `frontier = F` or earlier gives the aggregates at frontier `F` (design.md §7).
+/// has `frontier = F` or earlier gives the aggregates at frontier `F` (docs/design.md §7).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputRecord {
-    /// A change to one aggregate; the message key is `[window_start, <dim values…>]`.
+    /// A change to one aggregate; the message key is `[window_start, dims]` as JSON, e.g.
+    /// `[1704067200000,{"campaign_id":"1","region":"eu-west"}]`.
     Row(RowRecord),
     /// The end of a batch; the message key is `"progress"`.
     Progress(ProgressRecord),
 }
 
-/// A change to one aggregate, with its batch: dims and measures by name.
+/// A change to one aggregate, with its batch:
+///
+/// ```text
+/// {"type":"row","seq":3,"frontier":1704069397432,"window_start":1704067200000,
+///  "window_end":1704068100000,"dims":{"campaign_id":"1","region":"eu-west"},
+///  "delta":{"bids":9,"impressions":7,"clicks":0,"conversions":0,"spend_micros":19418,
+///  "revenue_micros":0},"status":"correction"}
+/// ```
+///
+/// `dims` names each grouped dim with the text the CSV and PostgreSQL sinks write for it:
+/// the value, or `unattributed` for every dim of a row whose parent is missing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowRecord {
     /// The batch's sequence number.
@@ -42,12 +56,11 @@ pub struct RowRecord {
     pub window_start: Millis,
     /// Window end (exclusive), ms.
     pub window_end: Millis,
-    /// Each grouped field's value as text (`unattributed` for every dim of a child whose
-    /// parent is missing, `other` beyond a dimension's bound).
+    /// The grouped dims by name (`other` for a value beyond its dimension's bound).
     pub dims: BTreeMap<String, String>,
-    /// Each measure's change.
-    pub measures: BTreeMap<String, i64>,
-    /// Whether the window is open, closed in this batch, or being corrected.
+    /// The change to the measures.
+    pub delta: Named,
+    /// `open`, `closed` or `correction`, as in the CSV change log.
     pub status: WindowStatus,
 }
 
@@ -72,13 +85,57 @@ impl RowRecord {
                 .map(str::to_owned)
                 .zip(aggregate.dims.texts(&row.dims))
                 .collect(),
-            measures: names
-                .iter()
-                .map(|n| n.to_string())
-                .zip(row.delta.values(names.len()).iter().copied())
-                .collect(),
+            delta: Named(
+                names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(row.delta.values(names.len()).iter().copied())
+                    .collect(),
+            ),
             status: row.status,
         }
+    }
+}
+
+/// Named values in their declared order (a measure's change per name), written as a JSON
+/// object whose keys keep that order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Named(pub Vec<(String, i64)>);
+
+impl Named {
+    /// The value named `name`.
+    pub fn get(&self, name: &str) -> Option<i64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+impl Serialize for Named {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Named {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = Named;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of measure names and integers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Named, A::Error> {
+                let mut values = Vec::new();
+                while let Some(entry) = map.next_entry::<String, i64>()? {
+                    values.push(entry);
+                }
+                Ok(Named(values))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
     }
 }
 
@@ -120,7 +177,7 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// Connects and initializes the transactional producer (which fences any older
-    /// producer with the same `transactional.id`), for the rows of `aggregate`.
+    /// producer with the same `transactional.id`).
     ///
     /// # Errors
     /// A [`SinkError`] when the producer cannot be created or initialized.
@@ -131,9 +188,23 @@ impl KafkaSink {
             message: e.to_string(),
         };
         let producer: BaseProducer = spec.producer_config().create().map_err(error)?;
+        let who = format!("kafka sink `{}`", spec.topic);
+        reach(
+            producer.client(),
+            &who,
+            &spec.brokers,
+            spec.connect_timeout.to_std(),
+        )
+        .map_err(|message| SinkError::Other {
+            sink: name.clone(),
+            message,
+        })?;
         producer
             .init_transactions(TRANSACTION_TIMEOUT)
-            .map_err(error)?;
+            .map_err(|e| SinkError::Other {
+                sink: name.clone(),
+                message: format!("initializing transactions at {}: {e}", spec.brokers),
+            })?;
         Ok(KafkaSink {
             name: name.clone(),
             spec: spec.clone(),
@@ -159,12 +230,9 @@ impl KafkaSink {
 
     fn write(&self, batch: &Batch) -> Result<(), KafkaError> {
         for row in &batch.rows {
-            let mut key = vec![row.window_start.to_string()];
-            key.extend(self.aggregate.dims.texts(&row.dims));
-            let key = serde_json::to_string(&key).unwrap_or_default();
-            let record =
-                OutputRecord::Row(RowRecord::new(&self.aggregate, batch.seq, batch.frontier, row));
-            self.send(&self.spec.topic, &key, &json(&record))?;
+            let record = RowRecord::new(&self.aggregate, batch.seq, batch.frontier, row);
+            let key = json(&(record.window_start, &record.dims));
+            self.send(&self.spec.topic, &key, &json(&OutputRecord::Row(record)))?;
         }
         if let Some(topic) = &self.spec.dead_letter_topic {
             for dead in &batch.dead_letters {

@@ -2,7 +2,7 @@
 //! that owns it, offsets committed once the records' effects reached every sink.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerConte
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::config::{KafkaSourceSpec, StartPosition};
+use super::reach::reach;
 use crate::connectors::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
 use crate::declare::Schema;
 use crate::event::{raw_text, DeadLetter, Invalid, Millis, Origin, StreamKind};
@@ -33,13 +34,37 @@ const COMMIT_STEP: Millis = 100;
 pub struct KafkaSource {
     spec: KafkaSourceSpec,
     schema: Arc<Schema>,
+    /// Whether the brokers answered, found out by the first worker of the process to
+    /// ask; the others wait for it (one set of messages per process, not per worker).
+    reached: Arc<Mutex<Option<Result<(), String>>>>,
 }
 
 impl KafkaSource {
     /// A source over the topics of `spec`, decoding payloads as `schema` declares the
     /// streams. Nothing is contacted until [`Source::partitions`].
     pub fn new(spec: KafkaSourceSpec, schema: Arc<Schema>) -> KafkaSource {
-        KafkaSource { spec, schema }
+        KafkaSource {
+            spec,
+            schema,
+            reached: Arc::default(),
+        }
+    }
+
+    /// Waits, once per process, until the brokers answer `consumer` (see [`reach`]).
+    fn reach(&self, consumer: &BaseConsumer) -> Result<(), std::io::Error> {
+        let mut reached = self
+            .reached
+            .lock()
+            .map_err(|_| io("a worker failed while reaching the brokers"))?;
+        let outcome = reached.get_or_insert_with(|| {
+            reach(
+                consumer.client(),
+                "kafka source",
+                &self.spec.brokers,
+                self.spec.connect_timeout.to_std(),
+            )
+        });
+        outcome.clone().map_err(io)
     }
 
     /// The settings.
@@ -53,11 +78,12 @@ impl KafkaSource {
     /// The broker cannot be reached, or a topic does not exist.
     pub fn all_partitions(&self) -> Result<Vec<(StreamKind, String, i32)>, std::io::Error> {
         let consumer: BaseConsumer = self.spec.consumer_config().create().map_err(io)?;
+        self.reach(&consumer)?;
         let mut all = Vec::new();
         for (kind, topic) in self.spec.topics() {
             let metadata = consumer
                 .fetch_metadata(Some(&topic), BROKER_TIMEOUT)
-                .map_err(|e| io(format!("topic `{topic}`: {e}")))?;
+                .map_err(|e| io(format!("topic `{topic}` at {}: {e}", self.spec.brokers)))?;
             let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
                 return Err(io(format!("topic `{topic}` not found")));
             };

@@ -233,14 +233,7 @@ fn config_errors_name_the_key() {
     let mut spec = KafkaSourceSpec::new("127.0.0.1:1", Format::Json);
     spec.clicks = Some(String::new());
     assert_eq!(spec.check().expect_err("empty topic").0, "clicks");
-    let sink = KafkaSinkSpec {
-        brokers: String::new(),
-        topic: "out".into(),
-        dead_letter_topic: None,
-        late_topic: None,
-        transactional_id: None,
-        options: Default::default(),
-    };
+    let sink = KafkaSinkSpec::new("", "out");
     assert_eq!(sink.check().expect_err("no brokers").0, "brokers");
 }
 
@@ -296,5 +289,43 @@ fn an_idle_partition_is_released() {
     assert!(
         reached + 60_000 >= last_ts,
         "the frontier stayed at {reached}, the data goes to {last_ts}"
+    );
+}
+
+/// Issue #18, item 11: a row message names each grouped dim with the text the CSV and
+/// PostgreSQL sinks write (`unattributed` for a row whose parent is missing), not
+/// serde's encoding of the dims enum.
+#[test]
+fn a_row_message_names_its_dims_as_the_csv_does() {
+    use crate::connectors::AggregateRow;
+    use crate::declare::{Value, WindowStatus};
+    use crate::event::Label;
+
+    let aggregate = FunnelSettings::default().aggregates[0].clone();
+    let row = |dims: Attribution, status| AggregateRow {
+        window_start: 1_704_067_200_000,
+        window_end: 1_704_068_100_000,
+        dims,
+        delta: Measures::from_values(&[9, 7, 0, 0, 19_418]),
+        status,
+    };
+    let region = Label::new("eu-west").map(Value::String);
+    let attributed = Attribution::Dims(aggregate.dims.key(&[Some(Value::Id(1)), region]));
+    let json = |row: &AggregateRow| {
+        serde_json::to_string(&OutputRecord::Row(RowRecord::new(
+            &aggregate,
+            3,
+            Some(1_704_069_397_432),
+            row,
+        )))
+        .expect("a row serializes")
+    };
+    assert_eq!(
+        json(&row(attributed, WindowStatus::Correction)),
+        r#"{"type":"row","seq":3,"frontier":1704069397432,"window_start":1704067200000,"window_end":1704068100000,"dims":{"campaign_id":"1","region":"eu-west"},"delta":{"bids":9,"impressions":7,"clicks":0,"conversions":0,"spend_micros":19418,"revenue_micros":0},"status":"correction"}"#
+    );
+    assert_eq!(
+        json(&row(Attribution::Unattributed, WindowStatus::Open)),
+        r#"{"type":"row","seq":3,"frontier":1704069397432,"window_start":1704067200000,"window_end":1704068100000,"dims":{"campaign_id":"unattributed","region":"unattributed"},"delta":{"bids":9,"impressions":7,"clicks":0,"conversions":0,"spend_micros":19418,"revenue_micros":0},"status":"open"}"#
     );
 }

@@ -1,5 +1,6 @@
 //! The PostgreSQL sink's settings, as written in a graph's `[[sink]]` table.
 
+use postgres::config::Host;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{DEAD_LETTERS_SUFFIX, TOO_LATE_SUFFIX};
@@ -200,6 +201,46 @@ impl PostgresConfig {
         }
         Ok(())
     }
+}
+
+/// Where a connection string points, for messages: each host as `host:port` (port 5432
+/// unless given) and the database; never the user's password.
+///
+/// # Examples
+/// ```
+/// use diffmill::connectors::postgres::target;
+///
+/// assert_eq!(
+///     target("postgresql://diffmill:secret@db.example:6432/reports"),
+///     "db.example:6432 (database reports)"
+/// );
+/// assert_eq!(target("host=a,b port=5433 dbname=r"), "a:5433, b:5433 (database r)");
+/// ```
+pub fn target(url: &str) -> String {
+    let Ok(config) = url.parse::<postgres::Config>() else {
+        return "a connection string that cannot be read".to_owned();
+    };
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(folder) => format!("{}/.s.PGSQL.{port}", folder.display()),
+            }
+        })
+        .collect();
+    let mut text = match hosts.is_empty() {
+        true => "no host".to_owned(),
+        false => hosts.join(", "),
+    };
+    if let Some(database) = config.get_dbname() {
+        text.push_str(&format!(" (database {database})"));
+    }
+    text
 }
 
 /// True for a name that needs no quoting in SQL: `[a-z_][a-z0-9_]{0,62}`.

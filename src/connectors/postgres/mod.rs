@@ -12,5 +12,5 @@ pub mod retry;
 pub mod session;
 pub mod sink;
 
-pub use config::{PostgresConfig, TlsMode, DEFAULT_URL_ENV};
+pub use config::{target, PostgresConfig, TlsMode, DEFAULT_URL_ENV};
 pub use sink::PostgresSink;

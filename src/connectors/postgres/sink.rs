@@ -1,12 +1,12 @@
 //! The PostgreSQL sink: each batch in one transaction, exactly once across restarts.
 
-use super::config::PostgresConfig;
+use super::config::{target, PostgresConfig};
 use super::layout::Layout;
 use super::retry::{Backoff, Failure};
 use super::session::{Applied, Session};
 use crate::connectors::{Batch, Resume, Sink, SinkError};
 use crate::declare::Aggregate;
-use crate::event::Millis;
+use crate::event::{time_text, Millis};
 
 /// Writes batches into an aggregates table (see [`super::layout`]) that readers can
 /// query at any time.
@@ -31,6 +31,8 @@ use crate::event::Millis;
 pub struct PostgresSink {
     name: String,
     url: String,
+    /// Where `url` points, for messages ([`target`]).
+    target: String,
     config: PostgresConfig,
     layout: Layout,
     session: Option<Session>,
@@ -53,11 +55,17 @@ impl PostgresSink {
         let mut sink = PostgresSink {
             layout: Layout::new(config, aggregate),
             config: config.clone(),
+            target: target(&url),
             url,
             session: None,
             applied: Applied::default(),
             name,
         };
+        tracing::info!(
+            "postgres sink `{}`: connecting to PostgreSQL at {}",
+            sink.name,
+            sink.target
+        );
         let mut backoff = Backoff::new(config.retry_for.to_std());
         loop {
             match sink.connect() {
@@ -72,8 +80,18 @@ impl PostgresSink {
                     }
                     return Ok(sink);
                 }
-                Err(Failure::Transient(message)) if backoff.wait() => {
-                    tracing::warn!(sink = %sink.name, "cannot connect, retrying: {message}");
+                Err(Failure::Transient(message)) => {
+                    tracing::warn!(
+                        "postgres sink `{}`: cannot connect to PostgreSQL at {} ({message}); \
+                         retrying for up to {}",
+                        sink.name,
+                        sink.target,
+                        sink.config.retry_for
+                    );
+                    if !backoff.wait() {
+                        let failure = Failure::Transient(message);
+                        return Err(sink.error("cannot open the sink", &failure, true));
+                    }
                 }
                 Err(failure) => return Err(sink.error("cannot open the sink", &failure, true)),
             }
@@ -103,7 +121,7 @@ impl PostgresSink {
         };
         SinkError::Other {
             sink: self.name.clone(),
-            message: format!("{what} ({kind}): {}", failure.message()),
+            message: format!("{what} ({kind}) at {}: {}", self.target, failure.message()),
         }
     }
 
@@ -137,7 +155,14 @@ impl PostgresSink {
                     return Ok(());
                 }
                 Err(Failure::Transient(message)) if backoff.wait() => {
-                    tracing::warn!(sink = %self.name, seq = batch.seq, "retrying a batch: {message}");
+                    tracing::warn!(
+                        "postgres sink `{}`: batch {} failed at {} ({message}); reconnecting \
+                         and retrying for up to {}",
+                        self.name,
+                        batch.seq,
+                        self.target,
+                        self.config.retry_for
+                    );
                     self.session = None;
                     self.applied = before;
                 }
@@ -158,7 +183,7 @@ impl PostgresSink {
 }
 
 fn frontier_text(frontier: Option<Millis>) -> String {
-    frontier.map_or("complete".to_owned(), |f| f.to_string())
+    frontier.map_or("complete".to_owned(), time_text)
 }
 
 impl Sink for PostgresSink {

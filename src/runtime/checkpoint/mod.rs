@@ -1,5 +1,5 @@
 //! Checkpoints: a run's consistent state at a frontier, written to a state folder, and
-//! taken back by a restarted run so that it continues exactly (design.md §11).
+//! taken back by a restarted run so that it continues exactly (docs/design.md §11).
 //!
 //! # What a checkpoint holds, and why that is enough
 //!

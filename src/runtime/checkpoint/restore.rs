@@ -34,8 +34,8 @@ pub struct Restored<'scope> {
     pub groups: Stream<'scope, Millis, Vec<GroupState<Record>>>,
     /// Records read but not applied at the checkpoint, at their entry times.
     pub events: VecCollection<'scope, Millis, Record>,
-    /// Records rejected at or after the checkpoint's frontier, at their times.
-    pub rejects: Stream<'scope, Millis, Vec<Rejected>>,
+    /// Records rejected at or after the checkpoint's frontier, with their times.
+    pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
 }
 
 /// Builds the restore operator. On the worker given the checkpoint (worker 0 of process
@@ -72,7 +72,7 @@ pub fn restore<'scope>(
             events_output,
         );
     let mut rejects_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<Rejected>>>::from(rejects_output);
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Millis, Rejected)>>>::from(rejects_output);
 
     builder.build(move |capabilities| {
         let mut capabilities = Some(capabilities);
@@ -88,10 +88,7 @@ pub fn restore<'scope>(
             give_all(&mut groups_output, &caps[1], contents.groups);
             let events = contents.events.into_iter().map(|(r, t)| (r, t, 1isize));
             give_all(&mut events_output, &caps[2], events);
-            let mut rejects = rejects_output.activate();
-            for (time, rejected) in contents.rejects {
-                rejects.session(&caps[3].delayed(&time)).give(rejected);
-            }
+            give_all(&mut rejects_output, &caps[3], contents.rejects);
         }
     });
 

@@ -59,7 +59,7 @@ pub enum Part {
     Dedup(StreamKind, DedupSnapshot),
 }
 
-/// A consistent state of the run at `frontier` (design.md §11).
+/// A consistent state of the run at `frontier` (docs/design.md §11).
 ///
 /// Restoring it and running on produces, for every frontier after it, exactly what an
 /// uninterrupted run produces: the partitions are reopened at their positions with their

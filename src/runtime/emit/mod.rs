@@ -46,8 +46,8 @@ pub struct EmitContext {
 pub struct EmitInputs<'scope> {
     /// The funnel's aggregate updates.
     pub aggregates: Aggregates<'scope>,
-    /// Dead letters and too-late records.
-    pub rejects: Stream<'scope, Millis, Vec<Rejected>>,
+    /// Dead letters and too-late records, each with the time it was rejected at.
+    pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
     /// The control stream (stop notices, checkpoint requests), broadcast: each worker
     /// reads its own copy.
     pub control: Stream<'scope, Millis, Vec<Control>>,
@@ -90,7 +90,7 @@ pub struct EmitCheckpoints {
 /// What the emitter's exchanged input carries.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Notice {
-    Rejected(Rejected),
+    Rejected(Millis, Rejected),
     Part(Box<Part>),
 }
 
@@ -127,7 +127,7 @@ pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
         inputs
             .rejects
             .probe_with(&emission.processed)
-            .map(Notice::Rejected)
+            .map(|(time, rejected)| Notice::Rejected(time, rejected))
             .concat(inputs.parts.map(|part| Notice::Part(Box::new(part))))
     };
     let mut updates_input = builder.new_input(
@@ -174,10 +174,7 @@ pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
         };
         move |frontiers| {
             updates_input.for_each(|_, data| state.take_updates(data));
-            notices_input.for_each(|capability, data| {
-                let time = capability.least().copied().unwrap_or_default();
-                state.take_notices(time, data);
-            });
+            notices_input.for_each(|_, data| state.take_notices(data));
             control_input.for_each(|capability, data| {
                 let time = capability.least().copied().unwrap_or_default();
                 state.take_control(time, data);
@@ -217,13 +214,13 @@ impl Operator {
             .extend(data.drain(..).filter(|(_, time, _)| *time >= floor));
     }
 
-    fn take_notices(&mut self, time: Millis, data: &mut Vec<Notice>) {
+    fn take_notices(&mut self, data: &mut Vec<Notice>) {
         for notice in data.drain(..) {
             match notice {
-                Notice::Rejected(rejected) if time >= self.emitter.floor => {
+                Notice::Rejected(time, rejected) if time >= self.emitter.floor => {
                     self.emitter.rejects.push((time, rejected));
                 }
-                Notice::Rejected(_) => {}
+                Notice::Rejected(..) => {}
                 Notice::Part(part) => {
                     if let Some(checkpoints) = self.checkpoints.as_mut() {
                         checkpoints.assembly.add(*part);

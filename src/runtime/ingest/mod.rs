@@ -26,7 +26,7 @@ use super::{Accounting, Progress, Stop, StopNotice, StopReason};
 use crate::connectors::{Arrival, Partition};
 use crate::declare::FunnelSettings;
 use crate::event::{Millis, Record, Rejected};
-use reading::{read_slice, release_idle, Admitted, Reading, POLL_CHUNK};
+use reading::{read_slice, release_idle, Admitted, Reading, SliceBounds, POLL_CHUNK};
 use recorder::Recorder;
 
 /// How soon an operator held back by flow control looks again.
@@ -70,8 +70,9 @@ pub struct IngestCheckpointing<'scope> {
 pub struct Ingested<'scope> {
     /// Admitted records, each `(record, entry time, +1)`.
     pub records: VecCollection<'scope, Millis, Record>,
-    /// Dead letters and too-late records, at the time they were rejected.
-    pub rejects: Stream<'scope, Millis, Vec<Rejected>>,
+    /// Dead letters and too-late records, each with the time it was rejected at (its
+    /// partition's watermark when read; at or after the message's time).
+    pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
     /// Stop notices announced by this worker (see [`super::control`]).
     pub notices: Stream<'scope, Millis, Vec<StopNotice>>,
     /// This worker's parts of checkpoints (empty without checkpointing).
@@ -81,7 +82,7 @@ pub struct Ingested<'scope> {
 /// Builds the ingest operator over this worker's `partitions`.
 ///
 /// The operator holds a capability at the worker's frontier: the least watermark over its
-/// open partitions (design.md §3). It always reads from the open partition whose watermark
+/// open partitions (docs/design.md §3). It always reads from the open partition whose watermark
 /// is lowest, so the frontier advances during a replay. Each valid record is admitted by
 /// its partition's [`super::PartitionClock`], then checked against the bounds of bounded
 /// dimensions and the overflow budget of summed fields ([`super::Guards`]); entering
@@ -195,7 +196,7 @@ type Output<D> = OutputBuilder<Millis, CapacityContainerBuilder<Vec<D>>>;
 /// The ingest operator's outputs.
 struct Outputs {
     records: Output<(Record, Millis, isize)>,
-    rejects: Output<Rejected>,
+    rejects: Output<(Millis, Rejected)>,
     notices: Output<StopNotice>,
     parts: Output<IngestPart>,
 }
@@ -336,7 +337,7 @@ impl Ingest {
             .context
             .output_frontier
             .with_frontier(|f| f.iter().next().copied());
-        let reject_time = *caps[1].time();
+        let frontier = *caps[1].time();
         let mut records_handle = outputs.records.activate();
         let mut rejects_handle = outputs.rejects.activate();
         let mut records = records_handle.session(&caps[0]);
@@ -344,20 +345,24 @@ impl Ingest {
         let mut accounting = Accounting::default();
         let stop = self.context.stop.clone();
         let recorder = &mut self.recorder;
+        let bounds = SliceBounds {
+            settings: &self.settings,
+            output_frontier,
+            frontier,
+        };
         let slice = read_slice(
             &mut self.partitions,
-            &self.settings,
-            output_frontier,
+            &bounds,
             &mut self.arrivals,
             &mut accounting,
             || !stop.is_stopping(),
             |admitted| {
                 if let Some(recorder) = recorder.as_mut() {
-                    recorder.record(&admitted, reject_time);
+                    recorder.record(&admitted);
                 }
                 match admitted {
                     Admitted::Enter(record, entry) => records.give((record, entry, 1isize)),
-                    Admitted::Rejected(rejected) => rejects.give(rejected),
+                    Admitted::Rejected(time, rejected) => rejects.give((time, rejected)),
                 }
             },
         );

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::connectors::{Arrival, Partition, Poll};
 use crate::declare::FunnelSettings;
-use crate::event::{DeadLetter, Invalid, Millis, Origin, Record, Rejected, TooLate};
+use crate::event::{time_text, DeadLetter, Invalid, Millis, Origin, Record, Rejected, TooLate};
 use crate::format::csv_line;
 use crate::runtime::checkpoint::PartitionState;
 use crate::runtime::{Accounting, Admission, Guards, PartitionClock};
@@ -36,7 +36,7 @@ pub(super) struct Reading {
     /// control) does not become idle.
     quiet_since: Option<Instant>,
     /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
-    /// follows the others' (design.md §3), until it delivers a record again.
+    /// follows the others' (docs/design.md §3), until it delivers a record again.
     released: bool,
 }
 
@@ -95,8 +95,10 @@ impl Reading {
 pub(super) enum Admitted {
     /// Enters the dataflow at the time.
     Enter(Record, Millis),
-    /// Goes to the reject outputs.
-    Rejected(Rejected),
+    /// Goes to the reject outputs, at its time: the partition's watermark when it was
+    /// read (never below the worker's frontier), a function of the partition's own
+    /// sequence, so a record read again after a restart is rejected at the same time.
+    Rejected(Millis, Rejected),
 }
 
 /// How a slice of reading ended.
@@ -110,18 +112,33 @@ pub(super) struct Slice {
     pub(super) failure: Option<(String, std::io::Error)>,
 }
 
+/// Where a slice of reading stands: the rules and the frontiers it reads by.
+#[derive(Clone, Copy)]
+pub(super) struct SliceBounds<'a> {
+    /// The declaration and lateness settings, for admission and the guards.
+    pub(super) settings: &'a FunnelSettings,
+    /// The dataflow's output frontier, for flow control.
+    pub(super) output_frontier: Option<Millis>,
+    /// The worker's frontier: no record is rejected at an earlier time.
+    pub(super) frontier: Millis,
+}
+
 /// Reads for one slice of time from the open partition with the lowest watermark, again
 /// and again (so the frontier moves), while `keep_going` holds; each record read is
 /// counted in `accounting` and handed to `admitted`.
 pub(super) fn read_slice(
     partitions: &mut [Reading],
-    settings: &FunnelSettings,
-    output_frontier: Option<Millis>,
+    bounds: &SliceBounds<'_>,
     arrivals: &mut Vec<Arrival>,
     accounting: &mut Accounting,
     keep_going: impl Fn() -> bool,
     mut admitted: impl FnMut(Admitted),
 ) -> Slice {
+    let SliceBounds {
+        settings,
+        output_frontier,
+        frontier,
+    } = *bounds;
     let started = Instant::now();
     let mut slice = Slice {
         all_idle: true,
@@ -154,7 +171,7 @@ pub(super) fn read_slice(
             reading.released = false;
         }
         for arrival in arrivals.drain(..) {
-            admitted(admit(reading, settings, accounting, arrival));
+            admitted(admit(reading, settings, accounting, frontier, arrival));
         }
         match poll {
             Poll::Ready => slice.all_idle = false,
@@ -178,14 +195,16 @@ fn admit(
     reading: &mut Reading,
     settings: &FunnelSettings,
     accounting: &mut Accounting,
+    frontier: Millis,
     arrival: Arrival,
 ) -> Admitted {
+    let reject_time = reading.clock.watermark().max(frontier);
     let (mut record, position) = match arrival {
         Arrival::DeadLetter(dead) => {
             let counts = accounting.stream_mut(dead.stream);
             counts.read += 1;
             counts.dead_lettered += 1;
-            return Admitted::Rejected(Rejected::DeadLetter(dead));
+            return Admitted::Rejected(reject_time, Rejected::DeadLetter(dead));
         }
         Arrival::Event { record, position } => (record, position),
     };
@@ -206,9 +225,8 @@ fn admit(
                 .admit(settings, &mut record, !attribution_only);
             if let Err(reason) = checked {
                 counts.dead_lettered += 1;
-                return Admitted::Rejected(Rejected::DeadLetter(dead_letter(
-                    settings, &record, name, position, reason,
-                )));
+                let dead = dead_letter(settings, &record, name, position, reason);
+                return Admitted::Rejected(reject_time, Rejected::DeadLetter(dead));
             }
             reading.clock.advance(record.ts);
             counts.late += u64::from(late);
@@ -223,15 +241,13 @@ fn admit(
                 ts: record.ts,
                 ahead_ms,
             };
-            Admitted::Rejected(Rejected::DeadLetter(dead_letter(
-                settings, &record, name, position, reason,
-            )))
+            let dead = dead_letter(settings, &record, name, position, reason);
+            Admitted::Rejected(reject_time, Rejected::DeadLetter(dead))
         }
         Admission::TooLate { watermark } => {
             counts.too_late += 1;
-            Admitted::Rejected(Rejected::TooLate(too_late(
-                &record, name, position, watermark,
-            )))
+            let late = too_late(&record, name, position, watermark);
+            Admitted::Rejected(reject_time, Rejected::TooLate(late))
         }
     }
 }
@@ -326,9 +342,10 @@ fn too_late(record: &Record, source: &str, position: u64, watermark: Millis) -> 
         ts: record.ts,
         watermark,
         reason: format!(
-            "too late: the partition watermark {watermark} had reached the record's release \
-             time, so every window it could affect (from the window of ts {}) is final",
-            record.ts
+            "too late: the partition watermark {} had reached the record's release time, so \
+             every window it could affect (from the window of ts {}) is final",
+            time_text(watermark),
+            time_text(record.ts)
         ),
     }
 }

@@ -55,11 +55,11 @@ impl Recorder {
         }
     }
 
-    /// Keeps a record read, rejected records at `reject_time`.
-    pub(super) fn record(&mut self, admitted: &Admitted, reject_time: Millis) {
+    /// Keeps a record read, with its time.
+    pub(super) fn record(&mut self, admitted: &Admitted) {
         match admitted {
             Admitted::Enter(record, entry) => self.events.push((*record, *entry)),
-            Admitted::Rejected(rejected) => self.rejects.push((reject_time, rejected.clone())),
+            Admitted::Rejected(time, rejected) => self.rejects.push((*time, rejected.clone())),
         }
     }
 
