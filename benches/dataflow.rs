@@ -9,7 +9,7 @@ use differential_dataflow::input::InputSession;
 use differential_dataflow::VecCollection;
 use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
 use diffmill::dataflow::{ad_funnel, Attribute, DedupById, Facts, Parent};
-use diffmill::declare::FunnelSettings;
+use diffmill::declare::{FunnelSettings, COMPACT_KEY_BYTES};
 use diffmill::event::{Millis, Record, StreamKind};
 use timely::dataflow::ProbeHandle;
 
@@ -96,8 +96,14 @@ fn join(c: &mut Criterion) {
                     .flat_map(move |record| {
                         (record.stream == StreamKind::Bid).then(|| {
                             let fact = parents.fact(&record);
-                            let attribution = parents.bid_attribution(&record);
-                            (fact.id, Parent { ts: fact.ts, attribution })
+                            let attribution = parents.bid_attribution::<COMPACT_KEY_BYTES>(&record);
+                            (
+                                fact.id,
+                                Parent {
+                                    ts: fact.ts,
+                                    attribution,
+                                },
+                            )
                         })
                     })
                     .arrange_by_key();
@@ -127,7 +133,8 @@ fn window(c: &mut Criterion) {
                 events
                     .filter(|record| record.stream == StreamKind::Bid)
                     .explode(move |bid| {
-                        let (fact, attribution) = (facts.fact(&bid), facts.bid_attribution(&bid));
+                        let fact = facts.fact(&bid);
+                        let attribution = facts.bid_attribution::<COMPACT_KEY_BYTES>(&bid);
                         facts.contribution(0, StreamKind::Bid, &fact, &attribution)
                     })
                     .consolidate()
@@ -148,7 +155,9 @@ fn funnel(c: &mut Criterion) {
         b.iter(|| {
             let settings = settings.clone();
             drive(&events, move |events| {
-                let (aggregates, _traces) = ad_funnel(events, &settings, &Default::default());
+                // The default dims fit the compact key, as in a run.
+                let (aggregates, _traces) =
+                    ad_funnel::<COMPACT_KEY_BYTES>(events, &settings, &Default::default());
                 aggregates.consolidate().probe().0
             })
         })

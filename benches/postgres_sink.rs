@@ -43,14 +43,7 @@ fn batches(rows: usize, count: usize) -> Vec<Batch> {
                         Some(Value::Id((i / REGIONS.len()) as u64 + 1)),
                         Label::new(REGIONS[i % REGIONS.len()]).map(Value::String),
                     ])),
-                    delta: Measures::from_values(&[
-                        10,
-                        7,
-                        1,
-                        (i % 3 == 0) as i64,
-                        12_345,
-                        99_000,
-                    ]),
+                    delta: Measures::from_values(&[10, 7, 1, (i % 3 == 0) as i64, 12_345, 99_000]),
                     status: WindowStatus::Open,
                 })
                 .collect();

@@ -86,8 +86,16 @@ fn main() -> anyhow::Result<()> {
         .measure(MeasureSpec::count("impressions", StreamKind::Impression))
         .measure(MeasureSpec::count("clicks", StreamKind::Click))
         .measure(MeasureSpec::count("conversions", StreamKind::Conversion))
-        .measure(MeasureSpec::sum("spend_micros", StreamKind::Impression, "cost_micros"))
-        .measure(MeasureSpec::sum("revenue_micros", StreamKind::Conversion, "value_micros"))
+        .measure(MeasureSpec::sum(
+            "spend_micros",
+            StreamKind::Impression,
+            "cost_micros",
+        ))
+        .measure(MeasureSpec::sum(
+            "revenue_micros",
+            StreamKind::Conversion,
+            "value_micros",
+        ))
         .measure(
             MeasureSpec::count("big_conversions", StreamKind::Conversion)
                 .filter("value_micros >= 100000000"),

@@ -302,7 +302,11 @@ fn killed_at_random_moments_every_sink_equals_the_oracle() {
     // PostgreSQL.
     let mut client = connect(&url);
     let aggregate = &settings.aggregates[0];
-    let table = totals(&mut client, &format!("{schema}.diffmill_aggregates"), aggregate);
+    let table = totals(
+        &mut client,
+        &format!("{schema}.diffmill_aggregates"),
+        aggregate,
+    );
     assert_eq!(table, expected, "PostgreSQL totals");
     let sink = format!("{schema}.diffmill_aggregates");
     let (_, _, complete) = progress(&mut client, &format!("{schema}.diffmill_progress"), &sink);

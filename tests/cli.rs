@@ -313,7 +313,10 @@ fn the_youzan_report_matches_the_oracle() {
 
     // The same records, read as the generator source reads them.
     let spec = GraphSpec::load(&graph).expect("the graph loads");
-    let settings = spec.declaration().resolve().expect("the declaration resolves");
+    let settings = spec
+        .declaration()
+        .resolve()
+        .expect("the declaration resolves");
     let SourceSpec::Generator(mut config) = spec.source.clone() else {
         panic!("the report's source is the generator");
     };
@@ -354,7 +357,11 @@ fn the_youzan_report_matches_the_oracle() {
         let summed = sum_change_log(&folder.join("aggregates.csv"), aggregate.measures.len())
             .expect("aggregates.csv reads");
         let expected = as_csv(&finals, &settings, a);
-        assert_eq!(summed, expected, "aggregate `{}` vs the oracle", aggregate.name);
+        assert_eq!(
+            summed, expected,
+            "aggregate `{}` vs the oracle",
+            aggregate.name
+        );
         assert_eq!(
             row_set(&folder.join("dead_letters.csv"), DEAD_LETTER_KEY_COLUMNS),
             expected_dead_letters(&oracle, &names),
@@ -581,7 +588,10 @@ fn generator_graph(dir: &Path, name: &str, bids: u64, sinks: &str) -> PathBuf {
 /// The oracle's final values, keyed as in `aggregates.csv`, for a generator graph.
 fn generator_oracle(graph: &Path) -> CsvAggregates {
     let spec = GraphSpec::load(graph).expect("the graph loads");
-    let settings = spec.declaration().resolve().expect("the declaration resolves");
+    let settings = spec
+        .declaration()
+        .resolve()
+        .expect("the declaration resolves");
     let SourceSpec::Generator(config) = spec.source else {
         panic!("{}: not a generator graph", graph.display());
     };

@@ -87,7 +87,8 @@ fn check_run(
                 batches.len()
             ));
         }
-        check_batches(&case.settings, oracle, a, &batches).map_err(|e| format!("aggregate {a}: {e}"))?;
+        check_batches(&case.settings, oracle, a, &batches)
+            .map_err(|e| format!("aggregate {a}: {e}"))?;
         check_rejects(oracle, &batches)?;
     }
     let accounting = report.accounting;

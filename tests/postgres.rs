@@ -305,7 +305,11 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
     assert_eq!((batches, complete), (2, false));
     assert_eq!(
         totals(&mut client, "t_failed.diffmill_aggregates", &aggregate),
-        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings, 0),
+        as_csv(
+            &oracle.expected_prefix(Some(frontier as Millis)),
+            &settings,
+            0
+        ),
         "after the failure: the totals at the 2nd batch's frontier {frontier}, nothing of the 3rd"
     );
     let logged: i64 = client
@@ -598,7 +602,11 @@ fn a_killed_run_then_a_restart_equals_the_oracle_not_double() {
     let oracle = Oracle::new(&settings, &partitions);
     assert_eq!(
         totals(&mut client, "t_killed.diffmill_aggregates", &aggregate),
-        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings, 0),
+        as_csv(
+            &oracle.expected_prefix(Some(frontier as Millis)),
+            &settings,
+            0
+        ),
         "the killed run left the totals at its last committed frontier {frontier}"
     );
 
@@ -650,7 +658,10 @@ fn the_graph_file_runs_twice_into_the_same_totals() {
              public.diffmill_changes",
         )
         .expect("old tables drop");
-    let settings = spec.declaration().resolve().expect("the graph's declaration resolves");
+    let settings = spec
+        .declaration()
+        .resolve()
+        .expect("the graph's declaration resolves");
     let diffmill::graph::SourceSpec::Generator(mut generator) = spec.source.clone() else {
         panic!("the graph's source is the generator");
     };

@@ -172,7 +172,10 @@ fn restore_from(
         chunk,
         dir.path(),
         workers,
-        sinks.iter().map(|s| Box::new(s.clone()) as Box<dyn Sink>).collect(),
+        sinks
+            .iter()
+            .map(|s| Box::new(s.clone()) as Box<dyn Sink>)
+            .collect(),
     )?;
     let mut all = Batches::new();
     for (mine, sink) in batches.iter().zip(&sinks) {
@@ -224,14 +227,21 @@ fn check_restarts(
 ) -> Result<usize, String> {
     let oracle = Oracle::new(settings, partitions);
     let first_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sinks: Vec<MemorySink> = settings.aggregates.iter().map(|_| MemorySink::new()).collect();
+    let sinks: Vec<MemorySink> = settings
+        .aggregates
+        .iter()
+        .map(|_| MemorySink::new())
+        .collect();
     let report = run(
         settings,
         partitions,
         chunk,
         first_dir.path(),
         2,
-        sinks.iter().map(|s| Box::new(s.clone()) as Box<dyn Sink>).collect(),
+        sinks
+            .iter()
+            .map(|s| Box::new(s.clone()) as Box<dyn Sink>)
+            .collect(),
     )?;
     let uninterrupted: Batches = sinks.iter().map(MemorySink::batches).collect();
     check(settings, &oracle, &uninterrupted, &report, "uninterrupted")?;
@@ -352,12 +362,22 @@ fn two_aggregates_with_a_bounded_dimension_restore_exactly() {
     };
     let settings = Declaration::default()
         .funnel(funnel)
-        .dimension("publisher_id", DimensionSpec { max_values: 3, beyond: Default::default() })
+        .dimension(
+            "publisher_id",
+            DimensionSpec {
+                max_values: 3,
+                beyond: Default::default(),
+            },
+        )
         .aggregate(
             AggregateSpec::new("minutely", "1m")
                 .group_by(["campaign_id", "publisher_id"])
                 .measure(MeasureSpec::count("clicks", StreamKind::Click))
-                .measure(MeasureSpec::sum("spend_micros", StreamKind::Impression, "cost_micros")),
+                .measure(MeasureSpec::sum(
+                    "spend_micros",
+                    StreamKind::Impression,
+                    "cost_micros",
+                )),
         )
         .aggregate(
             AggregateSpec::new("by_region", "2m")
@@ -367,7 +387,11 @@ fn two_aggregates_with_a_bounded_dimension_restore_exactly() {
                     MeasureSpec::sum("big_orders", StreamKind::Conversion, "value_micros")
                         .filter("value_micros > 1000000"),
                 )
-                .measure(MeasureSpec::count_distinct("publishers", StreamKind::Bid, "publisher_id")),
+                .measure(MeasureSpec::count_distinct(
+                    "publishers",
+                    StreamKind::Bid,
+                    "publisher_id",
+                )),
         )
         .resolve()
         .expect("a valid declaration");

@@ -9,8 +9,8 @@ use clap::Args;
 use super::CliError;
 use crate::bench::{run_bench, BenchConfig, BenchReport, LatencySummary, Verdict};
 use crate::connectors::generator::GeneratorConfig;
-use crate::declare::{Declaration, FunnelSpec};
 use crate::declare::DurationText;
+use crate::declare::{Declaration, FunnelSpec};
 
 /// Arguments of `diffmill bench`.
 #[derive(Debug, Args)]

@@ -217,7 +217,10 @@ impl FilePartition {
     fn decode_line(&mut self) -> Option<Arrival> {
         if self.cut > 0 {
             let mut kept = self.line.as_slice();
-            while let Some(stripped) = kept.strip_suffix(b"\n").or_else(|| kept.strip_suffix(b"\r")) {
+            while let Some(stripped) = kept
+                .strip_suffix(b"\n")
+                .or_else(|| kept.strip_suffix(b"\r"))
+            {
                 kept = stripped;
             }
             if kept.iter().all(u8::is_ascii_whitespace) {

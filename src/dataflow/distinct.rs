@@ -37,12 +37,12 @@ impl Keyed for Sighting {
 /// The distinct counts of every aggregate: for each `count_distinct` measure `j` of
 /// aggregate `a`, one `+1` in slot `j` per distinct value present in `(a, window, dims)`.
 /// `None` when no aggregate counts distinct values.
-pub(super) fn distinct_counts<'scope>(
+pub(super) fn distinct_counts<'scope, const N: usize>(
     settings: &FunnelSettings,
     streams: &[VecCollection<'scope, Millis, Record>; 4],
-    parents: &(Parents<'scope>, Parents<'scope>),
-) -> Option<Aggregates<'scope>> {
-    let mut all: Option<Aggregates<'scope>> = None;
+    parents: &(Parents<'scope, N>, Parents<'scope, N>),
+) -> Option<Aggregates<'scope, N>> {
+    let mut all: Option<Aggregates<'scope, N>> = None;
     for (a, aggregate) in settings.aggregates.iter().enumerate() {
         for (j, measure) in aggregate.measures.iter().enumerate() {
             let MeasureKind::CountDistinct { field } = measure.kind else {
@@ -52,7 +52,10 @@ pub(super) fn distinct_counts<'scope>(
             let schema = std::sync::Arc::clone(settings.schema.stream(stream));
             let filter = measure.filter.clone();
             let sighted = streams[stream.index()].clone().flat_map(move |record| {
-                if filter.as_ref().is_some_and(|f| !f.matches(&schema, &record)) {
+                if filter
+                    .as_ref()
+                    .is_some_and(|f| !f.matches(&schema, &record))
+                {
                     return None;
                 }
                 let mut value = [0u8; VALUE_BYTES];
@@ -78,7 +81,7 @@ pub(super) fn distinct_counts<'scope>(
                     )
                 })
                 .distinct()
-                .explode(move |(key, _value): (AggregateKey, _)| {
+                .explode(move |(key, _value): (AggregateKey<N>, _)| {
                     let mut one = Measures::default();
                     one.set(j, 1);
                     Some((key, one))
@@ -93,12 +96,12 @@ pub(super) fn distinct_counts<'scope>(
 }
 
 /// Pairs each sighting with its record's attribution: a bid's own dims, or its parent's.
-fn attribute<'scope>(
+fn attribute<'scope, const N: usize>(
     settings: &FunnelSettings,
     stream: StreamKind,
     sighted: VecCollection<'scope, Millis, (EventId, Record, Sighting)>,
-    parents: &(Parents<'scope>, Parents<'scope>),
-) -> Attributed<'scope, Sighting> {
+    parents: &(Parents<'scope, N>, Parents<'scope, N>),
+) -> Attributed<'scope, Sighting, N> {
     let lateness = settings.lateness;
     match stream {
         StreamKind::Bid => {

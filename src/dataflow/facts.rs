@@ -69,8 +69,9 @@ struct StreamFacts {
 /// let impression = Record::from(Event::Impression(Impression {
 ///     impression_id: 1, bid_id: 2, ts: 3, cost_micros: 250 }));
 /// let fact = facts.fact(&impression);
+/// let unattributed: Attribution = Attribution::Unattributed;
 /// let (key, delta) = facts
-///     .contribution(0, StreamKind::Impression, &fact, &Attribution::Unattributed)
+///     .contribution(0, StreamKind::Impression, &fact, &unattributed)
 ///     .unwrap();
 /// assert_eq!(key, (0, 0, Attribution::Unattributed));
 /// assert_eq!(delta, Measures::impression(250));
@@ -154,8 +155,8 @@ impl Facts {
         self.streams[record.stream.index()].schema.parent(record)
     }
 
-    /// A bid's own attribution: its dims for every aggregate.
-    pub fn bid_attribution(&self, record: &Record) -> Attribution {
+    /// A bid's own attribution: its dims for every aggregate, in a key of `N` bytes.
+    pub fn bid_attribution<const N: usize>(&self, record: &Record) -> Attribution<N> {
         let bids = &self.streams[StreamKind::Bid.index()].schema;
         Attribution::Dims(self.settings.dims.key_of(bids, record))
     }
@@ -169,13 +170,13 @@ impl Facts {
     /// What a fact of `stream` attributed to `attribution` adds to aggregate `aggregate`:
     /// its key `(aggregate, window start, dims)` and its measures; `None` when it adds
     /// nothing (no measure reads it, or every filter fails).
-    pub fn contribution(
+    pub fn contribution<const N: usize>(
         &self,
         aggregate: usize,
         stream: StreamKind,
         fact: &Fact,
-        attribution: &Attribution,
-    ) -> Option<(AggregateKey, Measures)> {
+        attribution: &Attribution<N>,
+    ) -> Option<(AggregateKey<N>, Measures)> {
         let mut delta = Measures::default();
         let mut any = false;
         for term in &self.terms[aggregate][stream.index()] {
@@ -199,8 +200,9 @@ impl Facts {
     }
 }
 
-/// The aggregate key: the aggregate's position, the window start and the dims.
-pub type AggregateKey = (u8, Millis, Attribution);
+/// The aggregate key: the aggregate's position, the window start and the dims (in a key
+/// of `N` bytes).
+pub type AggregateKey<const N: usize> = (u8, Millis, Attribution<N>);
 
 /// The position of `item` in `items`, added at the end if missing.
 fn position<T: PartialEq>(items: &mut Vec<T>, item: T) -> usize {

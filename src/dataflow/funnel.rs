@@ -22,7 +22,8 @@ pub use super::facts::AggregateKey;
 /// The funnel's output: contributions to the measures of each `(aggregate, window, dims)`,
 /// with the measures as the difference type, so the aggregate of a key is the sum of its
 /// updates.
-pub type Aggregates<'scope> = VecCollection<'scope, Millis, AggregateKey, Measures>;
+pub type Aggregates<'scope, const N: usize> =
+    VecCollection<'scope, Millis, AggregateKey<N>, Measures>;
 
 /// Dedup counts per stream, indexed by [`StreamKind::index`].
 pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
@@ -31,7 +32,8 @@ pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
 pub type StreamSnapshot = (StreamKind, DedupSnapshot);
 
 /// Each stream's deduplicated records paired with their attribution.
-pub(super) type Attributed<'scope, C> = VecCollection<'scope, Millis, (C, Attribution)>;
+pub(super) type Attributed<'scope, C, const N: usize> =
+    VecCollection<'scope, Millis, (C, Attribution<N>)>;
 
 /// Builds the ad funnel over ingested records (docs/design.md §4-§6, §12).
 ///
@@ -49,11 +51,11 @@ pub(super) type Attributed<'scope, C> = VecCollection<'scope, Millis, (C, Attrib
 /// Contributions to a window at times at or after the window is final (releases of state,
 /// parents arriving after their child's window is final) are still in the collection;
 /// the emitter drops them, so that a final window's last value stands.
-pub fn ad_funnel<'scope>(
+pub fn ad_funnel<'scope, const N: usize>(
     records: VecCollection<'scope, Millis, Record>,
     settings: &FunnelSettings,
     counts: &FunnelDedupCounts,
-) -> (Aggregates<'scope>, Vec<ParentTrace>) {
+) -> (Aggregates<'scope, N>, Vec<ParentTrace<N>>) {
     let scope = records.inner.scope();
     let (aggregates, traces, _) =
         ad_funnel_checkpointed(records, settings, counts, empty(scope), empty(scope));
@@ -66,15 +68,15 @@ pub fn ad_funnel<'scope>(
 /// to the dedup operator of its winner's stream). Everything downstream of dedup (joins,
 /// facts, distinct counts, aggregates) is a function of the groups, so it needs no state
 /// of its own in a checkpoint.
-pub fn ad_funnel_checkpointed<'scope>(
+pub fn ad_funnel_checkpointed<'scope, const N: usize>(
     records: VecCollection<'scope, Millis, Record>,
     settings: &FunnelSettings,
     counts: &FunnelDedupCounts,
     requests: Stream<'scope, Millis, Vec<Millis>>,
     restored: Stream<'scope, Millis, Vec<GroupState<Record>>>,
 ) -> (
-    Aggregates<'scope>,
-    Vec<ParentTrace>,
+    Aggregates<'scope, N>,
+    Vec<ParentTrace<N>>,
     Stream<'scope, Millis, Vec<StreamSnapshot>>,
 ) {
     let lateness = settings.lateness;
@@ -135,7 +137,8 @@ pub fn ad_funnel_checkpointed<'scope>(
         let facts = Arc::clone(&facts);
         records.map(move |r| (facts.parent(&r), facts.fact(&r)))
     };
-    let impression_facts = keyed(impressions.clone()).attribute(bid_parents.clone(), lateness.bid_bound);
+    let impression_facts =
+        keyed(impressions.clone()).attribute(bid_parents.clone(), lateness.bid_bound);
     let click_facts = keyed(clicks.clone()).attribute(bid_parents.clone(), lateness.bid_bound);
     let click_parents = click_facts
         .clone()
@@ -153,13 +156,13 @@ pub fn ad_funnel_checkpointed<'scope>(
     let conversion_facts =
         keyed(conversions.clone()).attribute(click_parents.clone(), lateness.click_bound);
 
-    let attributed: [(StreamKind, Attributed<'scope, Fact>); 4] = [
+    let attributed: [(StreamKind, Attributed<'scope, Fact, N>); 4] = [
         (StreamKind::Bid, bid_facts),
         (StreamKind::Impression, impression_facts),
         (StreamKind::Click, click_facts),
         (StreamKind::Conversion, conversion_facts),
     ];
-    let mut aggregates: Option<Aggregates<'scope>> = None;
+    let mut aggregates: Option<Aggregates<'scope, N>> = None;
     for aggregate in 0..settings.aggregates.len() {
         for (stream, facts_of_stream) in &attributed {
             if !facts.reads(aggregate, *stream) {
@@ -186,7 +189,7 @@ pub fn ad_funnel_checkpointed<'scope>(
     let aggregates = aggregates.unwrap_or_else(|| {
         streams[0]
             .clone()
-            .explode(|_| None::<(AggregateKey, Measures)>)
+            .explode(|_| None::<(AggregateKey<N>, Measures)>)
     });
     (aggregates, traces, snapshots)
 }

@@ -12,6 +12,5 @@ pub use dedup::{Checkpointing, DedupById, DedupCounters, DedupCounts, DedupSnaps
 pub use distinct::Sighting;
 pub use facts::{Fact, Facts};
 pub use funnel::{
-    ad_funnel, ad_funnel_checkpointed, AggregateKey, Aggregates, FunnelDedupCounts,
-    StreamSnapshot,
+    ad_funnel, ad_funnel_checkpointed, AggregateKey, Aggregates, FunnelDedupCounts, StreamSnapshot,
 };

@@ -124,7 +124,9 @@ impl MeasureSpec {
                 let Some((stream, field)) = target.split_once('.') else {
                     return Err(DeclError::at(
                         &here,
-                        format!("`{target}`: write `<stream>.<field>`, e.g. `conversion.value_micros`"),
+                        format!(
+                            "`{target}`: write `<stream>.<field>`, e.g. `conversion.value_micros`"
+                        ),
                     ));
                 };
                 (stream_named(stream, &here)?, Some(field))
@@ -149,7 +151,9 @@ impl MeasureSpec {
                 if !ty.summable() {
                     return Err(DeclError::at(
                         &here,
-                        format!("`{target}` is a {ty} field: only int and money fields can be summed"),
+                        format!(
+                            "`{target}` is a {ty} field: only int and money fields can be summed"
+                        ),
                     ));
                 }
                 MeasureKind::Sum { field }
@@ -298,7 +302,10 @@ impl AggregateSpec {
         if let Some(slot) = dims.slots().iter().find(|s| !is_identifier(&s.name)) {
             return Err(DeclError::at(
                 group_by_at,
-                format!("`{}`: a grouped field's name is letters, digits and `_`", slot.name),
+                format!(
+                    "`{}`: a grouped field's name is letters, digits and `_`",
+                    slot.name
+                ),
             ));
         }
         if self.measures.is_empty() || self.measures.len() > super::MAX_MEASURES {

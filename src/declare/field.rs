@@ -77,55 +77,119 @@ impl FieldType {
     /// # Errors
     /// An [`Invalid`] naming `field`.
     pub fn parse(self, field: &str, text: &str) -> Result<Value, Invalid> {
-        let bad = |expected: &'static str| Invalid::BadNumber {
-            field: field.to_owned(),
-            value: shorten(text),
-            expected,
-        };
+        Ok(match self {
+            FieldType::Id => Value::Id(parse_id(field, text)?),
+            FieldType::Timestamp => Value::Timestamp(parse_ts(field, text)?),
+            FieldType::Money => Value::Money(parse_money(field, text)?),
+            FieldType::Int => Value::Int(parse_int(field, text)?),
+            FieldType::String => {
+                Value::String(Label::new(text).ok_or_else(|| too_long(field, text))?)
+            }
+            FieldType::Bool => Value::Bool(parse_bool(field, text)?),
+        })
+    }
+
+    /// Parses one field's text like [`FieldType::parse`] and writes the value's
+    /// order-preserving encoding (see [`Value::encode`]) straight to the start of `out`,
+    /// without making a [`Value`]: the decoders' hot path.
+    ///
+    /// # Errors
+    /// An [`Invalid`] naming `field`.
+    pub fn parse_into(self, field: &str, text: &str, out: &mut [u8]) -> Result<(), Invalid> {
         match self {
-            FieldType::Id => {
-                let value: u64 = text.parse().map_err(|_| bad("positive integer id"))?;
-                if value == 0 {
-                    return Err(Invalid::ZeroId {
-                        field: field.to_owned(),
-                    });
+            FieldType::Id => out[..8].copy_from_slice(&parse_id(field, text)?.to_be_bytes()),
+            FieldType::Timestamp => out[..8].copy_from_slice(&parse_ts(field, text)?.to_be_bytes()),
+            FieldType::Money => out[..8].copy_from_slice(&signed(parse_money(field, text)?)),
+            FieldType::Int => out[..8].copy_from_slice(&signed(parse_int(field, text)?)),
+            FieldType::String => {
+                let bytes = text.as_bytes();
+                if bytes.len() > LABEL_MAX_BYTES {
+                    return Err(too_long(field, text));
                 }
-                Ok(Value::Id(value))
+                out[0] = bytes.len() as u8;
+                out[1..1 + bytes.len()].copy_from_slice(bytes);
+                out[1 + bytes.len()..1 + LABEL_MAX_BYTES].fill(0);
             }
-            FieldType::Timestamp => match text.parse::<i128>() {
-                Ok(value) if (0..=MAX_TS as i128).contains(&value) => {
-                    Ok(Value::Timestamp(value as u64))
-                }
-                Ok(_) => Err(Invalid::TsOutOfRange {
-                    field: field.to_owned(),
-                    ts: shorten(text),
-                }),
-                Err(_) => Err(bad("integer of milliseconds since the epoch")),
-            },
-            FieldType::Money => {
-                let value: i64 = text.parse().map_err(|_| bad("integer amount of micros"))?;
-                if value < 0 {
-                    return Err(Invalid::NegativeMoney {
-                        field: field.to_owned(),
-                        value,
-                    });
-                }
-                Ok(Value::Money(value))
-            }
-            FieldType::Int => text.parse().map(Value::Int).map_err(|_| bad("integer")),
-            FieldType::String => Label::new(text)
-                .map(Value::String)
-                .ok_or(Invalid::StringTooLong {
-                    field: field.to_owned(),
-                    len: text.len(),
-                    max: LABEL_MAX_BYTES,
-                }),
-            FieldType::Bool => match text {
-                "true" | "TRUE" | "True" => Ok(Value::Bool(true)),
-                "false" | "FALSE" | "False" => Ok(Value::Bool(false)),
-                _ => Err(bad("boolean (true or false)")),
-            },
+            FieldType::Bool => out[0] = u8::from(parse_bool(field, text)?),
         }
+        Ok(())
+    }
+}
+
+/// The order-preserving encoding of a signed integer: its two's complement with the sign
+/// bit flipped, big-endian.
+fn signed(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The reason for `text` that is not a value of the kind `expected`.
+fn bad(field: &str, text: &str, expected: &'static str) -> Invalid {
+    Invalid::BadNumber {
+        field: field.to_owned(),
+        value: shorten(text),
+        expected,
+    }
+}
+
+fn too_long(field: &str, text: &str) -> Invalid {
+    Invalid::StringTooLong {
+        field: field.to_owned(),
+        len: text.len(),
+        max: LABEL_MAX_BYTES,
+    }
+}
+
+/// An `id`: a positive integer.
+pub(crate) fn parse_id(field: &str, text: &str) -> Result<u64, Invalid> {
+    match text.parse::<u64>() {
+        Ok(0) => Err(Invalid::ZeroId {
+            field: field.to_owned(),
+        }),
+        Ok(value) => Ok(value),
+        Err(_) => Err(bad(field, text, "positive integer id")),
+    }
+}
+
+/// A `timestamp`: ms since the epoch in `[0, MAX_TS]`.
+pub(crate) fn parse_ts(field: &str, text: &str) -> Result<u64, Invalid> {
+    let out_of_range = || Invalid::TsOutOfRange {
+        field: field.to_owned(),
+        ts: shorten(text),
+    };
+    match text.parse::<u64>() {
+        Ok(value) if value <= MAX_TS => Ok(value),
+        Ok(_) => Err(out_of_range()),
+        // Not a u64: still an integer (negative, or beyond u64) is out of range.
+        Err(_) => match text.parse::<i128>() {
+            Ok(_) => Err(out_of_range()),
+            Err(_) => Err(bad(field, text, "integer of milliseconds since the epoch")),
+        },
+    }
+}
+
+/// `money`: a non-negative integer amount of micros.
+fn parse_money(field: &str, text: &str) -> Result<i64, Invalid> {
+    let value: i64 = text
+        .parse()
+        .map_err(|_| bad(field, text, "integer amount of micros"))?;
+    if value < 0 {
+        return Err(Invalid::NegativeMoney {
+            field: field.to_owned(),
+            value,
+        });
+    }
+    Ok(value)
+}
+
+fn parse_int(field: &str, text: &str) -> Result<i64, Invalid> {
+    text.parse().map_err(|_| bad(field, text, "integer"))
+}
+
+fn parse_bool(field: &str, text: &str) -> Result<bool, Invalid> {
+    match text {
+        "true" | "TRUE" | "True" => Ok(true),
+        "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(bad(field, text, "boolean (true or false)")),
     }
 }
 
@@ -218,9 +282,7 @@ impl Value {
     pub fn encode(&self, out: &mut [u8]) {
         match *self {
             Value::Id(v) | Value::Timestamp(v) => out[..8].copy_from_slice(&v.to_be_bytes()),
-            Value::Int(v) | Value::Money(v) => {
-                out[..8].copy_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes())
-            }
+            Value::Int(v) | Value::Money(v) => out[..8].copy_from_slice(&signed(v)),
             Value::String(label) => {
                 let text = label.as_str().as_bytes();
                 out[0] = text.len() as u8;

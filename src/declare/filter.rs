@@ -149,7 +149,9 @@ impl Predicate {
             }
             Predicate::In { field, values } => {
                 let actual = schema.get(record, *field);
-                values.iter().any(|v| compare(&actual, v) == Ordering::Equal)
+                values
+                    .iter()
+                    .any(|v| compare(&actual, v) == Ordering::Equal)
             }
         }
     }
@@ -390,8 +392,18 @@ mod tests {
         };
         assert!(check("type = 'order'", "order", 0, false));
         assert!(!check("type <> 'order'", "order", 0, false));
-        assert!(check("type = 'order' AND value_micros >= 10", "order", 10, false));
-        assert!(!check("(type = 'order') AND NOT value_micros >= 10", "order", 10, false));
+        assert!(check(
+            "type = 'order' AND value_micros >= 10",
+            "order",
+            10,
+            false
+        ));
+        assert!(!check(
+            "(type = 'order') AND NOT value_micros >= 10",
+            "order",
+            10,
+            false
+        ));
         assert!(check("10 < value_micros", "x", 11, false));
         assert!(check("type IN ('a', 'b')", "b", 0, false));
         assert!(check("type NOT IN ('a', 'b')", "c", 0, false));

@@ -14,6 +14,12 @@ use crate::event::Record;
 /// together must fit.
 pub const KEY_BYTES: usize = 96;
 
+/// Bytes of the compact key the dataflow carries when the dims of all aggregates fit in
+/// it (today's default dims, campaign and region, take 34): every parent, attributed
+/// child and aggregate update carries a key, so a key half as wide moves half the bytes.
+/// Rows reach the sinks with keys of [`KEY_BYTES`] (see [`Attribution::widen`]).
+pub const COMPACT_KEY_BYTES: usize = 48;
+
 /// The text written for every dim of an unattributed row.
 pub const UNATTRIBUTED: &str = "unattributed";
 
@@ -27,17 +33,19 @@ const OTHER_TAG: u8 = 2;
 
 /// The values of some dimensions, each in a slot at a fixed offset: a tag byte (a value,
 /// or `other`) and the value's order-preserving encoding. Keys compare like their values
-/// in column order, with `other` after every value.
+/// in column order, with `other` after every value. `N` bytes hold the slots (zero
+/// beyond them): [`KEY_BYTES`] in rows, [`COMPACT_KEY_BYTES`] inside the dataflow when
+/// the dims fit.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key([u8; KEY_BYTES]);
+pub struct Key<const N: usize = KEY_BYTES>([u8; N]);
 
-impl Default for Key {
+impl<const N: usize> Default for Key<N> {
     fn default() -> Self {
-        Key([0; KEY_BYTES])
+        Key([0; N])
     }
 }
 
-impl fmt::Debug for Key {
+impl<const N: usize> fmt::Debug for Key<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let used = self.0.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
         f.write_str("Key(")?;
@@ -48,27 +56,27 @@ impl fmt::Debug for Key {
     }
 }
 
-impl Serialize for Key {
+impl<const N: usize> Serialize for Key<N> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_bytes(&self.0)
     }
 }
 
-impl<'de> Deserialize<'de> for Key {
+impl<'de, const N: usize> Deserialize<'de> for Key<N> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Bytes;
-        impl<'de> Visitor<'de> for Bytes {
-            type Value = Key;
+        struct Bytes<const N: usize>;
+        impl<'de, const N: usize> Visitor<'de> for Bytes<N> {
+            type Value = Key<N>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{KEY_BYTES} bytes")
+                write!(f, "{N} bytes")
             }
-            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Key, E> {
-                <[u8; KEY_BYTES]>::try_from(bytes)
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Key<N>, E> {
+                <[u8; N]>::try_from(bytes)
                     .map(Key)
                     .map_err(|_| E::invalid_length(bytes.len(), &self))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Key, A::Error> {
-                let mut array = [0u8; KEY_BYTES];
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Key<N>, A::Error> {
+                let mut array = [0u8; N];
                 for (i, slot) in array.iter_mut().enumerate() {
                     *slot = seq
                         .next_element()?
@@ -77,7 +85,7 @@ impl<'de> Deserialize<'de> for Key {
                 Ok(Key(array))
             }
         }
-        deserializer.deserialize_bytes(Bytes)
+        deserializer.deserialize_bytes(Bytes::<N>)
     }
 }
 
@@ -88,11 +96,25 @@ impl<'de> Deserialize<'de> for Key {
 /// bound. When the parent arrives, the contribution moves to the parent's dims: a
 /// retraction under `Unattributed` and an insertion under `Dims` in the same batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Attribution {
+pub enum Attribution<const N: usize = KEY_BYTES> {
     /// The parent is missing.
     Unattributed,
     /// The grouped dimensions of the bid the event descends from.
-    Dims(Key),
+    Dims(Key<N>),
+}
+
+impl<const N: usize> Attribution<N> {
+    /// The same attribution with a key of [`KEY_BYTES`] (`N` is at most that).
+    pub fn widen(&self) -> Attribution {
+        match self {
+            Attribution::Unattributed => Attribution::Unattributed,
+            Attribution::Dims(key) => {
+                let mut wide = Key::default();
+                wide.0[..N].copy_from_slice(&key.0);
+                Attribution::Dims(wide)
+            }
+        }
+    }
 }
 
 /// One grouped bid field and where its slot is in a key.
@@ -122,7 +144,7 @@ impl DimSlot {
 ///
 /// # Examples
 /// ```
-/// use diffmill::declare::{Attribution, KeyLayout, Schema};
+/// use diffmill::declare::{Attribution, Key, KeyLayout, Schema};
 /// use diffmill::event::{Bid, Event, Label, Record, StreamKind};
 ///
 /// let bids = Schema::funnel().stream(StreamKind::Bid);
@@ -130,9 +152,11 @@ impl DimSlot {
 /// let bid = Event::Bid(Bid { bid_id: 1, ts: 0, campaign_id: 7, ad_id: 1, publisher_id: 1,
 ///     region: Label::new("eu").unwrap(), device: Label::new("web").unwrap(),
 ///     bid_price_micros: 0 });
-/// let key = layout.key_of(bids, &Record::from(bid));
+/// let key: Key = layout.key_of(bids, &Record::from(bid));
+/// assert_eq!(layout.width(), 34); // an id's slot takes 9 bytes, a string's 25
 /// assert_eq!(layout.texts(&Attribution::Dims(key)), ["7", "eu"]);
-/// assert_eq!(layout.texts(&Attribution::Unattributed), ["unattributed", "unattributed"]);
+/// let unattributed: Attribution = Attribution::Unattributed;
+/// assert_eq!(layout.texts(&unattributed), ["unattributed", "unattributed"]);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyLayout {
@@ -211,8 +235,13 @@ impl KeyLayout {
         self.slots.iter().map(|s| s.name.as_str()).collect()
     }
 
-    /// The key of a bid record.
-    pub fn key_of(&self, bids: &StreamSchema, record: &Record) -> Key {
+    /// Bytes the slots take: the least key width that holds them.
+    pub fn width(&self) -> usize {
+        self.slots.last().map_or(0, |s| s.offset + s.width())
+    }
+
+    /// The key of a bid record, in a key of `N` bytes (at least [`KeyLayout::width`]).
+    pub fn key_of<const N: usize>(&self, bids: &StreamSchema, record: &Record) -> Key<N> {
         let mut key = Key::default();
         for slot in &self.slots {
             let out = &mut key.0[slot.offset..slot.offset + slot.width()];
@@ -237,6 +266,12 @@ impl KeyLayout {
     /// How to cut this layout's key out of a key of `wider` (which holds every slot of
     /// this one): `(offset in wider, offset here, width)` per slot.
     pub fn projection_from(&self, wider: &KeyLayout) -> Projection {
+        if self.slots == wider.slots && !self.slots.is_empty() {
+            return Projection {
+                copies: Vec::new(),
+                identity: true,
+            };
+        }
         let copies = self
             .slots
             .iter()
@@ -248,12 +283,15 @@ impl KeyLayout {
                     .map(|w| (w.offset, slot.offset, slot.width()))
             })
             .collect();
-        Projection { copies }
+        Projection {
+            copies,
+            identity: false,
+        }
     }
 
     /// The value of each dim as written to sinks: its text, `other`, or `unattributed` for
     /// every dim of an unattributed row.
-    pub fn texts(&self, attribution: &Attribution) -> Vec<String> {
+    pub fn texts<const N: usize>(&self, attribution: &Attribution<N>) -> Vec<String> {
         self.slots
             .iter()
             .map(|slot| match attribution {
@@ -265,7 +303,7 @@ impl KeyLayout {
 
     /// A key of this layout from one value per slot (`None` for `other`), for tests and
     /// programs that build expected rows.
-    pub fn key(&self, values: &[Option<Value>]) -> Key {
+    pub fn key<const N: usize>(&self, values: &[Option<Value>]) -> Key<N> {
         let mut key = Key::default();
         for (slot, value) in self.slots.iter().zip(values) {
             let out = &mut key.0[slot.offset..slot.offset + slot.width()];
@@ -281,7 +319,7 @@ impl KeyLayout {
     }
 }
 
-fn slot_text(slot: &DimSlot, key: &Key) -> String {
+fn slot_text<const N: usize>(slot: &DimSlot, key: &Key<N>) -> String {
     let bytes = &key.0[slot.offset..slot.offset + slot.width()];
     match bytes[0] {
         OTHER_TAG => OTHER.to_owned(),
@@ -298,11 +336,16 @@ fn slot_text(slot: &DimSlot, key: &Key) -> String {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Projection {
     copies: Vec<(usize, usize, usize)>,
+    /// The narrower layout is the wider one (a graph with one aggregate): nothing to cut.
+    identity: bool,
 }
 
 impl Projection {
     /// The narrower attribution of `attribution`.
-    pub fn apply(&self, attribution: &Attribution) -> Attribution {
+    pub fn apply<const N: usize>(&self, attribution: &Attribution<N>) -> Attribution<N> {
+        if self.identity {
+            return *attribution;
+        }
         match attribution {
             Attribution::Unattributed if self.copies.is_empty() => {
                 Attribution::Dims(Key::default())

@@ -18,18 +18,20 @@ mod schema;
 mod settings;
 mod window;
 
-pub use aggregate::{
-    is_identifier, Aggregate, AggregateSpec, Measure, MeasureKind, MeasureSpec,
-};
+pub use aggregate::{is_identifier, Aggregate, AggregateSpec, Measure, MeasureKind, MeasureSpec};
 pub use duration::DurationText;
 pub use error::{DeclError, Segment};
+pub(crate) use field::{parse_id, parse_ts};
 pub use field::{shorten, Field, FieldType, Value};
 pub use filter::Filter;
-pub use key::{Attribution, DimSlot, Key, KeyLayout, Projection, KEY_BYTES, OTHER, UNATTRIBUTED};
+pub use key::{
+    Attribution, DimSlot, Key, KeyLayout, Projection, COMPACT_KEY_BYTES, KEY_BYTES, OTHER,
+    UNATTRIBUTED,
+};
 pub use measures::{Measures, MAX_MEASURES};
 pub use schema::{Fields, Schema, StreamSchema, StreamSpec, UnknownFields, MAX_FIELDS};
 pub use settings::{
-    Beyond, Declaration, DimensionBound, DimensionSpec, FunnelSettings, FunnelSpec,
-    SettingsError, MAX_BOUNDED_DIMS, MAX_FILTERS, MAX_SUMMED_FIELDS,
+    Beyond, Declaration, DimensionBound, DimensionSpec, FunnelSettings, FunnelSpec, SettingsError,
+    MAX_BOUNDED_DIMS, MAX_FILTERS, MAX_SUMMED_FIELDS,
 };
 pub use window::{Lateness, Window, WindowStatus, MAX_AGGREGATES};

@@ -195,7 +195,10 @@ impl StreamSpec {
             if fields[index].ty != ty {
                 return Err(at(
                     key,
-                    format!("`{name}` is a {} field, it must be {}", fields[index].ty, ty),
+                    format!(
+                        "`{name}` is a {} field, it must be {}",
+                        fields[index].ty, ty
+                    ),
                 ));
             }
             Ok(index)
@@ -210,7 +213,10 @@ impl StreamSpec {
             (_, None) => {
                 return Err(at(
                     "parent",
-                    format!("missing: name the field holding the {} id", parent_name(kind)),
+                    format!(
+                        "missing: name the field holding the {} id",
+                        parent_name(kind)
+                    ),
                 ))
             }
             (_, Some(name)) => Some(role("parent", name, FieldType::Id)?),

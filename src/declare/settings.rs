@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Aggregate, AggregateSpec, MeasureKind, DeclError, DurationText, KeyLayout, Lateness, MeasureSpec, Schema,
-    StreamSpec, MAX_AGGREGATES,
+    Aggregate, AggregateSpec, DeclError, DurationText, KeyLayout, Lateness, MeasureKind,
+    MeasureSpec, Schema, StreamSpec, MAX_AGGREGATES,
 };
 use crate::event::{Millis, StreamKind};
 
@@ -215,7 +215,10 @@ impl Declaration {
                 )
             })?;
             if spec.max_values == 0 {
-                return Err(DeclError::at(&format!("{at}.max_values"), "must be at least 1"));
+                return Err(DeclError::at(
+                    &format!("{at}.max_values"),
+                    "must be at least 1",
+                ));
             }
             bounds.push(DimensionBound {
                 name: name.clone(),
@@ -251,7 +254,10 @@ impl Declaration {
             let (at, group_by_at) = if self.aggregates.is_empty() {
                 ("funnel".to_owned(), "funnel.group_by".to_owned())
             } else {
-                (format!("aggregate[{i}]"), format!("aggregate[{i}].group_by"))
+                (
+                    format!("aggregate[{i}]"),
+                    format!("aggregate[{i}].group_by"),
+                )
             };
             if aggregates.iter().any(|a| a.name == spec.name) {
                 return Err(DeclError::at(
@@ -284,7 +290,11 @@ impl Declaration {
         check_fact_capacity(&aggregates, self.aggregates.is_empty())?;
         let windows: Vec<_> = aggregates.iter().map(|a| a.window).collect();
         Ok(FunnelSettings {
-            lateness: Lateness::new(&windows, f.bid_retention.millis(), f.click_retention.millis()),
+            lateness: Lateness::new(
+                &windows,
+                f.bid_retention.millis(),
+                f.click_retention.millis(),
+            ),
             schema: Arc::new(schema),
             aggregates: Arc::new(aggregates),
             dims,

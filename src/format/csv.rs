@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::declare::{StreamSchema, UnknownFields};
+use crate::declare::{parse_id, parse_ts, FieldType, StreamSchema, UnknownFields};
 use crate::event::{Invalid, Record};
 
 /// Decodes CSV records of one stream, each declared field from its column.
@@ -28,8 +28,8 @@ use crate::event::{Invalid, Record};
 #[derive(Clone, Debug)]
 pub struct CsvDecoder {
     schema: Arc<StreamSchema>,
-    /// For each declared field, its column.
-    columns: Vec<usize>,
+    /// For each declared field, in declaration order: its column and where it goes.
+    slots: Vec<Slot>,
     /// Columns a record needs: one more than the greatest of `columns`.
     needed: usize,
     /// Columns of the header (for headerless records, the declared fields): a record with
@@ -84,9 +84,24 @@ impl CsvDecoder {
 
     fn with_columns(schema: Arc<StreamSchema>, columns: Vec<usize>, width: usize) -> CsvDecoder {
         let needed = columns.iter().max().map_or(0, |max| max + 1);
+        let slots = columns
+            .into_iter()
+            .enumerate()
+            .map(|(index, column)| Slot {
+                column,
+                ty: schema.fields()[index].ty,
+                target: if index == schema.id_index() {
+                    Target::Id
+                } else if index == schema.time_index() {
+                    Target::Time
+                } else {
+                    Target::Payload(schema.offset(index))
+                },
+            })
+            .collect();
         CsvDecoder {
             schema,
-            columns,
+            slots,
             needed,
             width,
         }
@@ -118,18 +133,45 @@ impl CsvDecoder {
         }
         let schema = &self.schema;
         let mut record = Record::new(schema.kind(), 0, 0);
-        for (index, (field, &column)) in schema.fields().iter().zip(&self.columns).enumerate() {
-            let text = fields.get(column).map(str::trim).unwrap_or("");
+        for (field, slot) in schema.fields().iter().zip(&self.slots) {
+            let text = fields.get(slot.column).map(str::trim).unwrap_or("");
             if text.is_empty() {
                 return Err(Invalid::MissingField {
                     field: field.name.clone(),
                 });
             }
-            let value = field.ty.parse(&field.name, text)?;
-            schema.set(&mut record, index, value);
+            // Straight into the record: no `Value` in between.
+            match slot.target {
+                Target::Id => record.id = parse_id(&field.name, text)?,
+                Target::Time => record.ts = parse_ts(&field.name, text)?,
+                Target::Payload(offset) => {
+                    slot.ty
+                        .parse_into(&field.name, text, &mut record.payload_mut()[offset..])?
+                }
+            }
         }
         Ok(record)
     }
+}
+
+/// Where one declared field of a CSV record comes from and where it goes.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Its column.
+    column: usize,
+    ty: FieldType,
+    target: Target,
+}
+
+/// The part of a record a field is decoded into.
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    /// The record's id.
+    Id,
+    /// The record's event time.
+    Time,
+    /// The payload, at this offset.
+    Payload(usize),
 }
 
 /// Splits one line of a CSV file (without its newline) into `fields`: a fast path for
@@ -224,7 +266,9 @@ mod tests {
             &header(&["click_id", "bid_id", "ts", "extra"]),
         )
         .unwrap_err();
-        assert!(matches!(error, Invalid::HeaderUnknownColumn { ref column, .. } if column == "extra"));
+        assert!(
+            matches!(error, Invalid::HeaderUnknownColumn { ref column, .. } if column == "extra")
+        );
     }
 
     #[test]

@@ -264,7 +264,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(json("{"), "EOF while parsing an object at line 1 column 1");
-        assert_eq!(json("5"), "invalid type: integer `5`, expected a map at line 1 column 1");
+        assert_eq!(
+            json("5"),
+            "invalid type: integer `5`, expected a map at line 1 column 1"
+        );
         assert_eq!(json("{} x"), "trailing characters at line 1 column 4");
         assert_eq!(
             json(r#"{"click_id":[1, {"a":null}],"bid_id":1,"ts":1}"#),

@@ -208,7 +208,10 @@ mod tests {
             "{duration}"
         );
         let dim = error(&format!("{SOURCE}[funnel]\ngroup_by = [\"campain_id\"]\n"));
-        assert!(dim.starts_with("g.toml:7: key `funnel.group_by[0]`"), "{dim}");
+        assert!(
+            dim.starts_with("g.toml:7: key `funnel.group_by[0]`"),
+            "{dim}"
+        );
         assert!(dim.contains("campain_id"), "{dim}");
         let zero = error(&format!("{SOURCE}[funnel]\nwindow = \"0s\"\n"));
         assert_eq!(zero, "g.toml:7: key `funnel.window`: must be longer than 0");
@@ -267,7 +270,10 @@ mod tests {
         ];
         for (text, expected) in cases {
             let message = error(&format!("{SOURCE}{text}"));
-            assert!(message.starts_with(expected), "{message}\nexpected: {expected}");
+            assert!(
+                message.starts_with(expected),
+                "{message}\nexpected: {expected}"
+            );
         }
     }
 }

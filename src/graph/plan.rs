@@ -82,9 +82,9 @@ impl GraphSpec {
         }
         for (key, sink) in self.all_sinks() {
             if let SinkSpec::Postgres(postgres) = sink {
-                postgres.resolve_url().map_err(|p| {
-                    GraphError::at_key(file, format!("{key}.{}", p.key), p.problem)
-                })?;
+                postgres
+                    .resolve_url()
+                    .map_err(|p| GraphError::at_key(file, format!("{key}.{}", p.key), p.problem))?;
             }
         }
         let settings = self
@@ -141,8 +141,12 @@ impl GraphSpec {
                 let mut resolved = Vec::new();
                 let schema = Arc::clone(&settings.schema);
                 for (kind, (pattern, key)) in patterns {
-                    FileSource::from_globs(files.format, Arc::clone(&schema), &[(kind, pattern.clone())])
-                        .map_err(|e| GraphError::at_key(file, key, e.to_string()))?;
+                    FileSource::from_globs(
+                        files.format,
+                        Arc::clone(&schema),
+                        &[(kind, pattern.clone())],
+                    )
+                    .map_err(|e| GraphError::at_key(file, key, e.to_string()))?;
                     resolved.push((kind, pattern));
                 }
                 let source = FileSource::from_globs(files.format, schema, &resolved)
@@ -178,7 +182,10 @@ impl GraphSpec {
                     },
                 );
                 let schema = Arc::clone(&settings.schema);
-                (Arc::new(KafkaSource::new(kafka.clone(), schema)), description)
+                (
+                    Arc::new(KafkaSource::new(kafka.clone(), schema)),
+                    description,
+                )
             }
         };
         for (path, sink) in self.all_sinks() {

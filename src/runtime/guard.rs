@@ -116,8 +116,8 @@ impl Guards {
             for &field in &self.summed[record.stream.index()] {
                 let value = schema.get(record, field).as_i128().unwrap_or(0);
                 let key = (record.stream.index(), field, start);
-                let total = self.spent.get(&key).copied().unwrap_or(0) as u128
-                    + value.unsigned_abs();
+                let total =
+                    self.spent.get(&key).copied().unwrap_or(0) as u128 + value.unsigned_abs();
                 if total > u128::from(OVERFLOW_BUDGET) {
                     return Err(Invalid::SumOverflow {
                         field: schema.fields()[field].name.clone(),

@@ -10,6 +10,7 @@ use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
 use timely::dataflow::operators::core::{Concat, Map};
 use timely::dataflow::{ProbeHandle, Scope};
+use timely::progress::frontier::AntichainRef;
 
 use super::checkpoint::{restore, Checkpoint, Part};
 use super::control::{control, CheckpointClock, Control};
@@ -18,7 +19,7 @@ use super::ingest::{ingest, ingest_checkpointed, IngestCheckpointing, IngestCont
 use super::{EmitContext, Progress};
 use crate::connectors::{Partition, Sink};
 use crate::dataflow::{ad_funnel_checkpointed, ParentTrace};
-use crate::declare::FunnelSettings;
+use crate::declare::{FunnelSettings, COMPACT_KEY_BYTES, KEY_BYTES};
 use crate::event::Millis;
 
 /// What one worker builds its dataflow from.
@@ -43,7 +44,8 @@ pub(super) struct Lead {
     pub(super) checkpoints: EmitCheckpoints,
 }
 
-/// Builds the funnel's dataflow on one worker; returns the handles to its join
+/// Builds the funnel's dataflow on one worker, with dims in compact keys when the dims
+/// of all aggregates fit ([`COMPACT_KEY_BYTES`]); returns the handles to its join
 /// arrangements (for the gauge of records held).
 ///
 /// # Errors
@@ -53,7 +55,21 @@ pub(super) fn build(
     plan: WorkerPlan,
     probe: &ProbeHandle<Millis>,
     written: &ProbeHandle<Millis>,
-) -> Result<Vec<ParentTrace>, String> {
+) -> Result<Vec<Box<dyn HeldTrace>>, String> {
+    if plan.settings.dims.width() <= COMPACT_KEY_BYTES {
+        build_keyed::<COMPACT_KEY_BYTES>(scope, plan, probe, written)
+    } else {
+        build_keyed::<KEY_BYTES>(scope, plan, probe, written)
+    }
+}
+
+/// [`build`] with dims in keys of `N` bytes.
+fn build_keyed<const N: usize>(
+    scope: Scope<'_, Millis>,
+    plan: WorkerPlan,
+    probe: &ProbeHandle<Millis>,
+    written: &ProbeHandle<Millis>,
+) -> Result<Vec<Box<dyn HeldTrace>>, String> {
     let WorkerPlan {
         settings,
         partitions,
@@ -91,7 +107,7 @@ pub(super) fn build(
     let rejects = ingested.rejects.concat(restored.rejects);
     let dedup_counts = emit_context.progress.dedup.clone();
     let (aggregates, traces, snapshots) =
-        ad_funnel_checkpointed(records, &settings, &dedup_counts, requests, restored.groups);
+        ad_funnel_checkpointed::<N>(records, &settings, &dedup_counts, requests, restored.groups);
     let parts = ingested
         .parts
         .map(|part| Part::Ingest(Box::new(part)))
@@ -113,20 +129,41 @@ pub(super) fn build(
             checkpoints,
         },
     );
-    Ok(traces)
+    Ok(traces
+        .into_iter()
+        .map(|trace| Box::new(trace) as Box<dyn HeldTrace>)
+        .collect())
+}
+
+/// A handle to a join arrangement, whatever the width of its keys.
+pub(super) trait HeldTrace {
+    /// Advances the compaction of the handle to `frontier`; returns the updates held.
+    fn advance_to(&mut self, frontier: AntichainRef<'_, Millis>) -> i64;
+}
+
+impl<const N: usize> HeldTrace for ParentTrace<N> {
+    fn advance_to(&mut self, frontier: AntichainRef<'_, Millis>) -> i64 {
+        self.set_logical_compaction(frontier);
+        self.set_physical_compaction(frontier);
+        let mut held = 0;
+        self.map_spans(|span| {
+            held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
+        });
+        held
+    }
 }
 
 /// Reports how many updates this worker's join arrangements hold, advancing the
 /// compaction of its trace handles with the frontier so that holding them never keeps
 /// state alive.
 pub(super) struct ArrangedGauge {
-    traces: Vec<ParentTrace>,
+    traces: Vec<Box<dyn HeldTrace>>,
     progress: Arc<Progress>,
     reported: i64,
 }
 
 impl ArrangedGauge {
-    pub(super) fn new(traces: Vec<ParentTrace>, progress: Arc<Progress>) -> ArrangedGauge {
+    pub(super) fn new(traces: Vec<Box<dyn HeldTrace>>, progress: Arc<Progress>) -> ArrangedGauge {
         ArrangedGauge {
             traces,
             progress,
@@ -141,11 +178,7 @@ impl ArrangedGauge {
             self.traces.clear();
         }
         for trace in &mut self.traces {
-            trace.set_logical_compaction(frontier.borrow());
-            trace.set_physical_compaction(frontier.borrow());
-            trace.map_spans(|span| {
-                held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
-            });
+            held += trace.advance_to(frontier.borrow());
         }
         self.progress
             .arranged

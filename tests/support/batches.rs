@@ -20,7 +20,9 @@ pub fn check_batches(
     let window = settings.aggregates[aggregate].window.length;
     let lateness = settings.aggregates[aggregate].window.allowed_lateness;
     let mine = |all: Aggregates| -> Aggregates {
-        all.into_iter().filter(|((a, _, _), _)| *a == aggregate).collect()
+        all.into_iter()
+            .filter(|((a, _, _), _)| *a == aggregate)
+            .collect()
     };
     let mut sums = Aggregates::new();
     let mut previous: Millis = 0;

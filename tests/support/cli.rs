@@ -165,7 +165,11 @@ pub fn file_partitions(
 }
 
 /// The oracle's aggregates of aggregate `aggregate` keyed as in its `aggregates.csv`.
-pub fn as_csv(aggregates: &Aggregates, settings: &FunnelSettings, aggregate: usize) -> CsvAggregates {
+pub fn as_csv(
+    aggregates: &Aggregates,
+    settings: &FunnelSettings,
+    aggregate: usize,
+) -> CsvAggregates {
     let window = settings.aggregates[aggregate].window.length;
     aggregates
         .iter()

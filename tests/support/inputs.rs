@@ -21,8 +21,7 @@ use proptest::sample::{select, subsequence, Index};
 use diffmill::connectors::Arrival;
 use diffmill::declare::{
     AggregateSpec, Beyond, Declaration, DimensionSpec, DurationText, Field, FieldType,
-    FunnelSettings,
-    FunnelSpec, MeasureSpec, Schema, StreamSpec,
+    FunnelSettings, FunnelSpec, MeasureSpec, Schema, StreamSpec,
 };
 use diffmill::event::{
     Bid, Click, Conversion, DeadLetter, Event, Impression, Label, Millis, Origin, Record,
@@ -60,13 +59,25 @@ impl fmt::Debug for Case {
             self.settings.bounds
         )?;
         for kind in StreamKind::ALL {
-            writeln!(f, "stream {kind}: {}", self.settings.schema.stream(kind).names())?;
+            writeln!(
+                f,
+                "stream {kind}: {}",
+                self.settings.schema.stream(kind).names()
+            )?;
         }
         for aggregate in self.settings.aggregates.iter() {
             let measures: Vec<String> = aggregate
                 .measures
                 .iter()
-                .map(|m| format!("{} {:?} {} {:?}", m.name, m.kind, m.stream, m.filter.as_ref().map(|f| f.text())))
+                .map(|m| {
+                    format!(
+                        "{} {:?} {} {:?}",
+                        m.name,
+                        m.kind,
+                        m.stream,
+                        m.filter.as_ref().map(|f| f.text())
+                    )
+                })
                 .collect();
             writeln!(
                 f,
@@ -81,9 +92,7 @@ impl fmt::Debug for Case {
             writeln!(f, "partition {p}:")?;
             for arrival in arrivals {
                 match arrival {
-                    Arrival::Event { record, position } => {
-                        writeln!(f, "  {position}: {record:?}")?
-                    }
+                    Arrival::Event { record, position } => writeln!(f, "  {position}: {record:?}")?,
                     Arrival::DeadLetter(dead) => {
                         writeln!(f, "  {}: dead letter {}", dead.origin.position, dead.stream)?
                     }
@@ -134,13 +143,48 @@ struct Extra {
 /// The extra fields of the random declarations. (A bid has 16 bytes of room beside
 /// today's fields: a string needs 24, so `gender` comes in place of `device`.)
 const EXTRAS: [Extra; 7] = [
-    Extra { stream: StreamKind::Bid, name: "age", ty: FieldType::Int, values: &["18", "30", "45"] },
-    Extra { stream: StreamKind::Bid, name: "vip", ty: FieldType::Bool, values: &["false", "true"] },
-    Extra { stream: StreamKind::Impression, name: "user_id", ty: FieldType::Id, values: &["1", "2", "3"] },
-    Extra { stream: StreamKind::Impression, name: "placement", ty: FieldType::String, values: &["feed", "search"] },
-    Extra { stream: StreamKind::Click, name: "position", ty: FieldType::Int, values: &["1", "2", "3"] },
-    Extra { stream: StreamKind::Conversion, name: "type", ty: FieldType::String, values: &["order", "pay"] },
-    Extra { stream: StreamKind::Conversion, name: "quantity", ty: FieldType::Int, values: &["1", "2", "5"] },
+    Extra {
+        stream: StreamKind::Bid,
+        name: "age",
+        ty: FieldType::Int,
+        values: &["18", "30", "45"],
+    },
+    Extra {
+        stream: StreamKind::Bid,
+        name: "vip",
+        ty: FieldType::Bool,
+        values: &["false", "true"],
+    },
+    Extra {
+        stream: StreamKind::Impression,
+        name: "user_id",
+        ty: FieldType::Id,
+        values: &["1", "2", "3"],
+    },
+    Extra {
+        stream: StreamKind::Impression,
+        name: "placement",
+        ty: FieldType::String,
+        values: &["feed", "search"],
+    },
+    Extra {
+        stream: StreamKind::Click,
+        name: "position",
+        ty: FieldType::Int,
+        values: &["1", "2", "3"],
+    },
+    Extra {
+        stream: StreamKind::Conversion,
+        name: "type",
+        ty: FieldType::String,
+        values: &["order", "pay"],
+    },
+    Extra {
+        stream: StreamKind::Conversion,
+        name: "quantity",
+        ty: FieldType::Int,
+        values: &["1", "2", "5"],
+    },
 ];
 
 /// The bid field `gender` that may replace `device`, and its values.
@@ -205,7 +249,10 @@ fn record_of(schema: &Schema, event: &Event, extras: u64) -> Record {
                     hash = hash.rotate_left(7) ^ u64::from(byte);
                 }
                 let text = values[(hash % values.len() as u64) as usize];
-                field.ty.parse(&field.name, text).expect("a value of the field's type")
+                field
+                    .ty
+                    .parse(&field.name, text)
+                    .expect("a value of the field's type")
             }
         };
         stream.set(&mut record, index, value);
@@ -215,16 +262,36 @@ fn record_of(schema: &Schema, event: &Event, extras: u64) -> Record {
 
 /// A filter on `stream`'s fields and the fields it names.
 const FILTERS: &[(StreamKind, &str, &[&str])] = &[
-    (StreamKind::Bid, "region = 'eu' OR device IN ('app')", &["region", "device"]),
+    (
+        StreamKind::Bid,
+        "region = 'eu' OR device IN ('app')",
+        &["region", "device"],
+    ),
     (StreamKind::Bid, "age >= 30 AND NOT vip", &["age", "vip"]),
     (StreamKind::Bid, "vip", &["vip"]),
     (StreamKind::Bid, "gender IN ('f', 'x')", &["gender"]),
-    (StreamKind::Impression, "cost_micros > 100", &["cost_micros"]),
-    (StreamKind::Impression, "placement = 'feed' OR user_id <> 2", &["placement", "user_id"]),
+    (
+        StreamKind::Impression,
+        "cost_micros > 100",
+        &["cost_micros"],
+    ),
+    (
+        StreamKind::Impression,
+        "placement = 'feed' OR user_id <> 2",
+        &["placement", "user_id"],
+    ),
     (StreamKind::Click, "position BETWEEN 2 AND 3", &["position"]),
-    (StreamKind::Conversion, "value_micros <> 3000", &["value_micros"]),
+    (
+        StreamKind::Conversion,
+        "value_micros <> 3000",
+        &["value_micros"],
+    ),
     (StreamKind::Conversion, "type = 'order'", &["type"]),
-    (StreamKind::Conversion, "quantity > 1 AND type <> 'pay'", &["quantity", "type"]),
+    (
+        StreamKind::Conversion,
+        "quantity > 1 AND type <> 'pay'",
+        &["quantity", "type"],
+    ),
 ];
 
 /// Measures over `schema`: counts of each stream, sums of its int and money fields,
@@ -242,7 +309,10 @@ fn measure(schema: &Schema) -> impl Strategy<Value = MeasureSpec> {
             if field.ty.summable() {
                 bases.push(MeasureSpec::sum("m", kind, &field.name));
             }
-            if matches!(field.name.as_str(), "region" | "gender" | "vip" | "bid_id" | "user_id" | "click_id" | "type") {
+            if matches!(
+                field.name.as_str(),
+                "region" | "gender" | "vip" | "bid_id" | "user_id" | "click_id" | "type"
+            ) {
                 bases.push(MeasureSpec::count_distinct("m", kind, &field.name));
             }
         }
@@ -250,7 +320,9 @@ fn measure(schema: &Schema) -> impl Strategy<Value = MeasureSpec> {
     let filters: Vec<(StreamKind, &'static str)> = FILTERS
         .iter()
         .filter(|(kind, _, fields)| {
-            fields.iter().all(|f| schema.stream(*kind).index(f).is_some())
+            fields
+                .iter()
+                .all(|f| schema.stream(*kind).index(f).is_some())
         })
         .map(|(kind, text, _)| (*kind, *text))
         .collect();
@@ -463,13 +535,11 @@ fn delay() -> impl Strategy<Value = Delay> {
 }
 
 fn placed(event: impl Strategy<Value = Event>) -> impl Strategy<Value = Placed> {
-    (event, any::<u64>(), 0usize..4, delay()).prop_map(|(event, extras, partition, delay)| {
-        Placed {
-            event,
-            extras,
-            partition,
-            delay,
-        }
+    (event, any::<u64>(), 0usize..4, delay()).prop_map(|(event, extras, partition, delay)| Placed {
+        event,
+        extras,
+        partition,
+        delay,
     })
 }
 

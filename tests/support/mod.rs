@@ -54,7 +54,13 @@ pub fn settings(
 ) -> FunnelSettings {
     let funnel = FunnelSpec {
         group_by: Some(vec!["campaign_id".to_owned()]),
-        ..funnel_spec(window, allowed_lateness, bid_bound, click_bound, max_disorder)
+        ..funnel_spec(
+            window,
+            allowed_lateness,
+            bid_bound,
+            click_bound,
+            max_disorder,
+        )
     };
     Declaration::default()
         .funnel(funnel)
@@ -146,7 +152,11 @@ pub fn generated_events(generator: &Generator) -> Vec<Vec<Arrival>> {
 /// The dims key of campaign `campaign_id` under [`settings`]' grouping.
 pub fn campaign(campaign_id: u64) -> Attribution {
     let settings = settings(1, 0, 0, 0, 0);
-    Attribution::Dims(settings.aggregates[0].dims.key(&[Some(Value::Id(campaign_id))]))
+    Attribution::Dims(
+        settings.aggregates[0]
+            .dims
+            .key(&[Some(Value::Id(campaign_id))]),
+    )
 }
 
 /// The row key of the first aggregate's window `start` for campaign `campaign_id`
@@ -165,7 +175,14 @@ pub fn measures(
     spend_micros: i64,
     revenue_micros: i64,
 ) -> Measures {
-    Measures::from_values(&[bids, impressions, clicks, conversions, spend_micros, revenue_micros])
+    Measures::from_values(&[
+        bids,
+        impressions,
+        clicks,
+        conversions,
+        spend_micros,
+        revenue_micros,
+    ])
 }
 
 /// Six values of the default declaration as the oracle holds them.
@@ -201,7 +218,9 @@ pub fn add_rows(
 ) {
     for row in rows {
         let (key, values) = row_entry(settings, aggregate, row);
-        let sum = sums.entry(key.clone()).or_insert_with(|| vec![0; values.len()]);
+        let sum = sums
+            .entry(key.clone())
+            .or_insert_with(|| vec![0; values.len()]);
         for (total, value) in sum.iter_mut().zip(values) {
             *total += value;
         }

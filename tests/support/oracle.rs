@@ -13,9 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diffmill::connectors::Arrival;
 use diffmill::declare::{Beyond, FunnelSettings, MeasureKind, StreamSchema, Value};
-use diffmill::event::{
-    DeadLetter, EventId, Invalid, Millis, Origin, Record, StreamKind, TooLate,
-};
+use diffmill::event::{DeadLetter, EventId, Invalid, Millis, Origin, Record, StreamKind, TooLate};
 use diffmill::format::csv_line;
 use diffmill::runtime::Accounting;
 use sqlparser::ast::{BinaryOperator, Expr, InTarget, UnaryOperator, Value as Literal};
@@ -102,9 +100,9 @@ impl Oracle {
                 a.measures
                     .iter()
                     .map(|m| {
-                        m.filter.as_ref().map(|f| {
-                            Condition::parse(f.text()).expect("the filter parses")
-                        })
+                        m.filter
+                            .as_ref()
+                            .map(|f| Condition::parse(f.text()).expect("the filter parses"))
                     })
                     .collect()
             })
@@ -253,8 +251,8 @@ impl Oracle {
                             for field in self.summed(record.stream) {
                                 let value = self.int(record, &field);
                                 let key = (record.stream, field.clone(), start);
-                                let total = spent.get(&key).copied().unwrap_or(0)
-                                    + value.unsigned_abs();
+                                let total =
+                                    spent.get(&key).copied().unwrap_or(0) + value.unsigned_abs();
                                 if total > OVERFLOW_BUDGET {
                                     rejected = Some(Invalid::SumOverflow {
                                         field,
@@ -446,7 +444,11 @@ impl Oracle {
                 .filter(|&w| t < self.release(&self.records[w].record))
             {
                 let previous = present.insert(group.id, winner);
-                assert!(previous.is_none(), "two groups of {kind} {} at {t}", group.id);
+                assert!(
+                    previous.is_none(),
+                    "two groups of {kind} {} at {t}",
+                    group.id
+                );
             }
         }
         present
@@ -483,9 +485,9 @@ impl Oracle {
         let clicks = self.present(StreamKind::Click, t);
         // The bid (record index) a child at `child_ts` with parent `bid_id` is attributed to.
         let bid_of = |bid_id: EventId, child_ts: Millis| {
-            bids.get(&bid_id).copied().filter(|&b| {
-                child_ts <= self.records[b].record.ts.saturating_add(bounds.bid_bound)
-            })
+            bids.get(&bid_id)
+                .copied()
+                .filter(|&b| child_ts <= self.records[b].record.ts.saturating_add(bounds.bid_bound))
         };
         // (record index, attributed bid) of every present record.
         let mut attributed: Vec<(usize, Option<usize>)> = Vec::new();
@@ -665,7 +667,10 @@ fn truth(expr: &Expr, oracle: &Oracle, record: &Record) -> bool {
             BinaryOperator::And => truth(left, oracle, record) && truth(right, oracle, record),
             BinaryOperator::Or => truth(left, oracle, record) || truth(right, oracle, record),
             _ => {
-                let ordering = compare(operand(left, oracle, record), operand(right, oracle, record));
+                let ordering = compare(
+                    operand(left, oracle, record),
+                    operand(right, oracle, record),
+                );
                 match op {
                     BinaryOperator::Eq => ordering == Ordering::Equal,
                     BinaryOperator::NotEq => ordering != Ordering::Equal,
@@ -684,9 +689,9 @@ fn truth(expr: &Expr, oracle: &Oracle, record: &Record) -> bool {
             ..
         } => {
             let value = operand(expr, oracle, record);
-            let found = list
-                .iter()
-                .any(|item| compare(value.clone(), operand(item, oracle, record)) == Ordering::Equal);
+            let found = list.iter().any(|item| {
+                compare(value.clone(), operand(item, oracle, record)) == Ordering::Equal
+            });
             found != *negated
         }
         Expr::Between {

@@ -31,7 +31,10 @@ pub(super) fn record(
         } else if Some(index) == stream.parent_index() {
             Value::Id(parent(event))
         } else {
-            match known.iter().find(|(name, v)| *name == field.name && same_type(v, field.ty)) {
+            match known
+                .iter()
+                .find(|(name, v)| *name == field.name && same_type(v, field.ty))
+            {
                 Some((_, value)) => *value,
                 None => drawn(values, seed, event, &field.name, field.ty),
             }

@@ -40,7 +40,10 @@ impl Corruption {
     /// none), a zero id, or the last column cut off.
     pub(super) fn render(self, schema: &StreamSchema, record: &Record) -> String {
         let mut columns = schema.texts(record);
-        let money = schema.fields().iter().position(|f| f.ty == FieldType::Money);
+        let money = schema
+            .fields()
+            .iter()
+            .position(|f| f.ty == FieldType::Money);
         match self {
             Corruption::BadNumber => {
                 let text = &mut columns[schema.time_index()];

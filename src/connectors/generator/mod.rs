@@ -59,7 +59,6 @@ impl Generated {
             Generated::Malformed { stream, .. } => *stream,
         }
     }
-
 }
 
 /// A deterministic generator of ad-funnel events, split into partitions.
@@ -172,7 +171,6 @@ impl Generator {
         }
     }
 }
-
 
 impl Source for Generator {
     /// Partition `p` goes to worker `p % workers`; it is named `generator/<p>`.

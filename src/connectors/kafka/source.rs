@@ -240,7 +240,13 @@ pub struct KafkaPartition {
 }
 
 /// A payload of partition `name` that is no valid record.
-fn dead_letter(decoder: &Decoder, name: &str, offset: i64, raw: &[u8], reason: &Invalid) -> Arrival {
+fn dead_letter(
+    decoder: &Decoder,
+    name: &str,
+    offset: i64,
+    raw: &[u8],
+    reason: &Invalid,
+) -> Arrival {
     Arrival::DeadLetter(DeadLetter {
         stream: decoder.schema().kind(),
         origin: Origin {
@@ -262,7 +268,13 @@ fn decode(
     timestamp: Option<i64>,
 ) -> Arrival {
     let Some(bytes) = payload else {
-        return dead_letter(decoder, name, offset, b"", &Invalid::Json("empty message".into()));
+        return dead_letter(
+            decoder,
+            name,
+            offset,
+            b"",
+            &Invalid::Json("empty message".into()),
+        );
     };
     let fallback = timestamp.and_then(|t| Millis::try_from(t).ok());
     match decoder.decode(bytes, fallback) {
@@ -270,7 +282,13 @@ fn decode(
             record,
             position: offset.max(0) as u64,
         },
-        Ok(None) => dead_letter(decoder, name, offset, bytes, &Invalid::Csv("empty line".into())),
+        Ok(None) => dead_letter(
+            decoder,
+            name,
+            offset,
+            bytes,
+            &Invalid::Csv("empty line".into()),
+        ),
         Err(reason) => dead_letter(decoder, name, offset, bytes, &reason),
     }
 }

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::declare::{Aggregate, Beyond, DurationText, FunnelSettings, Measure, MeasureKind, Schema};
+use crate::declare::{
+    Aggregate, Beyond, DurationText, FunnelSettings, Measure, MeasureKind, Schema,
+};
 use crate::event::StreamKind;
 
 /// The graph and the settings whose change would make a checkpoint's state wrong: the
@@ -42,7 +44,10 @@ impl Identity {
             ("funnel.bid_retention".to_owned(), d(l.bid_bound)),
             ("funnel.click_retention".to_owned(), d(l.click_bound)),
             ("funnel.max_disorder".to_owned(), d(settings.max_disorder)),
-            ("funnel.max_future_skew".to_owned(), d(settings.max_future_skew)),
+            (
+                "funnel.max_future_skew".to_owned(),
+                d(settings.max_future_skew),
+            ),
         ];
         keys.extend(streams(&settings.schema));
         for bound in &settings.bounds {
@@ -55,7 +60,11 @@ impl Identity {
                 format!("max_values {}, beyond {beyond}", bound.max_values),
             ));
         }
-        let names: Vec<&str> = settings.aggregates.iter().map(|a| a.name.as_str()).collect();
+        let names: Vec<&str> = settings
+            .aggregates
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
         keys.push(("aggregate".to_owned(), format!("[{}]", names.join(", "))));
         for aggregate in settings.aggregates.iter() {
             keys.extend(aggregate_keys(aggregate, &settings.schema));
@@ -136,7 +145,10 @@ fn aggregate_keys(aggregate: &Aggregate, schema: &Schema) -> Vec<(String, String
     vec![
         (at("window"), d(aggregate.window.length)),
         (at("allowed_lateness"), d(aggregate.window.allowed_lateness)),
-        (at("group_by"), format!("[{}]", aggregate.dims.names().join(", "))),
+        (
+            at("group_by"),
+            format!("[{}]", aggregate.dims.names().join(", ")),
+        ),
         (at("measure"), format!("[{}]", measures.join("; "))),
     ]
 }

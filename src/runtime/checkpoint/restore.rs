@@ -64,13 +64,11 @@ pub fn restore<'scope>(
             partitions_output,
         );
     let mut groups_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<GroupState<Record>>>>::from(
-            groups_output,
-        );
-    let mut events_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Record, Millis, isize)>>>::from(
-            events_output,
-        );
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<GroupState<Record>>>>::from(groups_output);
+    let mut events_output = OutputBuilder::<
+        _,
+        CapacityContainerBuilder<Vec<(Record, Millis, isize)>>,
+    >::from(events_output);
     let mut rejects_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(Millis, Rejected)>>>::from(rejects_output);
 

@@ -34,12 +34,13 @@ pub struct EmitStart {
     pub rejects: Vec<(Millis, Rejected)>,
 }
 
-/// Everything the emitter keeps between activations.
-pub(super) struct Emitter {
+/// Everything the emitter keeps between activations (updates with dims in keys of `N`
+/// bytes).
+pub(super) struct Emitter<const N: usize> {
     pub(super) settings: FunnelSettings,
     /// The sinks of each aggregate (`sinks[a]`: those of aggregate `a`).
     pub(super) sinks: Vec<Vec<Box<dyn Sink>>>,
-    pub(super) updates: Vec<(AggregateKey, Millis, Measures)>,
+    pub(super) updates: Vec<(AggregateKey<N>, Millis, Measures)>,
     pub(super) rejects: Vec<(Millis, Rejected)>,
     /// Updates and rejects at earlier times are already in the sinks (a restored run).
     pub(super) floor: Millis,
@@ -61,13 +62,13 @@ pub(super) struct Emitter {
     pub(super) resume: BTreeMap<Millis, u64>,
 }
 
-impl Emitter {
+impl<const N: usize> Emitter<N> {
     pub(super) fn new(
         settings: FunnelSettings,
         sinks: Vec<Vec<Box<dyn Sink>>>,
         start: Option<EmitStart>,
         written: Option<Capability<Millis>>,
-    ) -> Emitter {
+    ) -> Emitter<N> {
         let start = start.unwrap_or_default();
         let mut resume = BTreeMap::new();
         for sink in sinks.iter().flatten() {
@@ -110,7 +111,7 @@ impl Emitter {
     pub(super) fn batch(&mut self, frontier: Option<Millis>) -> Vec<Batch> {
         let aggregates = std::sync::Arc::clone(&self.settings.aggregates);
         let before = |time: &Millis| frontier.is_none_or(|f| *time < f);
-        let mut sums: BTreeMap<AggregateKey, Measures> = BTreeMap::new();
+        let mut sums: BTreeMap<AggregateKey<N>, Measures> = BTreeMap::new();
         self.updates.retain(|(key, time, delta)| {
             if !before(time) {
                 return true;
@@ -145,7 +146,7 @@ impl Emitter {
             batches[usize::from(aggregate)].rows.push(AggregateRow {
                 window_start,
                 window_end,
-                dims,
+                dims: dims.widen(),
                 delta,
                 status: window.status(window_end, self.previous, frontier),
             });
@@ -185,7 +186,12 @@ impl Emitter {
     /// Writes each aggregate's batch to its sinks (and closes them after the last batch
     /// of a complete input). On a failure the run is stopped and nothing more is written.
     /// Returns whether every sink took its batch.
-    pub(super) fn write(&mut self, batches: &[Batch], context: &EmitContext, worker: usize) -> bool {
+    pub(super) fn write(
+        &mut self,
+        batches: &[Batch],
+        context: &EmitContext,
+        worker: usize,
+    ) -> bool {
         let Some(first) = batches.first() else {
             return true;
         };

@@ -42,10 +42,10 @@ pub struct EmitContext {
     pub progress: Arc<Progress>,
 }
 
-/// The streams the emitter reads.
-pub struct EmitInputs<'scope> {
+/// The streams the emitter reads (the aggregate updates with dims in keys of `N` bytes).
+pub struct EmitInputs<'scope, const N: usize> {
     /// The funnel's aggregate updates.
-    pub aggregates: Aggregates<'scope>,
+    pub aggregates: Aggregates<'scope, N>,
     /// Dead letters and too-late records, each with the time it was rejected at.
     pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
     /// The control stream (stop notices, checkpoint requests), broadcast: each worker
@@ -117,7 +117,7 @@ enum Notice {
 /// durable, the output frontier moves to the checkpoint's frontier. When the input is
 /// complete it writes a checkpoint that says so. A checkpoint that cannot be written
 /// (a full disk) stops the run with the error; the previous checkpoint stays usable.
-pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
+pub fn emit<'scope, const N: usize>(inputs: EmitInputs<'scope, N>, emission: Emission) {
     let scope = inputs.aggregates.inner.scope();
     let worker = scope.index();
     let mut builder = OperatorBuilder::new("Emit".to_owned(), scope);
@@ -132,7 +132,7 @@ pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
     };
     let mut updates_input = builder.new_input(
         inputs.aggregates.inner.probe_with(&emission.processed),
-        Exchange::new(|_: &(AggregateKey, Millis, Measures)| 0u64),
+        Exchange::new(|_: &(AggregateKey<N>, Millis, Measures)| 0u64),
     );
     let mut notices_input = builder.new_input(notices, Exchange::new(|_: &Notice| 0u64));
     let mut control_input = builder.new_input(inputs.control, Pipeline);
@@ -197,8 +197,8 @@ struct Checkpoints {
 }
 
 /// The emitter operator's state: the batches, the checkpoints, the schedule.
-struct Operator {
-    emitter: Emitter,
+struct Operator<const N: usize> {
+    emitter: Emitter<N>,
     checkpoints: Option<Checkpoints>,
     interval: Duration,
     last_emit: Option<Instant>,
@@ -206,8 +206,8 @@ struct Operator {
     worker: usize,
 }
 
-impl Operator {
-    fn take_updates(&mut self, data: &mut Vec<(AggregateKey, Millis, Measures)>) {
+impl<const N: usize> Operator<N> {
+    fn take_updates(&mut self, data: &mut Vec<(AggregateKey<N>, Millis, Measures)>) {
         let floor = self.emitter.floor;
         self.emitter
             .updates
