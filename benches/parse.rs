@@ -1,9 +1,14 @@
-//! Parsing throughput per format: CSV by header and JSON lines, decoded by the default
-//! declaration.
+//! Parsing throughput per format: one bid as CSV by header and as JSON lines, decoded by
+//! the default declaration, and a file of bids read whole as CSV and as Parquet.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
 
+use std::sync::Arc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use diffmill::declare::Schema;
+use diffmill::cli::write_files;
+use diffmill::connectors::generator::{Generator, GeneratorConfig};
+use diffmill::connectors::{FileFormat, FileSource, Poll, Source};
+use diffmill::declare::{FunnelSettings, Schema};
 use diffmill::event::StreamKind;
 use diffmill::format::{decode_json, CsvDecoder};
 
@@ -30,9 +35,55 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
+/// Reads every record of `source` (one worker), returning how many.
+fn read_all(source: &FileSource) -> u64 {
+    let mut records = 0;
+    let mut out = Vec::with_capacity(1024);
+    for mut partition in source.partitions(0, 1).expect("the files open") {
+        loop {
+            out.clear();
+            let poll = partition.poll(&mut out, 1024).expect("the file reads");
+            records += out.len() as u64;
+            if poll == Poll::Done {
+                break;
+            }
+        }
+    }
+    records
+}
+
+/// The same generated bids (with their malformed records) as a CSV file and as a Parquet
+/// file, each read whole through the files source: file reading and decoding, no
+/// dataflow.
+fn read_files(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let config = GeneratorConfig {
+        bids: 50_000,
+        partitions: 1,
+        ..GeneratorConfig::default()
+    };
+    let settings = FunnelSettings::default();
+    let generator = Generator::new(config, &settings).expect("valid generator settings");
+    let mut group = c.benchmark_group("read_bid_file");
+    for format in [FileFormat::Csv, FileFormat::Parquet] {
+        let folder = dir.path().join(format.name());
+        write_files(&generator, &folder, format).expect("the files write");
+        let pattern = FileSource::folder_pattern(&folder, format, StreamKind::Bid);
+        let source = FileSource::from_globs(
+            format,
+            Arc::clone(&settings.schema),
+            &[(StreamKind::Bid, pattern)],
+        )
+        .expect("a bid file");
+        group.throughput(Throughput::Elements(read_all(&source)));
+        group.bench_function(format.name(), |b| b.iter(|| read_all(&source)));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = parse
+    targets = parse, read_files
 }
 criterion_main!(benches);

@@ -27,6 +27,7 @@ use diffmill::declare::{
     Attribution, Declaration, DurationText, FunnelSpec, KeyLayout, Schema, Value,
 };
 use diffmill::event::{Click, Event, Millis, Record, StreamKind};
+use diffmill::observe::Observer;
 use diffmill::runtime::{ingest, IngestContext, Progress, Stop};
 use timely::dataflow::ProbeHandle;
 
@@ -83,6 +84,7 @@ fn main() -> anyhow::Result<()> {
                 failure: Rc::new(RefCell::new(None)),
                 output_frontier: probe.clone(),
                 written_frontier: probe.clone(),
+                observer: Observer::disabled(),
             };
             let counts = Arc::clone(&worker_counts);
             let dedup = worker_progress.dedup.clone();

@@ -12,17 +12,17 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::sum_change_log;
-use diffmill::declare::FunnelSettings;
 use diffmill::event::{Millis, StreamKind};
-use diffmill::graph::GraphSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use support::cli::{as_csv, command, counts_row, diffmill_ok, read_csv, summary_counts};
+use support::cli::{
+    as_csv, counts_row, diffmill_ok, graph_settings, read_csv, spawn_run, summary_counts,
+};
 use support::cluster::{free_ports, hostfile, Process};
 use support::kafka::{input_partitions, output, produce, progress_frontiers, unique};
 use support::oracle::Oracle;
@@ -120,19 +120,6 @@ fn between_commits(out: &Path) -> bool {
     recorded.is_some_and(|r| length > r)
 }
 
-/// Starts `diffmill run` on the graph with `args` in `dir`.
-fn spawn(dir: &Path, graph: &Path, args: &[&str]) -> Child {
-    command(dir)
-        .arg("run")
-        .arg(graph)
-        .args(args)
-        .args(["--status-every", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("diffmill starts")
-}
-
 /// Waits, at most `limit`, until `ready` holds, polling every millisecond; false when
 /// `running` says the process has ended first or the limit passed.
 fn wait_until(
@@ -184,7 +171,7 @@ fn round(dir: &Path, graph: &Path, kill: Kill, workers: usize, rng: &mut ChaCha8
         );
     }
     let workers = workers.to_string();
-    let mut child = spawn(dir, graph, &["-w", &workers]);
+    let mut child = spawn_run(dir, graph, &["-w", &workers]);
     let running = |child: &mut Child| child.try_wait().ok().flatten().is_none();
     let caught = match kill {
         Kill::Random => {
@@ -212,14 +199,6 @@ fn round(dir: &Path, graph: &Path, kill: Kill, workers: usize, rng: &mut ChaCha8
     let _ = child.kill();
     let status = child.wait().expect("the run is reaped");
     format!("-w {workers}, {kill:?}: condition met {caught}, completed before the kill {finished} ({status})")
-}
-
-fn settings(graph: &Path) -> FunnelSettings {
-    GraphSpec::load(graph)
-        .expect("the graph loads")
-        .declaration()
-        .resolve()
-        .expect("the graph's declaration resolves")
 }
 
 #[test]
@@ -285,7 +264,7 @@ fn killed_at_random_moments_every_sink_equals_the_oracle() {
         log.join("\n")
     );
 
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     let expected = as_csv(&oracle.final_values(), &settings, 0);
 

@@ -7,14 +7,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::sum_change_log;
 use diffmill::format::Format;
 
 use support::cli::{
-    as_csv, command, diffmill, diffmill_ok, file_partitions, files_graph, generate, CsvAggregates,
+    as_csv, diffmill, diffmill_ok, file_partitions, files_graph, generate, spawn_run, CsvAggregates,
 };
 use support::oracle::Oracle;
 
@@ -36,19 +35,6 @@ fn replay(dir: &Path, bids: u64) -> (PathBuf, CsvAggregates) {
     (graph, expected)
 }
 
-/// Starts `diffmill run <graph>` in `dir` with `args`, its output discarded.
-fn spawn(dir: &Path, graph: &Path, args: &[&str]) -> Child {
-    command(dir)
-        .arg("run")
-        .arg(graph)
-        .args(args)
-        .args(["--status-every", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("diffmill starts")
-}
-
 /// The checkpoint files of `state`, oldest first.
 fn checkpoint_files(state: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(state)
@@ -66,7 +52,7 @@ fn checkpoint_files(state: &Path) -> Vec<PathBuf> {
 /// Runs the graph and kills it (SIGKILL) once `state` holds `count` checkpoints;
 /// panics when the run ends first.
 fn kill_after_checkpoints(dir: &Path, graph: &Path, count: usize) {
-    let mut child = spawn(dir, graph, &["-w", "2"]);
+    let mut child = spawn_run(dir, graph, &["-w", "2"]);
     let state = dir.join("state");
     let started = Instant::now();
     while checkpoint_files(&state).len() < count {
@@ -260,7 +246,7 @@ fn a_full_disk_stops_the_run_and_a_restart_loses_nothing() {
         return;
     };
     let (graph, expected) = replay(dir.path(), 60_000);
-    let mut child = spawn(dir.path(), &graph, &["-w", "2"]);
+    let mut child = spawn_run(dir.path(), &graph, &["-w", "2"]);
     let started = Instant::now();
     while checkpoint_files(&disk.path).is_empty() {
         assert!(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use diffmill::connectors::generator::Generator;
-use diffmill::connectors::{sum_change_log, Arrival};
+use diffmill::connectors::{sum_change_log, Arrival, FileFormat};
 use diffmill::declare::Aggregate;
 use diffmill::event::StreamKind;
 use diffmill::format::Format;
@@ -84,6 +84,7 @@ fn every_graph_checks_and_runs_on_a_small_input() {
                 SinkSpec::Stdout(_) => "stdout",
                 SinkSpec::Kafka(_) => "kafka",
                 SinkSpec::Postgres(_) => "postgres",
+                SinkSpec::Parquet(_) => "parquet",
             })
             .collect();
         if source == "kafka" || sinks.iter().any(|s| *s == "kafka" || *s == "postgres") {
@@ -193,7 +194,7 @@ fn every_graph_checks_and_runs_on_a_small_input() {
     }
 }
 
-fn gen_then_run_matches_the_oracle(format: Format) {
+fn gen_then_run_matches_the_oracle(format: FileFormat) {
     let dir = tempdir();
     let (graph, settings) = files_graph(dir.path(), format);
     generate(dir.path(), &graph, format, 5, 4000);
@@ -277,12 +278,17 @@ fn gen_then_run_matches_the_oracle(format: Format) {
 
 #[test]
 fn gen_then_run_csv_matches_the_oracle() {
-    gen_then_run_matches_the_oracle(Format::Csv);
+    gen_then_run_matches_the_oracle(FileFormat::Csv);
 }
 
 #[test]
 fn gen_then_run_json_matches_the_oracle() {
-    gen_then_run_matches_the_oracle(Format::Json);
+    gen_then_run_matches_the_oracle(FileFormat::Json);
+}
+
+#[test]
+fn gen_then_run_parquet_matches_the_oracle() {
+    gen_then_run_matches_the_oracle(FileFormat::Parquet);
 }
 
 /// The Youzan-style report of `graphs/youzan_report.toml` (declared gender, age band,

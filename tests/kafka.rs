@@ -13,23 +13,23 @@ mod support;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use diffmill::connectors::kafka::topics_for;
-use diffmill::declare::FunnelSettings;
+use diffmill::connectors::kafka::{topics_for, KafkaSource};
+use diffmill::connectors::{Partition, Poll, Source};
+use diffmill::declare::Schema;
 use diffmill::event::StreamKind;
-use diffmill::graph::GraphSpec;
+use diffmill::graph::{GraphSpec, SourceSpec};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use support::cli::{
-    as_csv, closed_port, command, counts_row, diffmill, diffmill_ok, diffmill_within, graphs_dir,
-    summary_counts,
+    as_csv, closed_port, counts_row, diffmill, diffmill_ok, diffmill_within, graph_settings,
+    graphs_dir, spawn_run, summary_counts,
 };
 use support::kafka::{
-    input_partitions, output, partition_count, produce, progress_frontiers, read_partition, sum,
-    unique, PARTITIONS, TIMEOUT,
+    consumer, input_partitions, output, partition_count, produce, progress_frontiers,
+    read_partition, sum, unique, PARTITIONS, TIMEOUT,
 };
 use support::oracle::Oracle;
 
@@ -80,14 +80,6 @@ late_topic = "{prefix}late"
     path
 }
 
-fn settings(graph: &Path) -> FunnelSettings {
-    GraphSpec::load(graph)
-        .expect("the graph loads")
-        .declaration()
-        .resolve()
-        .expect("the graph's declaration resolves")
-}
-
 #[test]
 fn kafka_in_kafka_out_equals_the_oracle() {
     let Some(brokers) = brokers("kafka_in_kafka_out_equals_the_oracle") else {
@@ -105,7 +97,7 @@ fn kafka_in_kafka_out_equals_the_oracle() {
     );
     let ran = diffmill_ok(dir.path(), run_args(&graph));
 
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     let records = output(&brokers, &format!("{prefix}out"));
     let last = progress_frontiers(&records)
@@ -161,7 +153,7 @@ fn killed_and_restarted_loses_nothing() {
         .sum();
     // Run, and kill it (SIGKILL) once the consumer group shows a durable checkpoint past
     // a tenth of the input's offsets (the group follows the checkpoints).
-    let mut child = spawn_run(dir.path(), &graph);
+    let mut child = spawn_run(dir.path(), &graph, &["-w", "2"]);
     let deadline = Instant::now() + Duration::from_secs(300);
     let killed = loop {
         if child.try_wait().expect("wait").is_some() {
@@ -193,7 +185,7 @@ fn killed_and_restarted_loses_nothing() {
         ran.stderr
     );
     let all = output(&brokers, &out);
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     // Exactly the oracle's totals per window and dims: nothing lost, nothing twice.
     assert_eq!(
@@ -230,16 +222,6 @@ fn run_args(graph: &Path) -> [&OsStr; 4] {
         "-w".as_ref(),
         "2".as_ref(),
     ]
-}
-
-/// Starts `diffmill run <graph> -w 2` in `dir` in the background, its output discarded.
-fn spawn_run(dir: &Path, graph: &Path) -> Child {
-    command(dir)
-        .args(run_args(graph))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("diffmill starts")
 }
 
 fn committed_total(brokers: &str, prefix: &str, group: &str) -> i64 {
@@ -297,7 +279,7 @@ fn start_by_timestamp_reads_from_the_first_message_at_that_time() {
         .sum();
     let read: usize = input.iter().map(Vec::len).sum();
     assert!(read > 0 && read < all, "{read} of {all}");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input);
     assert_eq!(
         sum(&output(&brokers, &format!("{prefix}out")), &settings),
@@ -357,7 +339,7 @@ fn the_graph_file_runs() {
         ran.stderr
     );
     assert!(ran.stdout.contains("batch "), "no preview: {}", ran.stdout);
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let oracle = Oracle::new(&settings, &input_partitions(&brokers, &prefix, None));
     assert_eq!(
         sum(
@@ -465,7 +447,7 @@ fn idle_partitions_do_not_hold_the_frontier() {
         text.replace("idle_timeout = \"10m\"", "idle_timeout = \"1s\""),
     )
     .expect("write the graph");
-    let settings = settings(&graph);
+    let settings = graph_settings(&graph);
     let input = input_partitions(&brokers, &prefix, None);
     let oracle = Oracle::new(&settings, &input);
     let last_final = oracle
@@ -475,7 +457,7 @@ fn idle_partitions_do_not_hold_the_frontier() {
         .max()
         .expect("windows");
 
-    let mut child = spawn_run(dir.path(), &graph);
+    let mut child = spawn_run(dir.path(), &graph, &["-w", "2"]);
     let deadline = Instant::now() + Duration::from_secs(180);
     let out = format!("{prefix}out");
     let reached = loop {
@@ -502,4 +484,60 @@ fn idle_partitions_do_not_hold_the_frontier() {
         sum(&output(&brokers, &out), &settings),
         as_csv(&oracle.final_values(), &settings, 0)
     );
+}
+
+/// Issue #15: a partition's backlog, which `diffmill_kafka_consumer_lag_messages`
+/// reports, is the partition's high watermark minus the read position: all of it before
+/// reading, nothing once it is read to the end. The worker never waits for the broker
+/// for it (a thread of its own asks), so the test polls until the answer comes.
+#[test]
+fn consumer_lag_is_what_is_left_to_read() {
+    let Some(brokers) = brokers("consumer_lag_is_what_is_left_to_read") else {
+        return;
+    };
+    let dir = tempdir();
+    let prefix = unique("lag");
+    produce(dir.path(), &brokers, &prefix, 2000, 3);
+    let graph = graph(
+        dir.path(),
+        &brokers,
+        &prefix,
+        &format!("{prefix}group"),
+        "start = \"earliest\"\nstop_at_end = true",
+    );
+    let SourceSpec::Kafka(spec) = GraphSpec::load(&graph).expect("the graph").source else {
+        panic!("a kafka source");
+    };
+    let mut partitions = KafkaSource::new(spec, std::sync::Arc::new(Schema::funnel().clone()))
+        .partitions(0, 1)
+        .expect("the partitions open");
+    let bids = &mut partitions[0];
+    let topic = format!("{prefix}bids");
+    assert_eq!(bids.name(), format!("{topic}/0"));
+    let (low, high) = consumer(&brokers)
+        .fetch_watermarks(&topic, 0, TIMEOUT)
+        .expect("the watermarks");
+    assert!(high > low, "the partition has messages");
+    let wait_for = |partition: &dyn Partition, expected: u64| {
+        let deadline = Instant::now() + TIMEOUT;
+        while partition.backlog() != Some(expected) {
+            assert!(
+                Instant::now() < deadline,
+                "the backlog stayed {:?}, not {expected}",
+                partition.backlog()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(bids.as_ref(), (high - low) as u64);
+    let mut arrivals = Vec::new();
+    let deadline = Instant::now() + TIMEOUT;
+    while bids.poll(&mut arrivals, 4096).expect("a poll") != Poll::Done {
+        assert!(
+            Instant::now() < deadline,
+            "the partition was not read to its end"
+        );
+    }
+    assert!(!arrivals.is_empty());
+    wait_for(bids.as_ref(), 0);
 }

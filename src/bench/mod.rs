@@ -35,7 +35,8 @@ pub use tracker::{BenchSink, Frame, LatencySummary, Measured, Tracker};
 use crate::connectors::generator::{Generator, GeneratorConfig};
 use crate::declare::{FunnelSettings, SettingsError};
 use crate::event::Millis;
-use crate::runtime::{Funnel, RunError};
+use crate::runtime::checkpoint::StateConfig;
+use crate::runtime::{CheckpointNote, Funnel, RunError};
 
 /// One benchmark run.
 #[derive(Clone, Debug)]
@@ -55,6 +56,9 @@ pub struct BenchConfig {
     pub settings: FunnelSettings,
     /// The generator's settings; `bids`, `rate` and `start_ms` are set by the run.
     pub generator: GeneratorConfig,
+    /// Checkpoints written during the run (into a fresh temporary folder) every this
+    /// long; `None`: none.
+    pub checkpoint_interval: Option<Duration>,
 }
 
 /// What one run measured.
@@ -88,6 +92,8 @@ pub struct BenchReport {
     pub batches: u64,
     /// Wall time of the whole run, from the start of the dataflow to its end.
     pub wall: Duration,
+    /// The last checkpoint of a run with checkpoints (its size and write time).
+    pub checkpoint: Option<CheckpointNote>,
 }
 
 /// When an offered rate counts as sustainable.
@@ -214,7 +220,16 @@ pub fn run_bench(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         ))
         .sink(BenchSink::new(Arc::clone(&tracker)))
         .workers(config.workers.max(1));
+    let state = match config.checkpoint_interval {
+        Some(interval) => Some((state_folder()?, interval)),
+        None => None,
+    };
+    let funnel = match &state {
+        Some((dir, interval)) => funnel.state(StateConfig::new(dir.clone(), *interval)),
+        None => funnel,
+    };
     let progress = funnel.progress();
+    let checkpoints = funnel.progress();
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
         let sampling = Arc::clone(&sampling);
@@ -235,7 +250,11 @@ pub fn run_bench(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let cpu_after = cpu_seconds();
     sampling.store(false, Ordering::Relaxed);
     let held_max = sampler.join().unwrap_or(0);
+    if let Some((dir, _)) = &state {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     outcome?;
+    let checkpoint = checkpoints.checkpoint.lock().ok().and_then(|c| c.clone());
     let measured = tracker.measured();
     let span_ms = measured
         .last_handed
@@ -263,5 +282,18 @@ pub fn run_bench(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         held_max,
         batches: measured.batches,
         wall,
+        checkpoint,
     })
+}
+
+/// A new, empty folder for a bench run's checkpoints, under the system's temporary
+/// folder.
+fn state_folder() -> Result<std::path::PathBuf, BenchError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("diffmill-bench-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| BenchError::Invalid(format!("a state folder {}: {e}", dir.display())))?;
+    Ok(dir)
 }

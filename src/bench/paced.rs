@@ -129,4 +129,13 @@ impl Partition for PacedPartition {
         self.tracker.handed(&mut self.entries, handed, now_ms());
         Ok(poll)
     }
+
+    /// Records handed over so far: enough for a checkpoint to say where the partition
+    /// stands (a bench never resumes, so it cannot seek).
+    fn position(&self) -> Option<crate::connectors::PartitionPosition> {
+        Some(crate::connectors::PartitionPosition {
+            offset: self.position,
+            line: self.position,
+        })
+    }
 }

@@ -82,8 +82,14 @@ fn a_short_open_loop_run_measures_every_record_it_sends() {
             partitions: 2,
             ..GeneratorConfig::default()
         },
+        checkpoint_interval: Some(Duration::from_millis(300)),
     };
     let report = run_bench(&config).unwrap();
+    let checkpoint = report.checkpoint.clone().expect("checkpoints were written");
+    assert!(
+        checkpoint.count >= 1 && checkpoint.bytes > 0,
+        "{checkpoint:?}"
+    );
     // About 30,000 records over 1.5 s (children due after the deadline are not sent).
     assert!(
         (24_000..=33_000).contains(&report.handed),

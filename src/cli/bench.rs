@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Append one CSV row per rate to this file (a header is written to a new file).
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Write a checkpoint this often (into a temporary state folder), to measure what
+    /// checkpoints cost; none by default.
+    #[arg(long)]
+    pub checkpoint_interval: Option<DurationText>,
 }
 
 const CSV_HEADER: &str = "workers,offered,achieved,proc_p50_ms,proc_p90_ms,proc_p99_ms,\
@@ -121,10 +125,19 @@ pub fn bench(args: &BenchArgs) -> Result<(), CliError> {
                 partitions: args.partitions.unwrap_or(workers).max(1),
                 ..GeneratorConfig::default()
             },
+            checkpoint_interval: args.checkpoint_interval.map(DurationText::to_std),
         };
         let report = run_bench(&config).map_err(|e| CliError::Runtime(format!("bench: {e}")))?;
         let problem = verdict.judge(&report);
         print_row(&report, problem.as_deref());
+        if let Some(note) = &report.checkpoint {
+            println!(
+                "          checkpoints: {} written, the last {:.1} MB in {:.0} ms",
+                note.count,
+                note.bytes as f64 / 1e6,
+                note.took.as_secs_f64() * 1e3
+            );
+        }
         if problem.is_none() {
             sustainable = Some(sustainable.map_or(rate, |s: u64| s.max(rate)));
         }

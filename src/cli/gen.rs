@@ -3,12 +3,15 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
 use super::CliError;
 use crate::connectors::generator::{Generated, Generator, GeneratorConfig};
 use crate::connectors::kafka;
+use crate::connectors::parquet::EventFileWriter;
+use crate::connectors::FileFormat;
 use crate::declare::{DurationText, FunnelSettings};
 use crate::event::StreamKind;
 use crate::format::{csv_line, json_object, Format};
@@ -18,7 +21,8 @@ use crate::graph::{GraphSpec, SourceSpec};
 /// (with `--graph`), else the defaults.
 #[derive(Debug, Args)]
 pub struct GenArgs {
-    /// Folder to write `<stream>-<partition>.<csv|jsonl>` files into (created if missing).
+    /// Folder to write `<stream>-<partition>.<csv|jsonl|parquet>` files into (created if
+    /// missing).
     #[arg(long, required_unless_present = "kafka")]
     pub out: Option<PathBuf>,
     /// Produce into Kafka at these brokers (`host:port[,...]`) instead of writing files:
@@ -41,7 +45,7 @@ pub struct GenArgs {
     /// e.g. `--kafka-option security.protocol=SASL_SSL`.
     #[arg(long, requires = "kafka")]
     pub kafka_option: Vec<String>,
-    /// File format.
+    /// File format (Kafka messages: csv or json).
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     pub format: FormatArg,
     /// A graph whose generator and funnel settings to start from (its funnel settings
@@ -105,13 +109,16 @@ pub enum FormatArg {
     Csv,
     /// JSON lines.
     Json,
+    /// Parquet, a column per field (files only).
+    Parquet,
 }
 
-impl From<FormatArg> for Format {
-    fn from(format: FormatArg) -> Format {
+impl From<FormatArg> for FileFormat {
+    fn from(format: FormatArg) -> FileFormat {
         match format {
-            FormatArg::Csv => Format::Csv,
-            FormatArg::Json => Format::Json,
+            FormatArg::Csv => FileFormat::Csv,
+            FormatArg::Json => FileFormat::Json,
+            FormatArg::Parquet => FileFormat::Parquet,
         }
     }
 }
@@ -161,8 +168,13 @@ pub fn gen(args: &GenArgs) -> Result<(), CliError> {
     }
     let generator =
         Generator::new(config, &settings).map_err(|e| CliError::Config(format!("gen: {e}")))?;
-    let format = Format::from(args.format);
+    let format = FileFormat::from(args.format);
     if let Some(brokers) = &args.kafka {
+        let Some(format) = format.lines() else {
+            return Err(CliError::Config(
+                "gen: --format parquet writes files; Kafka messages are csv or json".into(),
+            ));
+        };
         return produce_to_kafka(args, brokers, &generator, format);
     }
     let Some(out) = &args.out else {
@@ -228,12 +240,20 @@ fn per_stream(counts: &[u64; 4]) -> String {
         .join(", ")
 }
 
-/// Writes every partition of `generator` into `out`; returns the lines written per stream.
+/// Writes every partition of `generator` into `out`; returns the records written per
+/// stream.
 ///
 /// # Errors
 /// An I/O error creating or writing a file.
-pub fn write_files(generator: &Generator, out: &Path, format: Format) -> std::io::Result<[u64; 4]> {
+pub fn write_files(
+    generator: &Generator,
+    out: &Path,
+    format: FileFormat,
+) -> std::io::Result<[u64; 4]> {
     std::fs::create_dir_all(out)?;
+    let Some(format) = format.lines() else {
+        return write_parquet_files(generator, out);
+    };
     let mut written = [0u64; 4];
     for p in 0..generator.partition_count() {
         let mut files = Vec::new();
@@ -270,6 +290,38 @@ pub fn write_files(generator: &Generator, out: &Path, format: Format) -> std::io
         }
         for mut file in files {
             file.flush()?;
+        }
+    }
+    Ok(written)
+}
+
+/// Writes every partition of `generator` into `out` as Parquet event files; malformed
+/// records become rows whose bad values are null (see [`EventFileWriter::malformed`]).
+fn write_parquet_files(generator: &Generator, out: &Path) -> std::io::Result<[u64; 4]> {
+    let mut written = [0u64; 4];
+    for p in 0..generator.partition_count() {
+        let mut files = StreamKind::ALL
+            .iter()
+            .map(|kind| {
+                let path = out.join(format!(
+                    "{}-{p}.{}",
+                    kind.name(),
+                    FileFormat::Parquet.extension()
+                ));
+                EventFileWriter::create(&path, Arc::clone(generator.schema().stream(*kind)))
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        for item in generator.partition(p) {
+            let stream = item.stream();
+            let file = &mut files[stream.index()];
+            match &item {
+                Generated::Event(event) => file.record(&generator.record(event))?,
+                Generated::Malformed { line, .. } => file.malformed(line)?,
+            }
+            written[stream.index()] += 1;
+        }
+        for file in files {
+            file.finish()?;
         }
     }
     Ok(written)

@@ -3,6 +3,7 @@
 mod bench;
 mod check;
 mod gen;
+mod observe;
 mod run;
 mod signals;
 mod status;
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub use bench::{bench, BenchArgs};
 pub use check::check;
-pub use gen::{gen, GenArgs};
+pub use gen::{gen, write_files, GenArgs};
 pub use run::{run, RunArgs};
 
 /// diffmill: exact, incremental ad-funnel aggregates on timely and differential dataflow.

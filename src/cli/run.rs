@@ -6,12 +6,15 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::observe::Observed;
 use super::signals::{exit_code, SignalGuard};
 use super::status::{summary, SourceTime, StatusLine};
 use super::CliError;
 use crate::connectors::SinkError;
+use crate::declare::DurationText;
 use crate::event::time_text;
 use crate::graph::{GraphSpec, Overrides, SinkSpec};
+use crate::observe::{ListenAddress, RunInfo};
 use crate::runtime::{Cluster, Progress, RunError, StartFrom, StopReason, DEFAULT_BASE_PORT};
 
 /// Arguments of `diffmill run`.
@@ -49,6 +52,15 @@ pub struct RunArgs {
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, default_value_t = 5.0)]
     pub status_every: f64,
+    /// Serve /metrics, /health, /ready and the dashboard here, e.g. 127.0.0.1:9184 (a
+    /// port alone listens on loopback; 0 picks a free port). Replaces the graph's
+    /// `[observe] metrics_addr`. In a cluster give each process its own.
+    #[arg(long, env = "DIFFMILL_METRICS_ADDR")]
+    pub metrics_addr: Option<ListenAddress>,
+    /// With a metrics address: keep serving this long after the run ends, e.g. 10m
+    /// (Ctrl-C ends it sooner). Default: until Ctrl-C when stderr is a terminal, else 0.
+    #[arg(long)]
+    pub linger: Option<DurationText>,
     /// Replace the graph's state folder (or give it one, with a checkpoint every 30 s).
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -76,21 +88,38 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let cluster = cluster(args)?;
     let plan = GraphSpec::load(&args.graph)?.plan(&args.graph, &overrides)?;
     // Only process 0 writes the sinks: the others must not even open them.
-    let mut funnel = match cluster.process() {
+    let funnel = match cluster.process() {
         0 => plan
             .funnel()
             .map_err(|e| CliError::Runtime(format!("cannot open a sink: {e}")))?,
         _ => plan.funnel_without_sinks(),
     };
+    let observed = Observed::start(
+        args.metrics_addr,
+        args.linger,
+        &plan.spec.observe,
+        RunInfo {
+            graph: plan.spec.name.clone(),
+            process: cluster.process(),
+            processes: cluster.processes(),
+            workers: cluster.threads(),
+        },
+        &plan.settings,
+    )?;
+    let mut funnel = funnel.observe(observed.observer.clone());
     let start = funnel.prepare().map_err(|e| match e {
         RunError::State(e) => CliError::Config(format!("{}: {e}", args.graph.display())),
         e => CliError::Runtime(format!("cannot start: {e}")),
     })?;
     if let Some(state) = &plan.spec.state {
         if cluster.process() == 0 {
-            eprintln!("{}", describe_start(&start, &state.dir));
+            eprintln!("{}", describe_start(start, &state.dir));
         }
     }
+    let earlier = match start {
+        StartFrom::Checkpoint { checkpoint, .. } => Some(checkpoint.accounting),
+        _ => None,
+    };
     let progress = funnel.progress();
     let stop = funnel.stop_handle();
     let _signals = SignalGuard::install(stop, cluster.process())
@@ -130,6 +159,33 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let outcome = funnel.cluster(cluster.clone()).run();
     drop(bar);
     drop(status);
+    drop(_signals);
+    let failed = outcome.is_err();
+    // A run stopped by a signal exits; only a run that ended by itself lingers.
+    let ended = matches!(&outcome, Ok(report) if report.stopped.is_none());
+    let result = report(
+        args,
+        &plan,
+        &cluster,
+        &progress,
+        started,
+        earlier.as_ref(),
+        outcome,
+    );
+    observed.finish(failed, ended);
+    result
+}
+
+/// Prints what a finished run did, and maps its outcome to the command's result.
+fn report(
+    args: &RunArgs,
+    plan: &crate::graph::Plan,
+    cluster: &Cluster,
+    progress: &Progress,
+    started: Instant,
+    earlier: Option<&crate::runtime::Accounting>,
+    outcome: Result<crate::runtime::RunReport, RunError>,
+) -> Result<(), CliError> {
     match outcome {
         Ok(report) => {
             if cluster.process() == 0 {
@@ -141,8 +197,16 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 }
                 eprintln!(
                     "{}",
-                    summary(&report.accounting, report.batches, started.elapsed())
+                    summary(
+                        &report.accounting,
+                        earlier,
+                        report.batches,
+                        started.elapsed()
+                    )
                 );
+                if let Some(line) = checkpoints_line(progress) {
+                    eprintln!("{line}");
+                }
             } else {
                 eprintln!(
                     "process {} of {}: read {} records in {:.2}s; process 0 reports the \
@@ -154,17 +218,23 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
                 );
             }
             if let Some(reason) = report.stopped {
-                return Err(stopped(&reason, &progress));
+                return Err(stopped(&reason, progress));
             }
             if cluster.process() != 0 {
                 return Ok(());
             }
             for sink in &plan.spec.sinks {
-                if let SinkSpec::Csv(csv) = sink {
-                    eprintln!(
+                match sink {
+                    SinkSpec::Csv(csv) => eprintln!(
                         "output: {}/aggregates.csv (change log), dead_letters.csv, late.csv",
                         csv.path.display()
-                    );
+                    ),
+                    SinkSpec::Parquet(parquet) => eprintln!(
+                        "output: {}/aggregates/**/*.parquet ({} mode), dead_letters/, too_late/",
+                        parquet.path.display(),
+                        parquet.mode.name()
+                    ),
+                    _ => {}
                 }
             }
             Ok(())
@@ -178,6 +248,18 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         ))),
         Err(e) => Err(CliError::Runtime(e.to_string())),
     }
+}
+
+/// What the run's checkpoints were, in a line for the summary; `None` without any.
+fn checkpoints_line(progress: &Progress) -> Option<String> {
+    let note = progress.checkpoint.lock().ok()?.clone()?;
+    let frontier = note.frontier.map(crate::event::utc).unwrap_or_default();
+    Some(format!(
+        "checkpoints: {} written; the last, at frontier {frontier}, {:.1} MB in {:.0} ms",
+        note.count,
+        note.bytes as f64 / 1e6,
+        note.took.as_secs_f64() * 1e3
+    ))
 }
 
 /// What a run with state starts from, in a sentence for stderr.

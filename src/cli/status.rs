@@ -166,13 +166,31 @@ fn per_stream(accounting: &Accounting) -> String {
 }
 
 /// The summary printed at exit: per-stream accounting and whether it balances.
-pub fn summary(accounting: &Accounting, batches: u64, elapsed: Duration) -> String {
-    let mut text = format!(
-        "summary: {} records in {:.2}s ({:.0} records/s), {batches} batches\n",
-        accounting.total().read,
-        elapsed.as_secs_f64(),
-        accounting.total().read as f64 / elapsed.as_secs_f64().max(1e-9)
-    );
+///
+/// `earlier` is what the runs before this one read, when it resumed from a checkpoint:
+/// the table counts every record, the rate only this run's.
+pub fn summary(
+    accounting: &Accounting,
+    earlier: Option<&Accounting>,
+    batches: u64,
+    elapsed: Duration,
+) -> String {
+    let total = accounting.total().read;
+    let before = earlier.map_or(0, |e| e.total().read);
+    let this_run = total.saturating_sub(before);
+    let rate = this_run as f64 / elapsed.as_secs_f64().max(1e-9);
+    let mut text = match earlier {
+        None => format!(
+            "summary: {total} records in {:.2}s ({rate:.0} records/s), {batches} batches\n",
+            elapsed.as_secs_f64()
+        ),
+        Some(_) => format!(
+            "summary: {total} records, {before} of them read before the checkpoint this run \
+             resumed from and {this_run} by this run in {:.2}s ({rate:.0} records/s), \
+             {batches} batches\n",
+            elapsed.as_secs_f64()
+        ),
+    };
     text.push_str("  stream       read    applied  duplicate  too_late  dead_lettered  late  attribution_only\n");
     for kind in StreamKind::ALL {
         let c = accounting.stream(kind);

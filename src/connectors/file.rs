@@ -1,4 +1,4 @@
-//! File source: CSV (with header) or JSON-lines files, one partition per file.
+//! File source: CSV (with header), JSON-lines or Parquet files, one partition per file.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -6,10 +6,61 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::parquet::ParquetPartition;
 use super::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
 use crate::declare::Schema;
 use crate::event::{raw_text, DeadLetter, Invalid, Origin, StreamKind};
 use crate::format::{Decoder, Format, Framing, MAX_RECORD_BYTES};
+
+/// How the files of a files source are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// CSV with a header line naming the fields.
+    Csv,
+    /// One JSON object per line.
+    Json,
+    /// Parquet, a column per field (see [`super::parquet::EventColumns`]).
+    Parquet,
+}
+
+impl FileFormat {
+    /// The format's name in graph files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    /// File extension used for this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Csv => Format::Csv.extension(),
+            FileFormat::Json => Format::Json.extension(),
+            FileFormat::Parquet => "parquet",
+        }
+    }
+
+    /// The record encoding of a format read line by line; `None` for Parquet.
+    pub fn lines(self) -> Option<Format> {
+        match self {
+            FileFormat::Csv => Some(Format::Csv),
+            FileFormat::Json => Some(Format::Json),
+            FileFormat::Parquet => None,
+        }
+    }
+}
+
+impl From<Format> for FileFormat {
+    fn from(format: Format) -> FileFormat {
+        match format {
+            Format::Csv => FileFormat::Csv,
+            Format::Json => FileFormat::Json,
+        }
+    }
+}
 
 /// The files of each stream, resolved from globs or a folder, decoded by the streams'
 /// declarations.
@@ -20,7 +71,7 @@ use crate::format::{Decoder, Format, Framing, MAX_RECORD_BYTES};
 /// watermark), never one whole file before the next.
 #[derive(Clone, Debug)]
 pub struct FileSource {
-    format: Format,
+    format: FileFormat,
     schema: Arc<Schema>,
     files: Vec<(StreamKind, PathBuf)>,
     bytes_read: Arc<AtomicU64>,
@@ -43,10 +94,11 @@ impl FileSource {
     /// # Errors
     /// [`NoFiles`] when a pattern is invalid or matches no file.
     pub fn from_globs(
-        format: Format,
+        format: impl Into<FileFormat>,
         schema: Arc<Schema>,
         patterns: &[(StreamKind, String)],
     ) -> Result<FileSource, NoFiles> {
+        let format = format.into();
         let mut files = Vec::new();
         for (stream, pattern) in patterns {
             let no_files = || NoFiles {
@@ -87,11 +139,20 @@ impl FileSource {
     }
 
     /// The glob for a stream's files in `folder`: `<folder>/<stream>*.<ext>`.
-    pub fn folder_pattern(folder: &Path, format: Format, stream: StreamKind) -> String {
+    pub fn folder_pattern(
+        folder: &Path,
+        format: impl Into<FileFormat>,
+        stream: StreamKind,
+    ) -> String {
         folder
-            .join(format!("{}*.{}", stream.name(), format.extension()))
+            .join(format!("{}*.{}", stream.name(), format.into().extension()))
             .to_string_lossy()
             .into_owned()
+    }
+
+    /// The files' format.
+    pub fn format(&self) -> FileFormat {
+        self.format
     }
 
     /// The files, with their streams, in partition order.
@@ -111,11 +172,13 @@ impl Source for FileSource {
             .enumerate()
             .filter(|(i, _)| owner(*i, workers) == worker)
             .map(|(_, (stream, path))| {
-                let decoder = Decoder::new(
-                    Arc::clone(self.schema.stream(*stream)),
-                    self.format,
-                    Framing::Lines,
-                );
+                let schema = Arc::clone(self.schema.stream(*stream));
+                let Some(format) = self.format.lines() else {
+                    let partition =
+                        ParquetPartition::open(path, schema, Arc::clone(&self.bytes_read))?;
+                    return Ok(Box::new(partition) as Box<dyn Partition>);
+                };
+                let decoder = Decoder::new(schema, format, Framing::Lines);
                 let mut partition = FilePartition::new(
                     path.display().to_string(),
                     decoder,
@@ -262,7 +325,8 @@ impl FilePartition {
                 .saturating_sub(self.line.len())
                 .min(take);
             self.line.extend_from_slice(&available[..room]);
-            self.cut += take - room;
+            // The bytes cut off, not counting the line's end.
+            self.cut += take - room - usize::from(end && room < take);
             self.reader.consume(take);
             consumed += take;
             if end {
@@ -338,5 +402,81 @@ impl Partition for FilePartition {
         };
         self.bytes_read.fetch_add(bytes, Ordering::Relaxed);
         Ok(poll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader of `len` bytes of `x` without a newline, then one line.
+    struct Endless {
+        left: usize,
+        tail: &'static [u8],
+        chunk: Vec<u8>,
+    }
+
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.left);
+            if n > 0 {
+                buf[..n].fill(b'x');
+                self.left -= n;
+                return Ok(n);
+            }
+            let n = buf.len().min(self.tail.len());
+            buf[..n].copy_from_slice(&self.tail[..n]);
+            self.tail = &self.tail[n..];
+            Ok(n)
+        }
+    }
+
+    impl BufRead for Endless {
+        fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+            if self.chunk.is_empty() {
+                let mut buf = vec![0; 64 * 1024];
+                let n = std::io::Read::read(self, &mut buf)?;
+                buf.truncate(n);
+                self.chunk = buf;
+            }
+            Ok(&self.chunk)
+        }
+
+        fn consume(&mut self, amount: usize) {
+            self.chunk.drain(..amount);
+        }
+    }
+
+    #[test]
+    fn a_line_without_end_is_read_in_bounded_memory() {
+        let reader = Endless {
+            left: 50 << 20,
+            tail: b"\n1,1,5\n",
+            chunk: Vec::new(),
+        };
+        let clicks = Arc::clone(Schema::funnel().stream(StreamKind::Click));
+        let mut partition = FilePartition::new(
+            "endless.csv".into(),
+            Decoder::new(clicks, Format::Json, Framing::Lines),
+            Box::new(reader),
+            Arc::default(),
+        );
+        let mut out = Vec::new();
+        partition.poll(&mut out, 1).expect("the reader reads");
+        assert!(
+            partition.line.capacity() <= 4 * MAX_RECORD_BYTES,
+            "a 50 MB line was kept in a buffer of {} bytes",
+            partition.line.capacity()
+        );
+        match &out[..] {
+            [Arrival::DeadLetter(dead)] => {
+                assert!(
+                    dead.reason.contains(&format!("{} bytes", 50 << 20)),
+                    "{}",
+                    dead.reason
+                );
+            }
+            other => panic!("expected one dead letter, got {other:?}"),
+        }
     }
 }

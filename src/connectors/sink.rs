@@ -1,5 +1,8 @@
 //! The sink contract: what a batch is and when its rows become visible.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::declare::{Attribution, Measures, WindowStatus};
@@ -139,11 +142,60 @@ pub trait Sink: Send {
         None
     }
 
+    /// The sink's own report of its health, for a sink that retries (the default: none).
+    /// The run's `/ready` endpoint is not ready while it says the sink is failing.
+    fn health(&self) -> Option<Arc<SinkHealth>> {
+        None
+    }
+
     /// Called once after the last batch of a complete input. The default does nothing.
     ///
     /// # Errors
     /// A [`SinkError`] when the sink cannot finish cleanly.
     fn close(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+}
+
+/// What a sink that retries tells about itself while it writes: retries so far, and
+/// whether it is failing right now (between a transient error and the next success).
+///
+/// # Examples
+/// ```
+/// use diffmill::connectors::SinkHealth;
+///
+/// let health = SinkHealth::default();
+/// health.retrying();
+/// assert!(health.is_failing());
+/// health.recovered();
+/// assert!(!health.is_failing());
+/// assert_eq!(health.retries(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct SinkHealth {
+    retries: AtomicU64,
+    failing: AtomicBool,
+}
+
+impl SinkHealth {
+    /// A write attempt failed with a transient error and will be retried.
+    pub fn retrying(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.failing.store(true, Ordering::Relaxed);
+    }
+
+    /// A write succeeded (or the sink gave up): it is no longer retrying.
+    pub fn recovered(&self) {
+        self.failing.store(false, Ordering::Relaxed);
+    }
+
+    /// Attempts retried so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// True between a transient error and the next success or the sink giving up.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 }

@@ -74,6 +74,13 @@ pub trait Partition: Send {
     /// `watermark` (records read later enter at or after it). The default does nothing.
     fn caught_up(&mut self, _watermark: crate::event::Millis) {}
 
+    /// Messages available in the partition beyond the read position, when the transport
+    /// knows it (Kafka: the partition's high watermark minus the position, its consumer
+    /// lag). The default: unknown. Must not block: a cached value will do.
+    fn backlog(&self) -> Option<u64> {
+        None
+    }
+
     /// Every record that entered the dataflow at a time below `frontier` (`None`: every
     /// record) has its effect in every sink. A source that commits read positions (Kafka
     /// offsets) commits up to there. The default does nothing.

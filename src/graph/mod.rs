@@ -11,6 +11,6 @@ mod spec;
 pub use load::GraphError;
 pub use plan::{Overrides, Plan};
 pub use spec::{
-    AggregateTable, CsvSinkSpec, FilesSpec, GraphSpec, SinkSpec, SourceSpec, StateSpec,
-    StdoutSinkSpec,
+    AggregateTable, CsvSinkSpec, FilesSpec, GraphSpec, ObserveSpec, SinkSpec, SourceSpec,
+    StateSpec, StdoutSinkSpec,
 };

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use super::{GraphError, GraphSpec, SinkSpec, SourceSpec};
 use crate::connectors::generator::Generator;
 use crate::connectors::kafka::{KafkaSink, KafkaSource};
+use crate::connectors::parquet::check_event_file;
 use crate::connectors::{
-    CsvSink, FileSource, OnClosed, PostgresSink, Sink, SinkError, Source, StdoutSink,
+    CsvSink, FileFormat, FileSource, OnClosed, ParquetSink, PostgresSink, Sink, SinkError, Source,
+    StdoutSink,
 };
 use crate::declare::{Aggregate, DurationText, FunnelSettings};
 use crate::event::StreamKind;
@@ -151,7 +153,13 @@ impl GraphSpec {
                 }
                 let source = FileSource::from_globs(files.format, schema, &resolved)
                     .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
-                let mut description = format!("files ({})", format_name(files.format));
+                if files.format == FileFormat::Parquet {
+                    for (kind, path) in source.files() {
+                        check_event_file(path, settings.schema.stream(*kind))
+                            .map_err(|problem| GraphError::at_key(file, "source", problem))?;
+                    }
+                }
+                let mut description = format!("files ({})", files.format.name());
                 for (kind, path) in source.files() {
                     let _ = write!(
                         description,
@@ -189,11 +197,14 @@ impl GraphSpec {
             }
         };
         for (path, sink) in self.all_sinks() {
-            if let SinkSpec::Kafka(kafka) = sink {
-                kafka.check().map_err(|(key, problem)| {
-                    GraphError::at_key(file, format!("{path}.{key}"), problem)
-                })?;
-            }
+            let checked = match sink {
+                SinkSpec::Kafka(kafka) => kafka.check(),
+                SinkSpec::Parquet(parquet) => parquet.check().map_err(|(k, p)| (k.to_owned(), p)),
+                _ => Ok(()),
+            };
+            checked.map_err(|(key, problem)| {
+                GraphError::at_key(file, format!("{path}.{key}"), problem)
+            })?;
         }
         Ok(Plan {
             spec: self,
@@ -281,6 +292,12 @@ impl Plan {
                 "\n  state     none: a restarted run starts from the beginning"
             ),
         };
+        if let Some(address) = self.spec.observe.metrics_addr {
+            let _ = write!(
+                text,
+                "\n  observe   http://{address}/metrics, /health, /ready and the dashboard at /"
+            );
+        }
         text
     }
 
@@ -340,6 +357,7 @@ fn open_sink(
         }
         SinkSpec::Postgres(postgres) => Box::new(PostgresSink::open(postgres, aggregate)?),
         SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka, aggregate)?),
+        SinkSpec::Parquet(parquet) => Box::new(ParquetSink::open(parquet, aggregate)?),
     })
 }
 
@@ -401,6 +419,17 @@ fn describe_sink(text: &mut String, sink: &SinkSpec) {
                 text,
                 "\n      kafka   {} topic `{}` (one transaction per batch)",
                 kafka.brokers, kafka.topic
+            );
+        }
+        SinkSpec::Parquet(parquet) => {
+            let _ = write!(
+                text,
+                "\n      parquet {}/{{aggregates,dead_letters,too_late}} ({} mode, zstd, row groups \
+                 of at most {} rows, progress in {}/_diffmill_progress.json)",
+                parquet.path.display(),
+                parquet.mode.name(),
+                parquet.row_group_size,
+                parquet.path.display()
             );
         }
         SinkSpec::Stdout(out) => {

@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::connectors::generator::GeneratorConfig;
 use crate::connectors::kafka::{KafkaSinkSpec, KafkaSourceSpec};
+use crate::connectors::parquet::ParquetSinkSpec;
+use crate::connectors::FileFormat;
 use crate::declare::{
     AggregateSpec, Declaration, DimensionSpec, DurationText, FunnelSpec, MeasureSpec, StreamSpec,
 };
 use crate::event::StreamKind;
-use crate::format::Format;
+use crate::observe::ListenAddress;
 
 /// A graph: where records come from, what the funnel computes, where batches go.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,10 +46,29 @@ pub struct GraphSpec {
     /// every sink receives every batch.
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkSpec>,
+    /// Metrics, health and the dashboard (`[observe]`); off unless an address is given.
+    #[serde(default)]
+    pub observe: ObserveSpec,
     /// Where the run keeps checkpoints (`[state]`); without it a restarted run starts
     /// from the beginning.
     #[serde(default)]
     pub state: Option<StateSpec>,
+}
+
+/// The `[observe]` table: serve the run's metrics, health and dashboard over HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveSpec {
+    /// Where to serve `/metrics`, `/health`, `/ready` and the dashboard, e.g.
+    /// `"127.0.0.1:9184"`; a port alone listens on loopback. `--metrics-addr` replaces
+    /// it. Unset (the default): nothing is served.
+    #[serde(default)]
+    pub metrics_addr: Option<ListenAddress>,
+    /// How long to keep serving after the run ends, e.g. `"10m"` (Ctrl-C ends it
+    /// sooner). `--linger` replaces it. Unset: until Ctrl-C when stderr is a terminal,
+    /// otherwise not at all.
+    #[serde(default)]
+    pub linger: Option<DurationText>,
 }
 
 /// The `[state]` table: checkpoints of the run's state, for exact restarts.
@@ -160,7 +181,7 @@ impl GraphSpec {
 pub enum SourceSpec {
     /// The built-in deterministic generator.
     Generator(GeneratorConfig),
-    /// CSV or JSON-lines files, one set per stream.
+    /// CSV, JSON-lines or Parquet files, one set per stream.
     Files(FilesSpec),
     /// Kafka topics, one per stream (see [`KafkaSourceSpec`]).
     Kafka(KafkaSourceSpec),
@@ -171,10 +192,11 @@ pub enum SourceSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesSpec {
-    /// Encoding of the files: `csv` (with a header) or `json` (JSON lines).
-    pub format: Format,
+    /// Encoding of the files: `csv` (with a header), `json` (JSON lines) or `parquet`
+    /// (a column per field, found by name).
+    pub format: FileFormat,
     /// Folder holding the files, relative to the working directory. Each stream's files
-    /// are `<path>/<stream>*.<csv|jsonl>` unless a glob for the stream is given.
+    /// are `<path>/<stream>*.<csv|jsonl|parquet>` unless a glob for the stream is given.
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// Glob of the bid files (overrides `path`).
@@ -203,6 +225,8 @@ pub enum SinkSpec {
     Postgres(crate::connectors::PostgresConfig),
     /// A Kafka topic, one transaction per batch (see [`KafkaSinkSpec`]).
     Kafka(KafkaSinkSpec),
+    /// Parquet tables in Hive-style partitions (see [`ParquetSinkSpec`]).
+    Parquet(ParquetSinkSpec),
 }
 
 /// The CSV sink's settings.

@@ -18,6 +18,7 @@ use super::{Accounting, Cluster, Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError, Source};
 use crate::declare::FunnelSettings;
 use crate::event::Millis;
+use crate::observe::Observer;
 
 /// What a finished run reports.
 #[derive(Clone, Debug, Default)]
@@ -89,6 +90,7 @@ pub struct Funnel {
     state: Option<StateConfig>,
     fresh: bool,
     prepared: Option<StartFrom>,
+    observer: Observer,
 }
 
 impl Funnel {
@@ -106,6 +108,7 @@ impl Funnel {
             state: None,
             fresh: false,
             prepared: None,
+            observer: Observer::disabled(),
         }
     }
 
@@ -180,6 +183,37 @@ impl Funnel {
         self.stop.clone()
     }
 
+    /// Reports the run to `observer` (metrics, readiness, the dashboard's funnel; see
+    /// [`crate::observe`]). Process 0's sinks are timed, and the observer's commit sink
+    /// is added after them.
+    ///
+    /// # Examples
+    /// ```
+    /// use diffmill::connectors::MemorySource;
+    /// use diffmill::declare::FunnelSettings;
+    /// use diffmill::event::{Click, Event};
+    /// use diffmill::observe::{Observer, RunInfo};
+    /// use diffmill::runtime::Funnel;
+    ///
+    /// let info = RunInfo { graph: "example".into(), process: 0, processes: 1, workers: 1 };
+    /// let observer = Observer::new(info, &FunnelSettings::default());
+    /// let click = Event::Click(Click { click_id: 1, bid_id: 2, ts: 60_000 });
+    /// Funnel::new(FunnelSettings::default())
+    ///     .source(MemorySource::from_events(vec![vec![click]]))
+    ///     .observe(observer.clone())
+    ///     .run()
+    ///     .unwrap();
+    /// let metrics = observer.metrics_text();
+    /// assert!(metrics.contains(r#"diffmill_records_read_total{partition="memory/0",stream="click"} 1"#));
+    /// assert!(metrics.contains("diffmill_input_complete 1"));
+    /// assert!(observer.readiness().ready);
+    /// ```
+    pub fn observe(mut self, observer: Observer) -> Funnel {
+        observer.watch_progress(&self.progress);
+        self.observer = observer;
+        self
+    }
+
     /// Sets the number of worker threads [`Funnel::run`] uses (at least 1).
     pub fn workers(mut self, workers: usize) -> Funnel {
         self.cluster = Cluster::single(workers);
@@ -212,7 +246,8 @@ impl Funnel {
     /// # Errors
     /// The first failure of any worker: state, source, sink or runtime.
     pub fn run_on(mut self, config: timely::Config) -> Result<RunReport, RunError> {
-        let start = self.prepare()?;
+        self.prepare()?;
+        let start = self.prepared.take().unwrap_or(StartFrom::Beginning);
         let Funnel {
             name,
             settings,
@@ -222,6 +257,7 @@ impl Funnel {
             cluster,
             stop,
             state,
+            observer,
             ..
         } = self;
         let threads = cluster.threads();
@@ -269,6 +305,10 @@ impl Funnel {
         let cluster_accounting: Arc<Mutex<Option<Accounting>>> = Arc::default();
         let worker_accounting = Arc::clone(&cluster_accounting);
         let source = source.ok_or_else(|| RunError::Runtime("the funnel has no source".into()))?;
+        let sinks = match cluster.process() {
+            0 => observer.wrap_sinks(sinks),
+            _ => sinks,
+        };
         let sinks = Arc::new(Mutex::new(Some(sinks)));
         let lead = Arc::new(Mutex::new(lead));
         let worker_stop = stop.clone();
@@ -279,7 +319,10 @@ impl Funnel {
                 .fetch_add(1, Ordering::Relaxed);
             let (partitions, open_failure) = match source.partitions(worker.index(), worker.peers())
             {
-                Ok(partitions) => (partitions, None),
+                Ok(partitions) => {
+                    observer.worker_assigned(threads);
+                    (partitions, None)
+                }
                 Err(error) => {
                     worker_stop.request(StopReason::Failure {
                         worker: worker.index(),
@@ -302,6 +345,7 @@ impl Funnel {
                 failure: Rc::new(RefCell::new(open_failure)),
                 output_frontier: probe.clone(),
                 written_frontier: written.clone(),
+                observer: observer.clone(),
             };
             let emit_context = EmitContext {
                 progress: Arc::clone(&worker_progress),
@@ -320,7 +364,7 @@ impl Funnel {
             let traces = worker
                 .dataflow::<Millis, _, _>(|scope| build(scope, plan, &probe, &written))
                 .map_err(|e| RunError::Runtime(format!("cannot restore the checkpoint: {e}")))?;
-            let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress));
+            let mut gauge = ArrangedGauge::new(traces, Arc::clone(&worker_progress), &observer);
             while worker.step_or_park(None) {
                 gauge.observe(&probe);
             }
@@ -373,14 +417,14 @@ impl Funnel {
 
     /// Reads the state folder (process 0 of a run with state) and gets the sinks ready:
     /// what the run starts from. [`Funnel::run_on`] calls it; call it first to report
-    /// what a run resumes from before it starts. Calling it again returns the same.
+    /// what a run resumes from before it starts. Calling it again does nothing more.
     ///
     /// # Errors
     /// [`RunError::State`] when the state folder holds a checkpoint of another graph or
     /// settings, or no usable one; [`RunError::Sink`] when a sink cannot get ready.
-    pub fn prepare(&mut self) -> Result<StartFrom, RunError> {
-        if let Some(start) = &self.prepared {
-            return Ok(start.clone());
+    pub fn prepare(&mut self) -> Result<&StartFrom, RunError> {
+        if self.prepared.is_some() {
+            return Ok(self.prepared.get_or_insert(StartFrom::Beginning));
         }
         let start = match (&self.state, self.cluster.process()) {
             (Some(state), 0) => {
@@ -429,8 +473,7 @@ impl Funnel {
                 }
             }
         }
-        self.prepared = Some(start.clone());
-        Ok(start)
+        Ok(self.prepared.insert(start))
     }
 }
 
@@ -440,7 +483,7 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
 }
 
 /// What a run starts from.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum StartFrom {
     /// The beginning of the input (no state folder, or no checkpoint in it).
     Beginning,

@@ -49,7 +49,7 @@ pub struct Progress {
 /// What the status line and the summary say of the last durable checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointNote {
-    /// Its frontier (`None`: the marker of a complete input).
+    /// Its frontier.
     pub frontier: Option<crate::event::Millis>,
     /// Its size in bytes.
     pub bytes: u64,
@@ -105,8 +105,12 @@ impl Progress {
         accounting
     }
 
-    /// Records a checkpoint made durable.
+    /// Records a checkpoint of state made durable (the marker of a complete input is
+    /// not one).
     pub fn note_checkpoint(&self, written: &crate::runtime::checkpoint::Written) {
+        if written.frontier.is_none() {
+            return;
+        }
         if let Ok(mut slot) = self.checkpoint.lock() {
             let count = slot.as_ref().map_or(0, |note| note.count) + 1;
             *slot = Some(CheckpointNote {

@@ -12,7 +12,7 @@ use timely::dataflow::operators::core::{Concat, Map};
 use timely::dataflow::{ProbeHandle, Scope};
 use timely::progress::frontier::AntichainRef;
 
-use super::checkpoint::{restore, Checkpoint, Part};
+use super::checkpoint::{drop_restored, restore, Checkpoint, Part};
 use super::control::{control, CheckpointClock, Control};
 use super::emit::{emit, Emission, EmitCheckpoints, EmitInputs, EmitStart};
 use super::ingest::{ingest, ingest_checkpointed, IngestCheckpointing, IngestContext};
@@ -21,6 +21,7 @@ use crate::connectors::{Partition, Sink};
 use crate::dataflow::{ad_funnel_checkpointed, ParentTrace};
 use crate::declare::{FunnelSettings, COMPACT_KEY_BYTES, KEY_BYTES};
 use crate::event::Millis;
+use crate::observe::{Observer, StateGauge};
 
 /// What one worker builds its dataflow from.
 pub(super) struct WorkerPlan {
@@ -88,6 +89,7 @@ fn build_keyed<const N: usize>(
     let heard = Rc::new(RefCell::new(Vec::new()));
     let control_probe = ProbeHandle::new();
     let stop = ingest_context.stop.clone();
+    let restored_partitions = restored.partitions.clone();
     let ingested = if checkpointing {
         let checkpointing = IngestCheckpointing {
             restore: restored.partitions,
@@ -108,6 +110,7 @@ fn build_keyed<const N: usize>(
     let dedup_counts = emit_context.progress.dedup.clone();
     let (aggregates, traces, snapshots) =
         ad_funnel_checkpointed::<N>(records, &settings, &dedup_counts, requests, restored.groups);
+    let aggregates = drop_restored(aggregates, restored_partitions);
     let parts = ingested
         .parts
         .map(|part| Part::Ingest(Box::new(part)))
@@ -160,26 +163,37 @@ pub(super) struct ArrangedGauge {
     traces: Vec<Box<dyn HeldTrace>>,
     progress: Arc<Progress>,
     reported: i64,
+    observer: Observer,
+    state: StateGauge,
 }
 
 impl ArrangedGauge {
-    pub(super) fn new(traces: Vec<Box<dyn HeldTrace>>, progress: Arc<Progress>) -> ArrangedGauge {
+    pub(super) fn new(
+        traces: Vec<Box<dyn HeldTrace>>,
+        progress: Arc<Progress>,
+        observer: &Observer,
+    ) -> ArrangedGauge {
         ArrangedGauge {
             traces,
             progress,
             reported: 0,
+            observer: observer.clone(),
+            state: observer.state_gauge(),
         }
     }
 
     pub(super) fn observe(&mut self, probe: &ProbeHandle<Millis>) {
         let frontier = probe.with_frontier(|f| f.to_owned());
-        let mut held = 0i64;
+        self.observer.dataflow_frontier(frontier.first().copied());
         if frontier.is_empty() {
             self.traces.clear();
         }
-        for trace in &mut self.traces {
-            held += trace.advance_to(frontier.borrow());
+        let mut per_trace = vec![0i64; self.traces.len()];
+        for (trace, held) in self.traces.iter_mut().zip(per_trace.iter_mut()) {
+            *held = trace.advance_to(frontier.borrow());
         }
+        self.state.report(&per_trace);
+        let held: i64 = per_trace.iter().sum();
         self.progress
             .arranged
             .fetch_add(held - self.reported, Ordering::Relaxed);

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
-use diffmill::connectors::{Arrival, FileSource, Poll, Source};
+use diffmill::connectors::{Arrival, FileFormat, FileSource, Poll, Source};
 use diffmill::declare::{Declaration, DurationText, FunnelSettings, FunnelSpec, Schema};
 use diffmill::event::StreamKind;
-use diffmill::format::Format;
 use diffmill::graph::GraphSpec;
 use diffmill::runtime::StreamCounts;
 
@@ -140,10 +139,11 @@ pub fn graphs_dir() -> PathBuf {
 /// conversions, each stream's files sorted by path. Returns each partition's name (its
 /// path, as in the `source` column of the outputs) and its arrivals.
 pub fn file_partitions(
-    format: Format,
+    format: impl Into<FileFormat>,
     schema: &Schema,
     folder: &Path,
 ) -> (Vec<String>, Vec<Vec<Arrival>>) {
+    let format = format.into();
     let patterns: Vec<(StreamKind, String)> = StreamKind::ALL
         .iter()
         .map(|&kind| (kind, FileSource::folder_pattern(folder, format, kind)))
@@ -295,11 +295,8 @@ pub fn counts_row(c: &StreamCounts) -> [u64; 7] {
 
 /// The graph of the `gen` → `run` tests: files in `data`, short windows so that late and
 /// too-late records occur within a few minutes of event time.
-pub fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
-    let format_name = match format {
-        Format::Csv => "csv",
-        Format::Json => "json",
-    };
+pub fn files_graph(dir: &Path, format: impl Into<FileFormat>) -> (PathBuf, FunnelSettings) {
+    let format_name = format.into().name();
     let text = format!(
         "name = \"cli_replay\"\n\
          [source]\nkind = \"files\"\nformat = \"{format_name}\"\npath = '{}'\n\
@@ -336,12 +333,20 @@ pub fn files_graph(dir: &Path, format: Format) -> (PathBuf, FunnelSettings) {
 
 /// Writes the `gen` files of `seed` (`bids` bids, with every kind of perturbation) into
 /// `dir/data`, placing late records for `graph`.
-pub fn generate(dir: &Path, graph: &Path, format: Format, seed: u64, bids: u64) {
-    let format = match format {
-        Format::Csv => "csv",
-        Format::Json => "json",
-    };
-    let data = dir.join("data");
+pub fn generate(dir: &Path, graph: &Path, format: impl Into<FileFormat>, seed: u64, bids: u64) {
+    generate_into(&dir.join("data"), dir, graph, format, seed, bids);
+}
+
+/// [`generate`] into the folder `data`.
+pub fn generate_into(
+    data: &Path,
+    dir: &Path,
+    graph: &Path,
+    format: impl Into<FileFormat>,
+    seed: u64,
+    bids: u64,
+) {
+    let format = format.into().name();
     let seed = seed.to_string();
     let bids = bids.to_string();
     let flags = [
@@ -377,4 +382,27 @@ pub fn generate(dir: &Path, graph: &Path, format: Format, seed: u64, bids: u64) 
     ];
     args.extend(flags.iter().map(OsStr::new));
     diffmill_ok(dir, args);
+}
+
+/// Starts `diffmill run <graph> <args…> --status-every 0` in `dir` in the background, its
+/// output discarded.
+pub fn spawn_run(dir: &Path, graph: &Path, args: &[&str]) -> std::process::Child {
+    command(dir)
+        .arg("run")
+        .arg(graph)
+        .args(args)
+        .args(["--status-every", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("diffmill starts")
+}
+
+/// The funnel settings a graph file declares.
+pub fn graph_settings(graph: &Path) -> FunnelSettings {
+    GraphSpec::load(graph)
+        .expect("the graph loads")
+        .declaration()
+        .resolve()
+        .expect("the graph's declaration resolves")
 }

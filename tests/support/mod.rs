@@ -6,6 +6,9 @@
 pub mod batches;
 pub mod cli;
 pub mod cluster;
+pub mod duckdb;
+pub mod feed;
+pub mod http;
 pub mod inputs;
 pub mod kafka;
 pub mod oracle;

@@ -14,6 +14,7 @@
 //!   start the sink reads its last committed progress record back, skips the batches it
 //!   holds and continues the sequence: nothing is written twice across restarts.
 
+mod backlog;
 mod config;
 mod produce;
 mod reach;

@@ -9,6 +9,7 @@ use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, DefaultConsumerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use super::backlog::HighWatermark;
 use super::config::{KafkaSourceSpec, StartPosition};
 use super::reach::reach;
 use crate::connectors::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
@@ -180,6 +181,7 @@ impl KafkaSource {
                 max_ts: None,
                 floor: 0,
                 pending: VecDeque::new(),
+                high: HighWatermark::default(),
                 committed: start,
             });
         }
@@ -235,6 +237,8 @@ pub struct KafkaPartition {
     /// `(offset after, max_ts rounded up to a COMMIT_STEP)`, ascending in both: the
     /// offset can be committed once the written frontier passed the time.
     pending: VecDeque<(i64, Millis)>,
+    /// The partition's high watermark, for [`Partition::backlog`].
+    high: HighWatermark,
     /// The offset committed last.
     committed: i64,
 }
@@ -359,6 +363,11 @@ fn io(error: impl ToString) -> std::io::Error {
 impl Partition for KafkaPartition {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn backlog(&self) -> Option<u64> {
+        let high = self.high.get(&self.consumer, &self.topic, self.partition)?;
+        Some(high.saturating_sub(self.next).max(0) as u64)
     }
 
     fn poll(&mut self, out: &mut Vec<Arrival>, max: usize) -> Result<Poll, std::io::Error> {

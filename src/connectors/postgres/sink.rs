@@ -1,10 +1,12 @@
 //! The PostgreSQL sink: each batch in one transaction, exactly once across restarts.
 
+use std::sync::Arc;
+
 use super::config::{target, PostgresConfig};
 use super::layout::Layout;
 use super::retry::{Backoff, Failure};
 use super::session::{Applied, Session};
-use crate::connectors::{Batch, Resume, Sink, SinkError};
+use crate::connectors::{Batch, Resume, Sink, SinkError, SinkHealth};
 use crate::declare::Aggregate;
 use crate::event::{time_text, Millis};
 
@@ -37,6 +39,7 @@ pub struct PostgresSink {
     layout: Layout,
     session: Option<Session>,
     applied: Applied,
+    health: Arc<SinkHealth>,
 }
 
 impl PostgresSink {
@@ -59,6 +62,7 @@ impl PostgresSink {
             url,
             session: None,
             applied: Applied::default(),
+            health: Arc::default(),
             name,
         };
         tracing::info!(
@@ -152,9 +156,11 @@ impl PostgresSink {
             match attempt {
                 Ok(after) => {
                     self.applied = after;
+                    self.health.recovered();
                     return Ok(());
                 }
                 Err(Failure::Transient(message)) if backoff.wait() => {
+                    self.health.retrying();
                     tracing::warn!(
                         "postgres sink `{}`: batch {} failed at {} ({message}); reconnecting \
                          and retrying for up to {}",
@@ -169,6 +175,7 @@ impl PostgresSink {
                 Err(failure) => {
                     self.session = None;
                     self.applied = before;
+                    self.health.recovered();
                     let what = format!(
                         "batch {} (frontier {}) not applied, its transaction rolled back",
                         batch.seq,
@@ -189,6 +196,10 @@ fn frontier_text(frontier: Option<Millis>) -> String {
 impl Sink for PostgresSink {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn health(&self) -> Option<Arc<SinkHealth>> {
+        Some(Arc::clone(&self.health))
     }
 
     fn begin(&mut self, restored: Option<Millis>) -> Result<(), SinkError> {

@@ -40,6 +40,7 @@ pub struct DedupSnapshot {
     pub counts: DedupCounts,
     /// The groups held at `frontier` (release time after it): a sequence of
     /// [`GroupState`]s encoded by [`crate::codec::encode`].
+    #[serde(with = "serde_bytes")]
     pub groups: Vec<u8>,
 }
 
@@ -382,11 +383,19 @@ impl<R: Keyed, F: Fn(&R) -> Millis> Dedup<R, F> {
             self.groups.release_until(frontier, &mut self.out);
             let mut counts = self.counted;
             counts.add(local);
+            let started = std::time::Instant::now();
             let snapshot = DedupSnapshot {
                 frontier,
                 counts,
                 groups: self.groups.serialize(),
             };
+            tracing::debug!(
+                frontier,
+                groups = self.groups.len(),
+                bytes = snapshot.groups.len(),
+                took = ?started.elapsed(),
+                "dedup snapshot"
+            );
             snapshots.session(&capability).give(snapshot);
         }
     }

@@ -13,7 +13,7 @@
 //! cut short or altered fails its length or checksum and is never used.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use super::Checkpoint;
@@ -110,9 +110,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, Unusable> {
 /// # Errors
 /// Why the file is not a usable checkpoint.
 pub fn read(path: &Path) -> Result<Checkpoint, Unusable> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    decode(&bytes)
+    decode(&std::fs::read(path)?)
 }
 
 /// Writes `bytes` to `path` atomically and durably: a temporary file in the same folder,

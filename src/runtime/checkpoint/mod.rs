@@ -49,6 +49,6 @@ mod snapshot;
 mod store;
 
 pub use identity::Identity;
-pub use restore::{restore, Restored, RestoredPartitions};
-pub use snapshot::{Checkpoint, IngestPart, Part, PartitionState};
+pub use restore::{drop_restored, restore, Restored, RestoredPartitions};
+pub use snapshot::{Checkpoint, Groups, IngestPart, Part, PartitionState};
 pub use store::{CheckpointWriter, Loaded, StateConfig, StateError, Written};

@@ -11,7 +11,7 @@ use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, Stream};
 
-use super::{Checkpoint, PartitionState};
+use super::{Checkpoint, Groups, PartitionState};
 use crate::codec::decode;
 use crate::dataflow::GroupState;
 use crate::event::{Millis, Record, Rejected};
@@ -121,7 +121,7 @@ struct Contents {
 impl Contents {
     fn decode(checkpoint: Checkpoint) -> Result<Contents, String> {
         let mut groups = Vec::new();
-        for (stream, bytes) in &checkpoint.groups {
+        for Groups { stream, bytes } in &checkpoint.groups {
             let decoded: Vec<GroupState<Record>> =
                 decode(bytes).map_err(|e| format!("the {stream} groups: {e}"))?;
             if let Some(other) = decoded.iter().find(|g| g.winner.stream != *stream) {
@@ -142,4 +142,57 @@ impl Contents {
             rejects: checkpoint.rejects,
         })
     }
+}
+
+/// An aggregate update with dims in a key of `N` bytes.
+type Update<const N: usize> = (
+    crate::dataflow::AggregateKey<N>,
+    Millis,
+    crate::declare::Measures,
+);
+
+/// Drops the aggregate updates at times before the restored checkpoint's frontier: the
+/// restored groups' effects, which the sinks already hold. Done on every worker before
+/// the exchange to the emitter, so that restoring millions of records does not send
+/// millions of updates to be thrown away. Updates are held back until `restored` (the
+/// broadcast partition states) is complete, which says the frontier (none: nothing to
+/// drop).
+pub fn drop_restored<'scope, const N: usize>(
+    aggregates: crate::dataflow::Aggregates<'scope, N>,
+    restored: Stream<'scope, Millis, Vec<RestoredPartitions>>,
+) -> crate::dataflow::Aggregates<'scope, N> {
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::generic::Operator;
+
+    let mut floor: Option<Millis> = None;
+    let mut known = false;
+    let mut held: Vec<(Capability<Millis>, Vec<Update<N>>)> = Vec::new();
+    aggregates
+        .inner
+        .binary_frontier(restored, Pipeline, Pipeline, "DropRestored", move |_, _| {
+            move |(updates, _), (restored, restored_frontier), output| {
+                restored.for_each(|_, data| {
+                    for partitions in data.drain(..) {
+                        floor =
+                            Some(floor.map_or(partitions.frontier, |f| f.min(partitions.frontier)));
+                    }
+                });
+                updates.for_each(|capability, data| {
+                    let least = capability.least().copied().unwrap_or_default();
+                    held.push((capability.delayed(&least, 0), std::mem::take(data)));
+                });
+                known = known || restored_frontier.frontier().is_empty();
+                if !known {
+                    return;
+                }
+                let keep = |(_, time, _): &Update<N>| floor.is_none_or(|f| *time >= f);
+                for (capability, mut data) in held.drain(..) {
+                    data.retain(keep);
+                    if !data.is_empty() {
+                        output.session(&capability).give_container(&mut data);
+                    }
+                }
+            }
+        })
+        .as_collection()
 }

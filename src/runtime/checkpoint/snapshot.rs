@@ -83,13 +83,24 @@ pub struct Checkpoint {
     /// Counts of every record read up to the partitions' positions, cluster-wide
     /// (dedup counts for the records applied before `frontier`).
     pub accounting: Accounting,
-    /// The dedup groups held at `frontier`, per stream, each an encoded sequence of
-    /// [`crate::dataflow::GroupState`]s of [`Record`]s.
-    pub groups: Vec<(StreamKind, Vec<u8>)>,
+    /// The dedup groups held at `frontier`, per stream and dedup operator.
+    pub groups: Vec<Groups>,
     /// Records read, not yet applied at `frontier`: admitted records at their entry times.
     pub events: Vec<(Record, Millis)>,
     /// Records read, rejected at `frontier` or later, at their times.
     pub rejects: Vec<(Millis, Rejected)>,
+}
+
+/// The dedup groups of one dedup operator, as they are kept in a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Groups {
+    /// The stream.
+    pub stream: StreamKind,
+    /// An encoded sequence of [`crate::dataflow::GroupState`]s of the stream's
+    /// [`Record`]s (bytes, so that reading a checkpoint copies them rather than decoding them
+    /// twice).
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
 }
 
 impl Checkpoint {

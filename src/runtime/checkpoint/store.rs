@@ -200,6 +200,15 @@ impl CheckpointWriter {
     /// The folder cannot be created or listed.
     pub fn new(config: StateConfig) -> Result<CheckpointWriter, std::io::Error> {
         std::fs::create_dir_all(&config.dir)?;
+        // A temporary file left by a process that died while writing is never a
+        // checkpoint: remove it.
+        for entry in std::fs::read_dir(&config.dir)? {
+            let path = entry?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.is_some_and(|n| n.starts_with(".checkpoint-") && n.ends_with(".tmp")) {
+                std::fs::remove_file(&path)?;
+            }
+        }
         let next_number = checkpoint_files(&config.dir)?
             .first()
             .map_or(1, |(n, _)| n + 1);
@@ -297,4 +306,72 @@ fn write_one(
         bytes: bytes.len() as u64,
         took: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::declare::FunnelSettings;
+
+    fn identity() -> Identity {
+        Identity::of("g", &FunnelSettings::default())
+    }
+
+    #[test]
+    fn writes_number_after_the_files_there_and_clears_leftovers() {
+        let folder = tempfile::tempdir().unwrap();
+        let config = StateConfig {
+            dir: folder.path().to_owned(),
+            interval: Duration::from_secs(1),
+            keep: 2,
+        };
+        std::fs::write(folder.path().join("checkpoint-0000000007.ckpt"), b"old").unwrap();
+        std::fs::write(
+            folder.path().join(".checkpoint-0000000008.ckpt.tmp"),
+            b"half",
+        )
+        .unwrap();
+        let mut writer = CheckpointWriter::new(config.clone()).unwrap();
+        assert!(!folder
+            .path()
+            .join(".checkpoint-0000000008.ckpt.tmp")
+            .exists());
+        let mut checkpoint = Checkpoint::complete(identity(), 3);
+        checkpoint.frontier = Some(5);
+        writer.submit(checkpoint.clone());
+        let written = writer.wait().unwrap().unwrap();
+        assert!(written.path.ends_with("checkpoint-0000000008.ckpt"));
+        // The newest usable file is restored; the damaged older one is never reached.
+        match config.load(&identity()).unwrap() {
+            Loaded::Restore {
+                checkpoint: found, ..
+            } => assert_eq!(*found, checkpoint),
+            other => panic!("{other:?}"),
+        }
+        // Two more: only the newest two are kept.
+        for _ in 0..2 {
+            writer.submit(checkpoint.clone());
+            writer.wait().unwrap().unwrap();
+        }
+        let files = checkpoint_files(folder.path()).unwrap();
+        assert_eq!(
+            files.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            vec![10, 9]
+        );
+    }
+
+    #[test]
+    fn another_identity_is_refused_and_named() {
+        let folder = tempfile::tempdir().unwrap();
+        let config = StateConfig::new(folder.path(), Duration::from_secs(1));
+        let mut writer = CheckpointWriter::new(config.clone()).unwrap();
+        writer.submit(Checkpoint::complete(identity(), 0));
+        writer.wait().unwrap().unwrap();
+        let other = Identity::of("h", &FunnelSettings::default());
+        let error = config.load(&other).unwrap_err().to_string();
+        assert!(
+            error.contains("the graph is `h` here, `g` in the state"),
+            "{error}"
+        );
+    }
 }

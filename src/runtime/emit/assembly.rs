@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::dataflow::{DedupCounts, DedupSnapshot};
 use crate::event::{Millis, StreamKind};
-use crate::runtime::checkpoint::{Checkpoint, Identity, IngestPart, Part};
+use crate::runtime::checkpoint::{Checkpoint, Groups, Identity, IngestPart, Part};
 use crate::runtime::Accounting;
 
 /// The parts received for one checkpoint frontier.
@@ -143,7 +143,10 @@ impl Assembly {
         }
         for (stream, snapshot) in collected.dedup {
             add_dedup(&mut checkpoint.accounting, stream, &snapshot.counts);
-            checkpoint.groups.push((stream, snapshot.groups));
+            checkpoint.groups.push(Groups {
+                stream,
+                bytes: snapshot.groups,
+            });
         }
         self.active = None;
         self.at_frontier = None;

@@ -26,6 +26,7 @@ use super::{Accounting, Progress, Stop, StopNotice, StopReason};
 use crate::connectors::{Arrival, Partition};
 use crate::declare::FunnelSettings;
 use crate::event::{Millis, Record, Rejected};
+use crate::observe::Observer;
 use reading::{read_slice, release_idle, Admitted, Reading, SliceBounds, POLL_CHUNK};
 use recorder::Recorder;
 
@@ -52,6 +53,8 @@ pub struct IngestContext {
     /// checkpoints it is the frontier of the last durable checkpoint, and the positions
     /// committed are the checkpoint's.
     pub written_frontier: ProbeHandle<Millis>,
+    /// Told each partition's counts and watermark, and the worker's frontier.
+    pub observer: Observer,
 }
 
 /// The checkpoint side of ingestion (see [`ingest_checkpointed`]).
@@ -149,7 +152,7 @@ fn build<'scope>(
         settings: settings.clone(),
         partitions: partitions
             .into_iter()
-            .map(|p| Reading::new(p, settings))
+            .map(|p| Reading::new(p, settings, &context.observer))
             .collect(),
         context,
         recorder,
@@ -286,6 +289,7 @@ impl Ingest {
             self.fail(name, error);
         }
         let frontier = release_idle(&mut self.partitions, *caps[0].time());
+        self.context.observer.worker_frontier(self.worker, frontier);
         self.commit();
         if self.context.stop.is_stopping() {
             // Announce at the frontier, then stop: the notice holds the frontier until

@@ -7,6 +7,7 @@ use crate::connectors::{Arrival, Partition, Poll};
 use crate::declare::FunnelSettings;
 use crate::event::{time_text, DeadLetter, Invalid, Millis, Origin, Record, Rejected, TooLate};
 use crate::format::csv_line;
+use crate::observe::{Observer, PartitionMeter};
 use crate::runtime::checkpoint::PartitionState;
 use crate::runtime::{Accounting, Admission, Guards, PartitionClock};
 
@@ -38,11 +39,18 @@ pub(super) struct Reading {
     /// Idle past its `idle_timeout`: it does not hold the frontier back, its watermark
     /// follows the others' (docs/design.md §3), until it delivers a record again.
     released: bool,
+    /// Reports the partition's counts and watermark to the observer after each poll.
+    meter: PartitionMeter,
 }
 
 impl Reading {
-    pub(super) fn new(partition: Box<dyn Partition>, settings: &FunnelSettings) -> Reading {
+    pub(super) fn new(
+        partition: Box<dyn Partition>,
+        settings: &FunnelSettings,
+        observer: &Observer,
+    ) -> Reading {
         Reading {
+            meter: observer.partition_meter(partition.name()),
             partition,
             clock: PartitionClock::with_future_skew(
                 settings.max_disorder,
@@ -170,9 +178,15 @@ pub(super) fn read_slice(
             reading.quiet_since = None;
             reading.released = false;
         }
+        let counted = *accounting;
         for arrival in arrivals.drain(..) {
             admitted(admit(reading, settings, accounting, frontier, arrival));
         }
+        let (watermark, done) = (reading.clock.watermark(), poll == Poll::Done);
+        let partition = reading.partition.as_ref();
+        reading
+            .meter
+            .record(&counted, accounting, watermark, partition, done);
         match poll {
             Poll::Ready => slice.all_idle = false,
             Poll::Done => {

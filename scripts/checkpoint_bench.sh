@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# What checkpoints cost (issue 13): a file replay with and without checkpoints,
+# alternated (medians of RUNS runs), with the size and write time of the last checkpoint;
+# the time a replay killed at about 80 % takes to resume and finish; the open-loop p99
+# latency with and without checkpoints.
+#
+#   scripts/checkpoint_bench.sh [bids]     # default 3,000,000 bids (about 5 M events)
+#   RUNS=5 RATE=100000 scripts/checkpoint_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bids=${1:-3000000}
+runs=${RUNS:-3}
+rate=${RATE:-100000}
+cargo build --release --quiet
+bin=target/release/diffmill
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$bin" gen --out "$work/data" --bids "$bids" --rate 1000 --graph graphs/replay_files.toml >/dev/null
+files=$(ls "$work"/data/*.csv | wc -l)
+events=$(cat "$work"/data/*.csv | wc -l)
+events=$((events - files))
+echo "input: $events events in $files files, $(nproc) cores, 36 h match bounds (all state held)"
+
+# The replay graph without its [state] table, and with checkpoints every 10 s and 30 s.
+sed '/^\[state\]/,$d' graphs/replay_files.toml >"$work/none.toml"
+for every in 10s 30s; do
+    cp "$work/none.toml" "$work/$every.toml"
+    printf '[state]\ndir = "%s/state-%s"\ncheckpoint_interval = "%s"\n' "$work" "$every" "$every" \
+        >>"$work/$every.toml"
+done
+
+run_once() { # $1 = graph; prints "seconds load checkpoint-line"
+    local start end load log
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    rm -rf "$work/out" "$work"/state-*
+    start=$(date +%s.%N)
+    log=$("$bin" run "$1" --input "$work/data" --output "$work/out" --status-every 0 2>&1 >/dev/null)
+    end=$(date +%s.%N)
+    echo "$(echo "$end - $start" | bc -l) $load $(grep '^checkpoints:' <<<"$log" || echo '-')"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo
+echo "== file replay, 1 worker (alternated: none, 10s, 30s)"
+declare -A times
+for _ in $(seq "$runs"); do
+    for mode in none 10s 30s; do
+        read -r seconds load rest < <(run_once "$work/$mode.toml")
+        times[$mode]+="$seconds "
+        printf '  %-5s %6.2f s  load %-5s %s\n' "$mode" "$seconds" "$load" "$rest"
+    done
+done
+base=$(tr ' ' '\n' <<<"${times[none]}" | grep . | median)
+for mode in none 10s 30s; do
+    m=$(tr ' ' '\n' <<<"${times[$mode]}" | grep . | median)
+    printf '%-5s median %6.2f s  %8.0f events/s  ratio to none %.3f\n' "$mode" "$m" \
+        "$(echo "$events / $m" | bc -l)" "$(echo "$m / $base" | bc -l)"
+done
+
+echo
+echo "== restart: a 10s-checkpoint replay killed at 80 % of the median time, resumed"
+rm -rf "$work/out" "$work"/state-*
+"$bin" run "$work/10s.toml" --input "$work/data" --output "$work/out" --status-every 0 \
+    >/dev/null 2>&1 &
+pid=$!
+sleep "$(echo "$base * 0.8" | bc -l)"
+kill -9 "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+start=$(date +%s.%N)
+log=$("$bin" run "$work/10s.toml" --input "$work/data" --output "$work/out" --status-every 0 2>&1 >/dev/null)
+end=$(date +%s.%N)
+grep '^state:' <<<"$log" || true
+printf 'resumed and finished in %.2f s (an uninterrupted run: %.2f s)\n' \
+    "$(echo "$end - $start" | bc -l)" "$base"
+
+echo
+echo "== open loop, $rate records/s, 1 worker, 30 s (alternated: none, 5s)"
+for _ in $(seq "$runs"); do
+    "$bin" bench --rates "$rate" --duration 30s -w 1 2>/dev/null | sed -n '2p' | sed 's/^/  none /'
+    "$bin" bench --rates "$rate" --duration 30s -w 1 --checkpoint-interval 5s 2>/dev/null \
+        | sed -n '2,3p' | sed 's/^/  5s   /'
+done
