@@ -119,7 +119,7 @@ struct Row {
 /// use diffmill::observe::{FunnelView, WindowPhase};
 ///
 /// let funnel = FunnelSpec { window: Some(DurationText::from_millis(60_000)),
-///     allowed_lateness: Some(DurationText::from_millis(60_000)), ..FunnelSpec::default() };
+///     allowed_lateness: DurationText::from_millis(60_000), ..FunnelSpec::default() };
 /// let settings = Declaration::default().funnel(funnel).resolve().unwrap();
 /// let mut view = FunnelView::new(&settings.aggregates[0], &settings.schema, 4);
 /// let row = |delta, status| AggregateRow {
