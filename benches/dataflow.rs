@@ -8,27 +8,26 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use differential_dataflow::input::InputSession;
 use differential_dataflow::VecCollection;
 use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
-use diffmill::dataflow::{
-    ad_funnel, Attribute, Attribution, DedupById, FunnelSettings, Measures, Parent,
-};
-use diffmill::event::{Bid, Event, Millis};
+use diffmill::dataflow::{ad_funnel, Attribute, DedupById, Facts, Parent};
+use diffmill::declare::{FunnelSettings, COMPACT_KEY_BYTES};
+use diffmill::event::{Millis, Record, StreamKind};
 use timely::dataflow::ProbeHandle;
 
 /// Bids in each run (the events are about 1.7 times as many).
 const BIDS: u64 = 20_000;
 
-/// Generated events at their event time, in time order.
-fn events() -> Arc<Vec<(Millis, Event)>> {
+/// Generated records at their event time, in time order.
+fn events() -> Arc<Vec<(Millis, Record)>> {
     let config = GeneratorConfig {
         bids: BIDS,
         partitions: 1,
         ..GeneratorConfig::default()
     };
     let generator = Generator::new(config, &FunnelSettings::default()).expect("valid defaults");
-    let mut events: Vec<(Millis, Event)> = generator
+    let mut events: Vec<(Millis, Record)> = generator
         .partition(0)
         .filter_map(|item| match item {
-            Generated::Event(event) => Some((event.ts(), event)),
+            Generated::Event(event) => Some((event.ts(), generator.record(&event))),
             Generated::Malformed { .. } => None,
         })
         .collect();
@@ -59,15 +58,12 @@ where
 
 fn dedup(c: &mut Criterion) {
     // Every bid, and every tenth one a second time.
-    let bids: Vec<(Millis, Bid)> = events()
+    let bids: Vec<(Millis, Record)> = events()
         .iter()
-        .filter_map(|(ts, event)| match event {
-            Event::Bid(bid) => Some((*ts, *bid)),
-            _ => None,
-        })
+        .filter(|(_, record)| record.stream == StreamKind::Bid)
         .flat_map(|(ts, bid)| {
-            let copies = if bid.bid_id % 10 == 0 { 2 } else { 1 };
-            std::iter::repeat_n((ts, bid), copies)
+            let copies = if bid.id % 10 == 0 { 2 } else { 1 };
+            std::iter::repeat_n((*ts, *bid), copies)
         })
         .collect();
     let bids = Arc::new(bids);
@@ -76,7 +72,7 @@ fn dedup(c: &mut Criterion) {
     group.bench_function("bids", |b| {
         b.iter(|| {
             drive(&bids, |bids| {
-                bids.dedup_by_id(|bid: &Bid| bid.ts + 60_000, Arc::default())
+                bids.dedup_by_id(|bid: &Record| bid.ts + 60_000, Arc::default())
                     .probe()
                     .0
             })
@@ -92,25 +88,29 @@ fn join(c: &mut Criterion) {
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function("impressions_to_bids", |b| {
         b.iter(|| {
-            let group_by = settings.group_by.clone();
+            let facts = Arc::new(Facts::new(&settings));
             drive(&events, move |events| {
+                let parents = Arc::clone(&facts);
                 let bids = events
                     .clone()
-                    .flat_map(move |event| match event {
-                        Event::Bid(bid) => Some((
-                            bid.bid_id,
-                            Parent {
-                                ts: bid.ts,
-                                attribution: Attribution::Dims(group_by.project(&bid)),
-                            },
-                        )),
-                        _ => None,
+                    .flat_map(move |record| {
+                        (record.stream == StreamKind::Bid).then(|| {
+                            let fact = parents.fact(&record);
+                            let attribution = parents.bid_attribution::<COMPACT_KEY_BYTES>(&record);
+                            (
+                                fact.id,
+                                Parent {
+                                    ts: fact.ts,
+                                    attribution,
+                                },
+                            )
+                        })
                     })
                     .arrange_by_key();
                 events
-                    .flat_map(|event| match event {
-                        Event::Impression(i) => Some((i.bid_id, i)),
-                        _ => None,
+                    .flat_map(move |record| {
+                        (record.stream == StreamKind::Impression)
+                            .then(|| (facts.parent(&record), facts.fact(&record)))
                     })
                     .attribute(bids, 3_600_000)
                     .probe()
@@ -128,21 +128,14 @@ fn window(c: &mut Criterion) {
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function("bids_by_campaign_region", |b| {
         b.iter(|| {
-            let (lateness, group_by) = (settings.lateness, settings.group_by.clone());
+            let facts = Arc::new(Facts::new(&settings));
             drive(&events, move |events| {
                 events
-                    .flat_map(|event| match event {
-                        Event::Bid(bid) => Some(bid),
-                        _ => None,
-                    })
+                    .filter(|record| record.stream == StreamKind::Bid)
                     .explode(move |bid| {
-                        Some((
-                            (
-                                lateness.window_start(bid.ts),
-                                Attribution::Dims(group_by.project(&bid)),
-                            ),
-                            Measures::bid(),
-                        ))
+                        let fact = facts.fact(&bid);
+                        let attribution = facts.bid_attribution::<COMPACT_KEY_BYTES>(&bid);
+                        facts.contribution(0, StreamKind::Bid, &fact, &attribution)
                     })
                     .consolidate()
                     .probe()
@@ -162,7 +155,9 @@ fn funnel(c: &mut Criterion) {
         b.iter(|| {
             let settings = settings.clone();
             drive(&events, move |events| {
-                let (aggregates, _traces) = ad_funnel(events, &settings, &Default::default());
+                // The default dims fit the compact key, as in a run.
+                let (aggregates, _traces) =
+                    ad_funnel::<COMPACT_KEY_BYTES>(events, &settings, &Default::default());
                 aggregates.consolidate().probe().0
             })
         })

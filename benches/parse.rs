@@ -1,19 +1,24 @@
-//! Parsing throughput per format: one bid as CSV by header and as JSON lines, and a file
-//! of bids read whole as CSV and as Parquet.
+//! Parsing throughput per format: one bid as CSV by header and as JSON lines, decoded by
+//! the default declaration, and a file of bids read whole as CSV and as Parquet.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
+
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use diffmill::cli::write_files;
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{FileFormat, FileSource, Poll, Source};
-use diffmill::dataflow::FunnelSettings;
-use diffmill::event::{fields, parse_json, CsvDecoder, StreamKind};
+use diffmill::declare::{FunnelSettings, Schema};
+use diffmill::event::StreamKind;
+use diffmill::format::{decode_json, CsvDecoder};
 
 fn parse(c: &mut Criterion) {
     let line = "123456789,1704067200123,17,171,942,us-east,mobile,2500";
     let json = r#"{"bid_id":123456789,"ts":1704067200123,"campaign_id":17,"ad_id":171,"publisher_id":942,"region":"us-east","device":"mobile","bid_price_micros":2500}"#;
-    let header = csv::StringRecord::from(fields(StreamKind::Bid).to_vec());
-    let decoder = CsvDecoder::new(StreamKind::Bid, &header).expect("canonical header");
+    let bids = Schema::funnel().stream(StreamKind::Bid);
+    let names: Vec<&str> = bids.fields().iter().map(|f| f.name.as_str()).collect();
+    let header = csv::StringRecord::from(names);
+    let decoder = CsvDecoder::by_header(bids.clone(), &header).expect("canonical header");
     let mut group = c.benchmark_group("parse_bid");
     group.throughput(Throughput::Elements(1));
     group.bench_function("csv", |b| {
@@ -26,7 +31,7 @@ fn parse(c: &mut Criterion) {
             decoder.decode(&record)
         })
     });
-    group.bench_function("json", |b| b.iter(|| parse_json(StreamKind::Bid, json)));
+    group.bench_function("json", |b| b.iter(|| decode_json(bids, json, None)));
     group.finish();
 }
 
@@ -57,15 +62,19 @@ fn read_files(c: &mut Criterion) {
         partitions: 1,
         ..GeneratorConfig::default()
     };
-    let generator =
-        Generator::new(config, &FunnelSettings::default()).expect("valid generator settings");
+    let settings = FunnelSettings::default();
+    let generator = Generator::new(config, &settings).expect("valid generator settings");
     let mut group = c.benchmark_group("read_bid_file");
     for format in [FileFormat::Csv, FileFormat::Parquet] {
         let folder = dir.path().join(format.name());
         write_files(&generator, &folder, format).expect("the files write");
         let pattern = FileSource::folder_pattern(&folder, format, StreamKind::Bid);
-        let source =
-            FileSource::from_globs(format, &[(StreamKind::Bid, pattern)]).expect("a bid file");
+        let source = FileSource::from_globs(
+            format,
+            Arc::clone(&settings.schema),
+            &[(StreamKind::Bid, pattern)],
+        )
+        .expect("a bid file");
         group.throughput(Throughput::Elements(read_all(&source)));
         group.bench_function(format.name(), |b| b.iter(|| read_all(&source)));
     }

@@ -18,14 +18,20 @@ mod services;
 use std::time::Instant;
 
 use diffmill::connectors::{AggregateRow, Batch, PostgresConfig, PostgresSink, Sink};
-use diffmill::dataflow::{Attribution, Dim, DimValues, Measures, WindowStatus};
+use diffmill::declare::{Aggregate, Attribution, FunnelSettings, Measures, Value, WindowStatus};
 use diffmill::event::Label;
 
 const WINDOW: u64 = 900_000;
 const START: u64 = 1_704_067_200_000;
 const REGIONS: [&str; 8] = ["eu", "us", "apac", "latam", "mea", "ca", "uk", "jp"];
 
+/// The default aggregate: 15-minute windows by campaign and region, six measures.
+fn aggregate() -> Aggregate {
+    FunnelSettings::default().aggregates[0].clone()
+}
+
 fn batches(rows: usize, count: usize) -> Vec<Batch> {
+    let dims = aggregate().dims;
     (0..count)
         .map(|b| {
             let window_start = START + (b / 5) as u64 * WINDOW;
@@ -33,19 +39,11 @@ fn batches(rows: usize, count: usize) -> Vec<Batch> {
                 .map(|i| AggregateRow {
                     window_start,
                     window_end: window_start + WINDOW,
-                    dims: Attribution::Dims(DimValues {
-                        campaign_id: Some((i / REGIONS.len()) as u64),
-                        region: Label::new(REGIONS[i % REGIONS.len()]),
-                        ..DimValues::default()
-                    }),
-                    delta: Measures {
-                        bids: 10,
-                        impressions: 7,
-                        clicks: 1,
-                        conversions: (i % 3 == 0) as i64,
-                        spend_micros: 12_345,
-                        revenue_micros: 99_000,
-                    },
+                    dims: Attribution::Dims(dims.key(&[
+                        Some(Value::Id((i / REGIONS.len()) as u64 + 1)),
+                        Label::new(REGIONS[i % REGIONS.len()]).map(Value::String),
+                    ])),
+                    delta: Measures::from_values(&[10, 7, 1, (i % 3 == 0) as i64, 12_345, 99_000]),
                     status: WindowStatus::Open,
                 })
                 .collect();
@@ -77,7 +75,7 @@ fn main() {
     else {
         return;
     };
-    let dims = [Dim::Campaign, Dim::Region];
+    let aggregate = aggregate();
     println!("shape                          rows/s (median, min-max)        batches/s (median, min-max)");
     for (rows, count, change_log) in [
         (10, 400, false),
@@ -101,7 +99,7 @@ fn main() {
             client
                 .batch_execute("DROP SCHEMA IF EXISTS bench_postgres_sink CASCADE")
                 .expect("the schema drops");
-            let mut sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+            let mut sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
             let started = Instant::now();
             for batch in &input {
                 sink.write_batch(batch).expect("the batch is written");

@@ -1,6 +1,6 @@
 //! The ad funnel composed in Rust: the builder that graph files are a front end to, with
-//! settings changed in code (5-minute windows by campaign and device) and a serving layer
-//! written here as a small `Sink`.
+//! the aggregate declared in code (5-minute windows by campaign and device, six named
+//! measures, one of them filtered) and a serving layer written here as a small `Sink`.
 //!
 //! The sink keeps a running total per `(window, dims)` by adding up the diffs of every
 //! batch: open rows, the rows that close a window, and corrections (late records, children
@@ -13,18 +13,20 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Parser;
 use differential_dataflow::difference::{IsZero, Semigroup};
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{Batch, Sink, SinkError};
-use diffmill::dataflow::{AggregateKey, Dim, FunnelSettings, GroupBy, Lateness, Measures};
+use diffmill::declare::{
+    AggregateSpec, Attribution, Declaration, DurationText, FunnelSpec, MeasureSpec, Measures,
+};
 use diffmill::event::{utc, Micros, Millis, StreamKind};
 use diffmill::runtime::Funnel;
 
-const MINUTE: Millis = 60_000;
+/// The position of `revenue_micros` among the aggregate's measures.
+const REVENUE: usize = 5;
 /// Rows printed at the end.
 const TOP: usize = 10;
 
@@ -43,7 +45,7 @@ struct Args {
 /// the sum of the rows received for it.
 #[derive(Default)]
 struct Served {
-    totals: BTreeMap<AggregateKey, Measures>,
+    totals: BTreeMap<(Millis, Attribution), Measures>,
     /// Rows received, by window status (open, closed, correction).
     rows: BTreeMap<&'static str, usize>,
 }
@@ -77,16 +79,36 @@ impl Sink for RunningTotals {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let group_by = [Dim::Campaign, Dim::Device];
-    let settings = FunnelSettings {
-        lateness: Lateness {
-            window: 5 * MINUTE,
-            ..FunnelSettings::default().lateness
-        },
-        group_by: GroupBy::new(group_by),
-        emit_interval: Duration::from_millis(100),
-        ..FunnelSettings::default()
+    // The same declaration a graph file's `[[aggregate]]` table makes.
+    let by_campaign_device = AggregateSpec::new("by_campaign_device", "5m")
+        .group_by(["campaign_id", "device"])
+        .measure(MeasureSpec::count("bids", StreamKind::Bid))
+        .measure(MeasureSpec::count("impressions", StreamKind::Impression))
+        .measure(MeasureSpec::count("clicks", StreamKind::Click))
+        .measure(MeasureSpec::count("conversions", StreamKind::Conversion))
+        .measure(MeasureSpec::sum(
+            "spend_micros",
+            StreamKind::Impression,
+            "cost_micros",
+        ))
+        .measure(MeasureSpec::sum(
+            "revenue_micros",
+            StreamKind::Conversion,
+            "value_micros",
+        ))
+        .measure(
+            MeasureSpec::count("big_conversions", StreamKind::Conversion)
+                .filter("value_micros >= 100000000"),
+        );
+    let funnel = FunnelSpec {
+        emit_interval: DurationText::from_millis(100),
+        ..FunnelSpec::default()
     };
+    let settings = Declaration::default()
+        .funnel(funnel)
+        .aggregate(by_campaign_device)
+        .resolve()?;
+    let aggregate = settings.aggregates[0].clone();
     // 20 bids per second, so that the input spans a few windows; more clicks and
     // conversions than the default, so that there is revenue to rank.
     let config = GeneratorConfig {
@@ -120,20 +142,22 @@ fn main() -> anyhow::Result<()> {
     );
     println!("top {TOP} (window, campaign_id, device) by revenue:");
     let mut ranked: Vec<_> = served.totals.iter().collect();
-    ranked.sort_by_key(|(key, m)| (std::cmp::Reverse(m.revenue_micros), *key));
+    ranked.sort_by_key(|(key, m)| (std::cmp::Reverse(m.get(REVENUE)), *key));
     for ((window, dims), m) in ranked.into_iter().take(TOP) {
+        let dims = aggregate.dims.texts(dims);
         println!(
-            "  {} campaign_id={:<4} device={:<7} bids {:>5} impressions {:>5} clicks {:>4} \
-             conversions {:>3} spend {:>9} revenue {:>9}",
+            "  {} campaign_id={:<4} device={:<12} bids {:>5} impressions {:>5} clicks {:>4} \
+             conversions {:>3} (big {:>2}) spend {:>9} revenue {:>9}",
             utc(*window),
-            dims.value(Dim::Campaign),
-            dims.value(Dim::Device),
-            m.bids,
-            m.impressions,
-            m.clicks,
-            m.conversions,
-            money(m.spend_micros),
-            money(m.revenue_micros),
+            dims[0],
+            dims[1],
+            m.get(0),
+            m.get(1),
+            m.get(2),
+            m.get(3),
+            m.get(6),
+            money(m.get(4)),
+            money(m.get(REVENUE)),
         );
     }
 

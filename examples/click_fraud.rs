@@ -22,15 +22,15 @@ use anyhow::{anyhow, Context};
 use clap::Parser;
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{Arrival, MemorySource, Poll, Source};
-use diffmill::dataflow::{
-    Attribute, Attribution, DedupById, Dim, FunnelSettings, GroupBy, Lateness, Parent,
+use diffmill::dataflow::{Attribute, DedupById, Parent};
+use diffmill::declare::{
+    Attribution, Declaration, DurationText, FunnelSpec, KeyLayout, Schema, Value,
 };
-use diffmill::event::{Bid, Click, Event, Millis, StreamKind};
+use diffmill::event::{Click, Event, Millis, Record, StreamKind};
 use diffmill::observe::Observer;
 use diffmill::runtime::{ingest, IngestContext, Progress, Stop};
 use timely::dataflow::ProbeHandle;
 
-const MINUTE: Millis = 60_000;
 /// The publisher whose bids the click farm clicks.
 const FARM_PUBLISHER: u64 = 3;
 /// Forged clicks take ids far above the generator's.
@@ -49,13 +49,16 @@ type FraudCounts = BTreeMap<(Millis, Attribution), isize>;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let settings = FunnelSettings {
-        lateness: Lateness {
-            window: 5 * MINUTE,
-            ..FunnelSettings::default().lateness
-        },
-        ..FunnelSettings::default()
+    let funnel = FunnelSpec {
+        window: Some(DurationText::from_millis(5 * 60_000)),
+        ..FunnelSpec::default()
     };
+    let settings = Declaration::default().funnel(funnel).resolve()?;
+    let window = settings.aggregates[0].window;
+    let bids_schema = Arc::clone(Schema::funnel().stream(StreamKind::Bid));
+    let publisher = KeyLayout::new(&bids_schema, &["publisher_id"], &[])
+        .map_err(|(_, problem)| anyhow!(problem))?;
+    let shown_publisher = publisher.clone();
     let config = GeneratorConfig {
         bids: 20_000,
         rate: 20,
@@ -86,54 +89,47 @@ fn main() -> anyhow::Result<()> {
             let counts = Arc::clone(&worker_counts);
             let dedup = worker_progress.dedup.clone();
             let settings = settings.clone();
+            let (bids_schema, publisher) = (Arc::clone(&bids_schema), publisher.clone());
             worker.dataflow::<Millis, _, _>(|scope| {
                 let lateness = settings.lateness;
                 // Dead letters, too-late records and stop notices are unused here.
-                let events = ingest(scope, &settings, partitions, context.clone()).events;
+                let records = ingest(scope, &settings, partitions, context.clone()).records;
+                let of = |stream: StreamKind| {
+                    records.clone().filter(move |r: &Record| r.stream == stream)
+                };
 
                 // Each record's state is released once every window it can change is
                 // final. Impressions are parents here: clicks follow them within the bid
                 // match bound. (Ingest judges too-late records by the funnel's rules, for
                 // which impressions are leaves; this input has no too-late records.)
-                let bids = events
-                    .clone()
-                    .flat_map(|e| match e {
-                        Event::Bid(b) => Some(b),
-                        _ => None,
-                    })
-                    .dedup_by_id(
-                        move |b| lateness.release_time(StreamKind::Bid, b.ts),
-                        Arc::clone(&dedup[StreamKind::Bid.index()]),
-                    );
-                let impressions = events
-                    .clone()
-                    .flat_map(|e| match e {
-                        Event::Impression(i) => Some(i),
-                        _ => None,
-                    })
-                    .dedup_by_id(
-                        move |i| lateness.final_at(i.ts.saturating_add(lateness.bid_bound)),
-                        Arc::clone(&dedup[StreamKind::Impression.index()]),
-                    );
-                let clicks = events
-                    .flat_map(|e| match e {
-                        Event::Click(c) => Some(c),
-                        _ => None,
-                    })
-                    .dedup_by_id(
-                        move |c| lateness.final_at(c.ts),
-                        Arc::clone(&dedup[StreamKind::Click.index()]),
-                    );
+                let bids = of(StreamKind::Bid).dedup_by_id(
+                    move |b: &Record| lateness.release_time(StreamKind::Bid, b.ts),
+                    Arc::clone(&dedup[StreamKind::Bid.index()]),
+                );
+                let impressions = of(StreamKind::Impression).dedup_by_id(
+                    move |i: &Record| lateness.final_at(i.ts.saturating_add(lateness.bid_bound)),
+                    Arc::clone(&dedup[StreamKind::Impression.index()]),
+                );
+                let clicks = of(StreamKind::Click).dedup_by_id(
+                    move |c: &Record| lateness.final_at(c.ts),
+                    Arc::clone(&dedup[StreamKind::Click.index()]),
+                );
 
-                let shown = impressions.map(|i| i.bid_id).distinct();
-                let unshown_clicks = clicks.map(|c| (c.bid_id, c)).antijoin(shown);
+                // The parent (bid) id of an impression or a click.
+                let bid_of = |stream: StreamKind| {
+                    let schema = Arc::clone(Schema::funnel().stream(stream));
+                    move |r: &Record| schema.parent(r)
+                };
+                let impression_bid = bid_of(StreamKind::Impression);
+                let click_bid = bid_of(StreamKind::Click);
+                let shown = impressions.map(move |i| impression_bid(&i)).distinct();
+                let unshown_clicks = clicks.map(move |c| (click_bid(&c), c)).antijoin(shown);
 
-                let publisher = GroupBy::new([Dim::Publisher]);
                 let bid_publishers = bids
                     .map(move |b| {
-                        let attribution = Attribution::Dims(publisher.project(&b));
+                        let attribution = Attribution::Dims(publisher.key_of(&bids_schema, &b));
                         (
-                            b.bid_id,
+                            b.id,
                             Parent {
                                 ts: b.ts,
                                 attribution,
@@ -143,7 +139,7 @@ fn main() -> anyhow::Result<()> {
                     .arrange_by_key();
                 unshown_clicks
                     .attribute(bid_publishers, lateness.bid_bound)
-                    .map(move |(click, publisher)| (lateness.window_start(click.ts), publisher))
+                    .map(move |(click, publisher)| (window.start(click.ts), publisher))
                     .consolidate()
                     .inspect(move |&((window, publisher), time, diff)| {
                         // Changes at or after a window is final are releases of state: the
@@ -170,7 +166,7 @@ fn main() -> anyhow::Result<()> {
     let counts = counts.lock().map_err(|_| anyhow!("a worker panicked"))?;
     let mut found = 0;
     for ((window, publisher), n) in counts.iter().filter(|(_, n)| **n != 0) {
-        let publisher = publisher.value(Dim::Publisher);
+        let publisher = shown_publisher.texts(publisher).join(",");
         println!("fraud window={window} publisher={publisher} clicks_without_impression={n}");
         found += n;
     }
@@ -200,13 +196,12 @@ fn with_forged_clicks(generator: &Generator) -> std::io::Result<MemorySource> {
         }
         let forged = arrivals.into_iter().flat_map(|arrival| {
             let click = match &arrival {
-                Arrival::Event {
-                    event: Event::Bid(bid),
-                    position,
-                } => forged_click(bid).map(|click| Arrival::Event {
-                    event: Event::Click(click),
-                    position: *position,
-                }),
+                Arrival::Event { record, position } if record.stream == StreamKind::Bid => {
+                    forged_click(record).map(|click| Arrival::Event {
+                        record: Record::from(Event::Click(click)),
+                        position: *position,
+                    })
+                }
                 _ => None,
             };
             std::iter::once(arrival).chain(click)
@@ -217,11 +212,13 @@ fn with_forged_clicks(generator: &Generator) -> std::io::Result<MemorySource> {
 }
 
 /// The click forged on `bid`, if any: half of the farm publisher's bids and every 500th bid.
-fn forged_click(bid: &Bid) -> Option<Click> {
-    let farmed = bid.publisher_id == FARM_PUBLISHER && bid.bid_id.is_multiple_of(2);
-    (farmed || bid.bid_id.is_multiple_of(500)).then_some(Click {
-        click_id: FORGED_ID_BASE + bid.bid_id,
-        bid_id: bid.bid_id,
+fn forged_click(bid: &Record) -> Option<Click> {
+    let bids = Schema::funnel().stream(StreamKind::Bid);
+    let publisher = bids.get(bid, bids.index("publisher_id")?);
+    let farmed = publisher == Value::Id(FARM_PUBLISHER) && bid.id.is_multiple_of(2);
+    (farmed || bid.id.is_multiple_of(500)).then_some(Click {
+        click_id: FORGED_ID_BASE + bid.id,
+        bid_id: bid.id,
         ts: bid.ts + 500,
     })
 }

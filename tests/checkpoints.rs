@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::sum_change_log;
-use diffmill::event::Format;
+use diffmill::format::Format;
 
 use support::cli::{
-    as_csv, diffmill, diffmill_ok, file_partitions, files_graph, generate, spawn_run, CsvAggregates,
+    as_csv, diffmill, diffmill_ok, file_partitions, files_graph, generate, graph_settings,
+    read_csv, spawn_run, CsvAggregates,
 };
 use support::oracle::Oracle;
 
@@ -26,10 +27,11 @@ fn replay(dir: &Path, bids: u64) -> (PathBuf, CsvAggregates) {
     text.push_str("[state]\ndir = 'state'\ncheckpoint_interval = \"100ms\"\nkeep = 3\n");
     std::fs::write(&graph, text).expect("the graph writes");
     generate(dir, &graph, Format::Csv, 31, bids);
-    let (_, partitions) = file_partitions(Format::Csv, &dir.join("data"));
+    let (_, partitions) = file_partitions(Format::Csv, &settings.schema, &dir.join("data"));
     let expected = as_csv(
         &Oracle::new(&settings, &partitions).final_values(),
         &settings,
+        0,
     );
     (graph, expected)
 }
@@ -73,7 +75,7 @@ fn kill_after_checkpoints(dir: &Path, graph: &Path, count: usize) {
 }
 
 fn totals(dir: &Path) -> CsvAggregates {
-    sum_change_log(&dir.join("out/aggregates.csv")).expect("the change log reads")
+    sum_change_log(&dir.join("out/aggregates.csv"), 6).expect("the change log reads")
 }
 
 #[test]
@@ -281,4 +283,135 @@ fn a_full_disk_stops_the_run_and_a_restart_loses_nothing() {
         ran.stderr
     );
     assert_eq!(totals(dir.path()), expected, "nothing lost, nothing twice");
+}
+
+/// The files graph of [`replay`] with two aggregates over the one join, each with its own
+/// CSV sink (`out_minutely`, `out_by_region`), checkpoints in `state`; the generated
+/// input and, per aggregate, the oracle's totals.
+fn two_aggregates(dir: &Path, bids: u64) -> (PathBuf, [CsvAggregates; 2]) {
+    let (graph, _) = files_graph(dir, Format::Csv);
+    let text = std::fs::read_to_string(&graph).expect("the graph reads");
+    let head = text.split("[[sink]]").next().expect("the graph's head");
+    let text = format!(
+        "{}{TWO_AGGREGATES}[state]\ndir = 'state'\ncheckpoint_interval = \"100ms\"\nkeep = 3\n",
+        head.replace("emit_interval = \"0ms\"", "emit_interval = \"20ms\"")
+            .replace("window = \"1m\"\n", "")
+            .replace("group_by = [\"campaign_id\", \"region\"]\n", "")
+    );
+    std::fs::write(&graph, text).expect("the graph writes");
+    let settings = graph_settings(&graph);
+    assert_eq!(settings.aggregates.len(), 2);
+    generate(dir, &graph, Format::Csv, 37, bids);
+    let (_, partitions) = file_partitions(Format::Csv, &settings.schema, &dir.join("data"));
+    let oracle = Oracle::new(&settings, &partitions).final_values();
+    let expected = [0, 1].map(|a| as_csv(&oracle, &settings, a));
+    (graph, expected)
+}
+
+/// Two aggregates of other windows, dims and measures (with a filter and a distinct
+/// count), each with a CSV sink.
+const TWO_AGGREGATES: &str = r#"[[aggregate]]
+name = "minutely"
+window = "1m"
+group_by = ["campaign_id", "region"]
+[[aggregate.measure]]
+name = "clicks"
+count = "click"
+[[aggregate.measure]]
+name = "spend_micros"
+sum = "impression.cost_micros"
+[[aggregate.sink]]
+kind = "csv"
+path = 'out_minutely'
+[[aggregate]]
+name = "by_region"
+window = "5m"
+group_by = ["region"]
+[[aggregate.measure]]
+name = "bids"
+count = "bid"
+[[aggregate.measure]]
+name = "big_revenue_micros"
+sum = "conversion.value_micros"
+filter = "value_micros > 1000000"
+[[aggregate.measure]]
+name = "campaigns"
+count_distinct = "bid.campaign_id"
+[[aggregate.sink]]
+kind = "csv"
+path = 'out_by_region'
+"#;
+
+/// The frontiers of a change log's rows in file order (empty: the input's last batch).
+fn frontiers(change_log: &Path) -> Vec<Option<u64>> {
+    let (names, rows) = read_csv(change_log);
+    let column = names
+        .iter()
+        .position(|n| n == "frontier")
+        .expect("a frontier column");
+    rows.iter().map(|row| row[column].parse().ok()).collect()
+}
+
+/// Issue #16 with issue 13: a run of two aggregates killed mid-run resumes from its
+/// checkpoint, and each aggregate's change log then sums to the oracle's totals, its
+/// batches in order with none written twice; a restart whose declaration changed (a
+/// measure of one aggregate) is refused with exit 2 naming what differs.
+#[test]
+fn two_aggregates_killed_resume_exactly_and_a_changed_declaration_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (graph, expected) = two_aggregates(dir.path(), 40_000);
+    kill_after_checkpoints(dir.path(), &graph, 2);
+    let outs = ["out_minutely", "out_by_region"];
+    let ran = diffmill_ok(
+        dir.path(),
+        [
+            "run".as_ref(),
+            graph.as_os_str(),
+            "-w".as_ref(),
+            "2".as_ref(),
+        ],
+    );
+    assert!(
+        ran.stderr.contains("state: resuming from"),
+        "the restart resumes:\n{}",
+        ran.stderr
+    );
+    for (a, (out, measures)) in outs.iter().zip([2, 3]).enumerate() {
+        let change_log = dir.path().join(out).join("aggregates.csv");
+        let totals = sum_change_log(&change_log, measures).expect("the change log reads");
+        assert!(!expected[a].is_empty(), "aggregate {a} has rows");
+        assert_eq!(
+            totals, expected[a],
+            "aggregate {a} ({out}): the oracle's totals"
+        );
+        // A batch written twice would repeat a frontier after a later one.
+        let frontiers = frontiers(&change_log);
+        let ordered = frontiers
+            .windows(2)
+            .all(|w| matches!((w[0], w[1]), (Some(x), Some(y)) if x <= y) || w[1].is_none());
+        assert!(ordered, "{out}: batches out of order or written twice");
+        assert_eq!(
+            frontiers.last(),
+            Some(&None),
+            "{out} ends with the complete batch"
+        );
+    }
+
+    // Run again from the beginning to a checkpoint, then change a measure of the second
+    // aggregate.
+    std::fs::remove_dir_all(dir.path().join("state")).expect("the state folder goes");
+    kill_after_checkpoints(dir.path(), &graph, 1);
+    let text = std::fs::read_to_string(&graph).expect("the graph reads");
+    let changed = text.replace("value_micros > 1000000", "value_micros > 2000000");
+    assert_ne!(changed, text);
+    std::fs::write(&graph, changed).expect("the graph writes");
+    let refused = diffmill(dir.path(), ["run".as_ref(), graph.as_os_str()]);
+    assert_eq!(refused.code(), Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("aggregate.by_region.measure is [")
+            && refused.stderr.contains("value_micros > 2000000")
+            && refused.stderr.contains("in the state"),
+        "names the changed measure:\n{}",
+        refused.stderr
+    );
 }

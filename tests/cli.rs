@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use diffmill::connectors::generator::Generator;
-use diffmill::connectors::{sum_change_log, FileFormat};
-use diffmill::dataflow::{Dim, FunnelSettings, GroupBy};
-use diffmill::event::{Format, StreamKind};
-use diffmill::graph::{GraphSpec, SourceSpec};
+use diffmill::connectors::{sum_change_log, Arrival, FileFormat};
+use diffmill::declare::Aggregate;
+use diffmill::event::StreamKind;
+use diffmill::format::Format;
+use diffmill::graph::{GraphSpec, SinkSpec, SourceSpec};
 use tempfile::TempDir;
 
 use support::cli::{
@@ -41,29 +42,19 @@ fn toml_str<'a>(value: &'a toml::Value, table: &str, key: &str) -> Option<&'a st
     value.get(table)?.get(key)?.as_str()
 }
 
-/// The expected header of `aggregates.csv` for a graph's `[funnel] group_by`.
-fn aggregates_header(graph: &toml::Value) -> String {
-    let group_by = match graph.get("funnel").and_then(|f| f.get("group_by")) {
-        Some(dims) => GroupBy::new(
-            dims.as_array()
-                .expect("group_by is an array")
-                .iter()
-                .map(|d| Dim::from_name(d.as_str().expect("a dim name")).expect("a known dim")),
-        ),
-        None => FunnelSettings::default().group_by,
-    };
+/// The expected header of an aggregate's `aggregates.csv`: its dims (in the bid's field
+/// order) and its measures (in declaration order), as the graph declares them.
+fn aggregates_header(graph: &GraphSpec, aggregate: usize) -> String {
+    let aggregate: Aggregate = graph
+        .declaration()
+        .resolve()
+        .expect("the graph's declaration resolves")
+        .aggregates[aggregate]
+        .clone();
     let mut header = vec!["window_start", "window_end"];
-    header.extend(group_by.dims().iter().map(|d| d.name()));
-    header.extend([
-        "bids",
-        "impressions",
-        "clicks",
-        "conversions",
-        "spend_micros",
-        "revenue_micros",
-        "frontier",
-        "status",
-    ]);
+    header.extend(aggregate.dims.names());
+    header.extend(aggregate.measure_names());
+    header.extend(["frontier", "status"]);
     header.join(",")
 }
 
@@ -83,17 +74,19 @@ fn every_graph_checks_and_runs_on_a_small_input() {
     for graph in graphs {
         let text = std::fs::read_to_string(&graph).expect("the graph reads");
         let spec: toml::Value = toml::from_str(&text).expect("the graph is TOML");
+        let parsed = GraphSpec::load(&graph).expect("the graph loads");
         let source = toml_str(&spec, "source", "kind").expect("[source] kind");
-        let sinks: Vec<&str> = spec
-            .get("sink")
-            .and_then(|s| s.as_array())
-            .map(|sinks| {
-                sinks
-                    .iter()
-                    .map(|s| s.get("kind").and_then(|k| k.as_str()).expect("sink kind"))
-                    .collect()
+        let sinks: Vec<&str> = parsed
+            .all_sinks()
+            .into_iter()
+            .map(|(_, sink)| match sink {
+                SinkSpec::Csv(_) => "csv",
+                SinkSpec::Stdout(_) => "stdout",
+                SinkSpec::Kafka(_) => "kafka",
+                SinkSpec::Postgres(_) => "postgres",
+                SinkSpec::Parquet(_) => "parquet",
             })
-            .unwrap_or_default();
+            .collect();
         if source == "kafka" || sinks.iter().any(|s| *s == "kafka" || *s == "postgres") {
             println!(
                 "skipping {}: source `{source}`, sinks {sinks:?} need external services",
@@ -179,15 +172,24 @@ fn every_graph_checks_and_runs_on_a_small_input() {
         if sinks.contains(&"stdout") {
             assert!(ran.stdout.contains("batch "), "{}", graph.display());
         }
-        if sinks.contains(&"csv") {
-            let (header, rows) = read_csv(&out.join("aggregates.csv"));
+        for (a, (_, specs)) in parsed.aggregate_sinks().into_iter().enumerate() {
+            if !specs.iter().any(|s| matches!(s, SinkSpec::Csv(_))) {
+                continue;
+            }
+            // `--output` replaces the folder of the old form's sinks, and is the parent
+            // of each declared aggregate's folder.
+            let (folder, name) = match parsed.aggregates.get(a) {
+                None => (out.clone(), "funnel".to_owned()),
+                Some(table) => (out.join(&table.name), table.name.clone()),
+            };
+            let (header, rows) = read_csv(&folder.join("aggregates.csv"));
             assert_eq!(
                 header.join(","),
-                aggregates_header(&spec),
-                "{}",
+                aggregates_header(&parsed, a),
+                "{} aggregate `{name}`",
                 graph.display()
             );
-            assert!(!rows.is_empty(), "{}: no aggregate rows", graph.display());
+            assert!(!rows.is_empty(), "{}: no rows of `{name}`", graph.display());
         }
     }
 }
@@ -198,7 +200,7 @@ fn gen_then_run_matches_the_oracle(format: FileFormat) {
     generate(dir.path(), &graph, format, 5, 4000);
     let ran = diffmill_ok(dir.path(), [Path::new("run"), &graph]);
 
-    let (names, partitions) = file_partitions(format, &dir.path().join("data"));
+    let (names, partitions) = file_partitions(format, &settings.schema, &dir.path().join("data"));
     let oracle = Oracle::new(&settings, &partitions);
     let accounting = oracle.accounting();
     assert!(accounting.balances());
@@ -217,8 +219,8 @@ fn gen_then_run_matches_the_oracle(format: FileFormat) {
     }
 
     let out = dir.path().join("out");
-    let summed = sum_change_log(&out.join("aggregates.csv")).expect("aggregates.csv reads");
-    let expected = as_csv(&oracle.final_values(), &settings);
+    let summed = sum_change_log(&out.join("aggregates.csv"), 6).expect("aggregates.csv reads");
+    let expected = as_csv(&oracle.final_values(), &settings, 0);
     assert!(
         expected.keys().any(|key| key[2] == "unattributed"),
         "orphans give unattributed rows"
@@ -289,6 +291,126 @@ fn gen_then_run_parquet_matches_the_oracle() {
     gen_then_run_matches_the_oracle(FileFormat::Parquet);
 }
 
+/// The Youzan-style report of `graphs/youzan_report.toml` (declared gender, age band,
+/// user and conversion type; hourly and daily aggregates with filtered order and payment
+/// measures, a distinct count and a bounded dimension) equals the oracle, aggregate by
+/// aggregate, with every dead letter and too-late record, and the accounting.
+#[test]
+fn the_youzan_report_matches_the_oracle() {
+    const BIDS: u64 = 40_000;
+    let dir = tempdir();
+    let graph = graphs_dir().join("youzan_report.toml");
+    let out = dir.path().join("out");
+    let ran = diffmill_ok(
+        dir.path(),
+        [
+            "run".as_ref(),
+            graph.as_os_str(),
+            "-w".as_ref(),
+            "2".as_ref(),
+            "--bids".as_ref(),
+            BIDS.to_string().as_ref(),
+            "--output".as_ref(),
+            out.as_os_str(),
+            "--state".as_ref(),
+            dir.path().join("state").as_os_str(),
+        ],
+    );
+
+    // The same records, read as the generator source reads them.
+    let spec = GraphSpec::load(&graph).expect("the graph loads");
+    let settings = spec
+        .declaration()
+        .resolve()
+        .expect("the declaration resolves");
+    let SourceSpec::Generator(mut config) = spec.source.clone() else {
+        panic!("the report's source is the generator");
+    };
+    config.bids = BIDS;
+    let generator = Generator::new(config, &settings).expect("a generator");
+    let names: Vec<String> = (0..generator.partition_count())
+        .map(|p| format!("generator/{p}"))
+        .collect();
+    let partitions: Vec<Vec<Arrival>> = names
+        .iter()
+        .enumerate()
+        .map(|(p, name)| {
+            generator
+                .partition(p)
+                .enumerate()
+                .map(|(i, item)| generator.arrival(item, name, i as u64 + 1))
+                .collect()
+        })
+        .collect();
+    let oracle = Oracle::new(&settings, &partitions);
+    let accounting = oracle.accounting();
+    assert!(accounting.balances());
+    assert!(accounting.total().late > 0, "no late records");
+    assert!(accounting.total().dead_lettered > 0, "no dead letters");
+    let summary = summary_counts(&ran.stderr);
+    for kind in StreamKind::ALL {
+        assert_eq!(
+            summary.get(&kind),
+            Some(&counts_row(accounting.stream(kind))),
+            "{kind} counts in the summary:\n{}",
+            ran.stderr
+        );
+    }
+
+    let finals = oracle.final_values();
+    for (a, aggregate) in settings.aggregates.iter().enumerate() {
+        let folder = out.join(&aggregate.name);
+        let summed = sum_change_log(&folder.join("aggregates.csv"), aggregate.measures.len())
+            .expect("aggregates.csv reads");
+        let expected = as_csv(&finals, &settings, a);
+        assert_eq!(
+            summed, expected,
+            "aggregate `{}` vs the oracle",
+            aggregate.name
+        );
+        assert_eq!(
+            row_set(&folder.join("dead_letters.csv"), DEAD_LETTER_KEY_COLUMNS),
+            expected_dead_letters(&oracle, &names),
+            "aggregate `{}`: dead letters",
+            aggregate.name
+        );
+        assert_eq!(
+            row_set(&folder.join("late.csv"), LATE_KEY_COLUMNS),
+            expected_too_late(&oracle, &names),
+            "aggregate `{}`: too-late records",
+            aggregate.name
+        );
+    }
+
+    // The report has what it is for: orders, payments and follows by gender, ads beyond
+    // the bound as `other`, a reach below the exposures.
+    let hourly = as_csv(&finals, &settings, 0);
+    let column = |name: &str| {
+        settings.aggregates[0]
+            .measure_names()
+            .iter()
+            .position(|m| *m == name)
+            .expect("a measure")
+    };
+    for measure in ["orders", "payments", "follows"] {
+        assert!(
+            hourly.values().any(|m| m[column(measure)] > 0),
+            "no {measure} in the hourly report"
+        );
+    }
+    let genders: BTreeSet<&str> = hourly.keys().map(|key| key[4].as_str()).collect();
+    assert!(genders.is_superset(&BTreeSet::from(["female", "male", "unknown"])));
+    assert!(
+        hourly.keys().any(|key| key[3] == "other"),
+        "no ad beyond the bound"
+    );
+    let daily = as_csv(&finals, &settings, 1);
+    assert!(
+        daily.values().any(|m| m[0] > 0 && m[0] < m[1]),
+        "the reach never differs from the exposures"
+    );
+}
+
 #[test]
 fn replays_agree_across_runs_and_worker_counts() {
     let dir = tempdir();
@@ -308,7 +430,7 @@ fn replays_agree_across_runs_and_worker_counts() {
                 out.as_os_str(),
             ],
         );
-        let summed = sum_change_log(&out.join("aggregates.csv")).expect("aggregates.csv reads");
+        let summed = sum_change_log(&out.join("aggregates.csv"), 6).expect("aggregates.csv reads");
         let dead = row_set(&out.join("dead_letters.csv"), usize::MAX);
         let late = row_set(&out.join("late.csv"), usize::MAX);
         assert!(!summed.is_empty() && !dead.is_empty() && !late.is_empty());
@@ -333,6 +455,83 @@ fn assert_config_error(dir: &Path, graph: &Path, names: &[&str]) {
         for name in names {
             assert!(message.contains(name), "{verb}: no `{name}` in: {message}");
         }
+    }
+}
+
+/// A small valid graph with declared streams and an aggregate, for the declaration errors.
+const DECLARED: &str = r#"name = "declared"
+[source]
+kind = "generator"
+bids = 100
+[stream.conversion]
+id = "conversion_id"
+time = "ts"
+parent = "click_id"
+[stream.conversion.fields]
+conversion_id = "id"
+click_id = "id"
+ts = "timestamp"
+type = "string"
+value_micros = "money"
+[[aggregate]]
+name = "hourly"
+window = "1h"
+group_by = ["campaign_id", "region"]
+[[aggregate.measure]]
+name = "orders"
+count = "conversion"
+filter = "type = 'order'"
+[[aggregate.measure]]
+name = "order_amount"
+sum = "conversion.value_micros"
+filter = "type = 'order'"
+"#;
+
+/// Bad declarations exit 2 with one message naming the file, the line and the key
+/// (issue #16): an unknown field in group_by, a sum of a string, a filter on a missing
+/// field, two measures of one name, a field type that does not parse.
+#[test]
+fn bad_declarations_exit_2_naming_file_line_and_key() {
+    let dir = tempdir();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, DECLARED).expect("the graph writes");
+    diffmill_ok(dir.path(), [Path::new("check"), &good]);
+    let cases = [
+        (
+            "group_by = [\"campaign_id\", \"region\"]",
+            "group_by = [\"campaign_id\", \"gender\"]",
+            "aggregate[0].group_by[1]",
+        ),
+        (
+            "sum = \"conversion.value_micros\"",
+            "sum = \"conversion.type\"",
+            "aggregate[0].measure[1].sum",
+        ),
+        (
+            "filter = \"type = 'order'\"\n[[aggregate.measure]]",
+            "filter = \"kind = 'order'\"\n[[aggregate.measure]]",
+            "aggregate[0].measure[0].filter",
+        ),
+        (
+            "name = \"order_amount\"",
+            "name = \"orders\"",
+            "aggregate[0].measure[1].name",
+        ),
+        (
+            "value_micros = \"money\"",
+            "value_micros = \"currency\"",
+            "stream.conversion.fields.value_micros",
+        ),
+    ];
+    for (i, (from, to, key)) in cases.into_iter().enumerate() {
+        assert!(DECLARED.contains(from), "{from}");
+        let text = DECLARED.replacen(from, to, 1);
+        let at = DECLARED.find(from).expect("the change");
+        let line = DECLARED[..at].matches('\n').count() + 1;
+        let bad = dir.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&bad, &text).expect("the graph writes");
+        let at = format!("{}:{line}:", bad.display());
+        assert_config_error(dir.path(), &bad, &[&at, &format!("`{key}`")]);
     }
 }
 
@@ -395,13 +594,16 @@ fn generator_graph(dir: &Path, name: &str, bids: u64, sinks: &str) -> PathBuf {
 /// The oracle's final values, keyed as in `aggregates.csv`, for a generator graph.
 fn generator_oracle(graph: &Path) -> CsvAggregates {
     let spec = GraphSpec::load(graph).expect("the graph loads");
-    let settings = spec.funnel.settings();
+    let settings = spec
+        .declaration()
+        .resolve()
+        .expect("the declaration resolves");
     let SourceSpec::Generator(config) = spec.source else {
         panic!("{}: not a generator graph", graph.display());
     };
     let generator = Generator::new(config, &settings).expect("a valid generator");
     let oracle = Oracle::new(&settings, &support::generated_events(&generator));
-    as_csv(&oracle.final_values(), &settings)
+    as_csv(&oracle.final_values(), &settings, 0)
 }
 
 /// Runs `diffmill run <graph>`, reads the first bytes of its stdout and closes the pipe;
@@ -448,7 +650,7 @@ fn a_closed_stdout_pipe_leaves_the_other_sinks_complete() {
         "the closed preview is not reported:\n{stderr}"
     );
     assert!(stderr.contains("every record is accounted for"), "{stderr}");
-    let summed = sum_change_log(&out.join("aggregates.csv")).expect("aggregates.csv reads");
+    let summed = sum_change_log(&out.join("aggregates.csv"), 6).expect("aggregates.csv reads");
     assert!(
         summed == generator_oracle(&graph),
         "aggregates.csv does not sum to the oracle's final values: {} of its keys",

@@ -14,7 +14,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::sum_change_log;
-use diffmill::event::{Format, StreamKind};
+use diffmill::event::StreamKind;
+use diffmill::format::Format;
 use tempfile::TempDir;
 
 use support::cli::{
@@ -84,7 +85,7 @@ fn two_processes_of_two_workers_agree_with_one_worker_and_the_oracle() {
     let dir = tempdir();
     let (graph, settings) = files_graph(dir.path(), Format::Csv);
     generate(dir.path(), &graph, Format::Csv, 21, 4000);
-    let (_, partitions) = file_partitions(Format::Csv, &dir.path().join("data"));
+    let (_, partitions) = file_partitions(Format::Csv, &settings.schema, &dir.path().join("data"));
     let oracle = Oracle::new(&settings, &partitions);
 
     let single = dir.path().join("out-single");
@@ -120,11 +121,11 @@ fn two_processes_of_two_workers_agree_with_one_worker_and_the_oracle() {
     );
 
     let cluster = dir.path().join("out-cluster");
-    let summed = sum_change_log(&cluster.join("aggregates.csv")).expect("aggregates.csv reads");
-    let expected = as_csv(&oracle.final_values(), &settings);
+    let summed = sum_change_log(&cluster.join("aggregates.csv"), 6).expect("aggregates.csv reads");
+    let expected = as_csv(&oracle.final_values(), &settings, 0);
     assert!(!expected.is_empty());
     assert_same(&summed, &expected, "2 × 2 workers vs the oracle");
-    let single_summed = sum_change_log(&single.join("aggregates.csv")).expect("reads");
+    let single_summed = sum_change_log(&single.join("aggregates.csv"), 6).expect("reads");
     assert_same(&summed, &single_summed, "2 × 2 workers vs 1 worker");
     for file in ["dead_letters.csv", "late.csv"] {
         let rows = row_set(&cluster.join(file), usize::MAX);
@@ -229,18 +230,18 @@ fn sigint_on_one_process_stops_the_cluster_and_leaves_a_consistent_output() {
     assert!(first_stderr.contains("summary:"), "{first_stderr}");
 
     // The output is a consistent prefix: its sum is the oracle's at the last frontier.
-    let (_, partitions) = file_partitions(Format::Csv, &dir.path().join("data"));
+    let (_, partitions) = file_partitions(Format::Csv, &settings.schema, &dir.path().join("data"));
     let oracle = Oracle::new(&settings, &partitions);
     let frontier = last_frontier(&aggregates);
-    let summed = sum_change_log(&aggregates).expect("aggregates.csv reads");
+    let summed = sum_change_log(&aggregates, 6).expect("aggregates.csv reads");
     assert_ne!(
         summed,
-        as_csv(&oracle.final_values(), &settings),
+        as_csv(&oracle.final_values(), &settings, 0),
         "the run was stopped before the end"
     );
     assert_same(
         &summed,
-        &as_csv(&oracle.expected_prefix(Some(frontier)), &settings),
+        &as_csv(&oracle.expected_prefix(Some(frontier)), &settings, 0),
         &format!("the stopped output vs the oracle at its last frontier {frontier}"),
     );
 }
@@ -268,12 +269,12 @@ fn sigterm_stops_one_process_with_its_summary_and_a_consistent_output() {
     assert!(stderr.contains("every record is accounted for"), "{stderr}");
     assert!(stderr.contains("not final"), "{stderr}");
 
-    let (_, partitions) = file_partitions(Format::Csv, &dir.path().join("data"));
+    let (_, partitions) = file_partitions(Format::Csv, &settings.schema, &dir.path().join("data"));
     let oracle = Oracle::new(&settings, &partitions);
     let frontier = last_frontier(&aggregates);
     assert_same(
-        &sum_change_log(&aggregates).expect("reads"),
-        &as_csv(&oracle.expected_prefix(Some(frontier)), &settings),
+        &sum_change_log(&aggregates, 6).expect("reads"),
+        &as_csv(&oracle.expected_prefix(Some(frontier)), &settings, 0),
         &format!("the stopped output vs the oracle at its last frontier {frontier}"),
     );
     // No window is announced final beyond what the frontier makes final.
@@ -282,7 +283,7 @@ fn sigterm_stops_one_process_with_its_summary_and_a_consistent_output() {
     for row in rows.iter().filter(|row| row[status_at] == "final") {
         let start: u64 = row[0].parse().expect("a window start");
         assert!(
-            start + settings.lateness.window + settings.lateness.allowed_lateness <= frontier,
+            settings.aggregates[0].window.final_at(start) <= frontier,
             "window {start} announced final at frontier {frontier}"
         );
     }

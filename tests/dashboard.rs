@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diffmill::connectors::MemorySink;
-use diffmill::dataflow::{Dim, FunnelSettings, Measures};
+use diffmill::declare::{FunnelSettings, KeyLayout, Measures};
 use diffmill::event::Millis;
 use diffmill::observe::server::Server;
 use diffmill::observe::{Observer, RunInfo};
@@ -32,13 +32,13 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The sink's totals of window `start`, keyed as the page keys rows (the campaign, or
 /// `unattributed`), plus `__total__`.
-fn sink_totals(sink: &MemorySink, start: Millis) -> BTreeMap<String, [i64; 6]> {
+fn sink_totals(sink: &MemorySink, dims: &KeyLayout, start: Millis) -> BTreeMap<String, [i64; 6]> {
     let mut totals: BTreeMap<String, Measures> = BTreeMap::new();
     for row in sink.batches().iter().flat_map(|b| b.rows.iter()) {
         if row.window_start != start {
             continue;
         }
-        let key = row.dims.value(Dim::Campaign);
+        let key = dims.texts(&row.dims).remove(0);
         for key in [key, "__total__".to_owned()] {
             differential_dataflow::difference::Semigroup::plus_equals(
                 totals.entry(key).or_default(),
@@ -46,7 +46,10 @@ fn sink_totals(sink: &MemorySink, start: Millis) -> BTreeMap<String, [i64; 6]> {
             );
         }
     }
-    totals.into_iter().map(|(k, m)| (k, m.values())).collect()
+    totals
+        .into_iter()
+        .map(|(k, m)| (k, <[i64; 6]>::try_from(m.values(6)).expect("six measures")))
+        .collect()
 }
 
 /// What the page shows of window `start`: its phase, and each row's six measures as
@@ -200,6 +203,7 @@ fn the_page_shows_final_windows_and_corrections_as_they_land() {
     let server = Server::start(([127, 0, 0, 1], 0).into(), observer.clone()).expect("a server");
     let (source, mut feeder) = feed();
     let sink = MemorySink::new();
+    let dims = settings.aggregates[0].dims.clone();
     let funnel = Funnel::new(settings)
         .source(source)
         .sink(sink.clone())
@@ -235,7 +239,7 @@ fn the_page_shows_final_windows_and_corrections_as_they_land() {
             .expect("the dashboard loads");
 
         // The final window: the page's numbers equal the sink's totals.
-        let expected = sink_totals(&sink, 0);
+        let expected = sink_totals(&sink, &dims, 0);
         assert_eq!(expected["__total__"], [3, 3, 1, 0, 1_500, 0]);
         let shown = wait_for_page(&client, 0, "window 0 final", |phase, _| phase == "final").await;
         assert_eq!(shown, expected, "window 0 on the page and in the sink");
@@ -246,7 +250,7 @@ fn the_page_shows_final_windows_and_corrections_as_they_land() {
         })
         .await;
         assert_eq!(before["unattributed"][2], 1);
-        assert_eq!(before, sink_totals(&sink, WINDOW));
+        assert_eq!(before, sink_totals(&sink, &dims, WINDOW));
 
         // The late bid of the click arrives: a correction moves the click to campaign 7.
         feeder.push(bid(50, 65_000, 7));
@@ -257,7 +261,7 @@ fn the_page_shows_final_windows_and_corrections_as_they_land() {
         .await;
         assert_eq!(after["unattributed"][2], 0, "the click left unattributed");
         assert_eq!(after["7"], [1, 0, 1, 0, 0, 0]);
-        assert_eq!(after, sink_totals(&sink, WINDOW));
+        assert_eq!(after, sink_totals(&sink, &dims, WINDOW));
         let corrected = client
             .execute(
                 "return [...document.querySelectorAll('#corrections tbody tr')].length",

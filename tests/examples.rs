@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
-use diffmill::dataflow::{FunnelSettings, Lateness};
-use diffmill::event::{Bid, Click, Event, EventId, Millis, Record};
+use diffmill::declare::{Declaration, DurationText, FunnelSettings, FunnelSpec};
+use diffmill::event::{Bid, Click, Event, EventId, Keyed, Millis};
 
 /// Runs `cargo run --example <name> -- -w 2`, asserts it succeeded, returns its stdout.
 fn run_example(name: &str) -> String {
@@ -73,13 +73,14 @@ fn click_fraud_matches_a_from_scratch_count() {
 const WINDOW: Millis = 5 * 60_000;
 
 fn click_fraud_generator() -> Generator {
-    let settings = FunnelSettings {
-        lateness: Lateness {
-            window: WINDOW,
-            ..FunnelSettings::default().lateness
-        },
-        ..FunnelSettings::default()
+    let funnel = FunnelSpec {
+        window: Some(DurationText::from_millis(WINDOW)),
+        ..FunnelSpec::default()
     };
+    let settings = Declaration::default()
+        .funnel(funnel)
+        .resolve()
+        .expect("valid settings");
     let config = GeneratorConfig {
         bids: 20_000,
         rate: 20,
@@ -99,7 +100,7 @@ fn forged_click(bid: &Bid) -> Option<Click> {
 }
 
 /// Keeps the record with the greatest `(ts, payload)` per id (the dedup rule).
-fn keep_winner<R: Record>(winners: &mut BTreeMap<EventId, R>, record: R) {
+fn keep_winner<R: Keyed>(winners: &mut BTreeMap<EventId, R>, record: R) {
     let winner = winners.entry(record.id()).or_insert(record);
     if (record.ts(), record) > (winner.ts(), *winner) {
         *winner = record;

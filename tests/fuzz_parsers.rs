@@ -9,8 +9,9 @@
 #[path = "support/parser_checks.rs"]
 mod parser_checks;
 
-use diffmill::event::{fields, Format, StreamKind};
-use parser_checks::{check_file, check_graph, check_json_line, stream_of};
+use diffmill::event::StreamKind;
+use diffmill::format::Format;
+use parser_checks::{check_file, check_graph, check_json_line, schema_of, stream_of};
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
@@ -96,7 +97,7 @@ fn csv_file() -> impl Strategy<Value = (StreamKind, Vec<u8>)> {
     )
         .prop_map(|(stream, shuffle, records)| {
             let stream = stream_of(stream);
-            let mut names: Vec<&str> = fields(stream).to_vec();
+            let mut names: Vec<&str> = field_names(stream);
             let n = names.len();
             names.rotate_left((shuffle as usize) % n);
             let mut bytes = names.join(",").into_bytes();
@@ -107,6 +108,15 @@ fn csv_file() -> impl Strategy<Value = (StreamKind, Vec<u8>)> {
             }
             (stream, bytes)
         })
+}
+
+/// The names of `stream`'s declared fields, in order.
+fn field_names(stream: StreamKind) -> Vec<&'static str> {
+    schema_of(stream)
+        .fields()
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect()
 }
 
 /// One record line: numbers and labels joined by commas, or a mix of tokens.
@@ -149,8 +159,8 @@ fn json_line() -> impl Strategy<Value = (StreamKind, String)> {
     )
         .prop_map(|(stream, values, extra)| {
             let stream = stream_of(stream);
-            let mut pairs: Vec<String> = fields(stream)
-                .iter()
+            let mut pairs: Vec<String> = field_names(stream)
+                .into_iter()
                 .zip(values)
                 .filter(|(_, (present, _))| *present)
                 .map(|(name, (_, value))| format!("\"{name}\":{value}"))

@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use diffmill::connectors::{FileSource, MemorySink};
-use diffmill::dataflow::FunnelSettings;
-use diffmill::event::{Format, StreamKind};
+use diffmill::declare::{FunnelSettings, Schema};
+use diffmill::event::StreamKind;
+use diffmill::format::Format;
 use diffmill::runtime::Funnel;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
@@ -25,7 +26,8 @@ fn run(dir: &Path, format: Format) -> (Vec<(String, u64, String)>, diffmill::run
                 .unwrap_or(false)
         })
         .collect();
-    let source = FileSource::from_globs(format, &globs).expect("files exist");
+    let schema = std::sync::Arc::new(Schema::funnel().clone());
+    let source = FileSource::from_globs(format, schema, &globs).expect("files exist");
     let sink = MemorySink::new();
     let report = Funnel::new(FunnelSettings::default())
         .source(source)

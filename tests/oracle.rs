@@ -64,23 +64,33 @@ fn check_run(
     source: impl Source + 'static,
     workers: usize,
 ) -> Result<(), String> {
-    let sink = MemorySink::new();
-    let report = Funnel::new(case.settings.clone())
-        .source(source)
-        .sink(sink.clone())
+    let sinks: Vec<MemorySink> = case
+        .settings
+        .aggregates
+        .iter()
+        .map(|_| MemorySink::new())
+        .collect();
+    let mut funnel = Funnel::new(case.settings.clone()).source(source);
+    for (a, sink) in sinks.iter().enumerate() {
+        funnel = funnel.aggregate_sink(a, Box::new(sink.clone()));
+    }
+    let report = funnel
         .workers(workers)
         .run()
         .map_err(|e| format!("run failed: {e}"))?;
-    let batches = sink.batches();
-    if report.batches != batches.len() as u64 {
-        return Err(format!(
-            "report says {} batches, the sink got {}",
-            report.batches,
-            batches.len()
-        ));
+    for (a, sink) in sinks.iter().enumerate() {
+        let batches = sink.batches();
+        if report.batches != batches.len() as u64 {
+            return Err(format!(
+                "report says {} batches, aggregate {a}'s sink got {}",
+                report.batches,
+                batches.len()
+            ));
+        }
+        check_batches(&case.settings, oracle, a, &batches)
+            .map_err(|e| format!("aggregate {a}: {e}"))?;
+        check_rejects(oracle, &batches)?;
     }
-    check_batches(&case.settings, oracle, &batches)?;
-    check_rejects(oracle, &batches)?;
     let accounting = report.accounting;
     if accounting != oracle.accounting() {
         return Err(format!(

@@ -8,7 +8,7 @@
 mod support;
 
 use diffmill::connectors::Arrival;
-use diffmill::dataflow::{Attribution, FunnelSettings};
+use diffmill::declare::{Attribution, FunnelSettings, Measures};
 use diffmill::event::{DeadLetter, Origin, StreamKind};
 use diffmill::runtime::StreamCounts;
 
@@ -19,10 +19,14 @@ fn usual() -> FunnelSettings {
     settings(1_000, 1_500, 2_000, 2_000, 100)
 }
 
-fn aggregates<const N: usize>(
-    entries: [((u64, Attribution), diffmill::dataflow::Measures); N],
-) -> Aggregates {
-    entries.into_iter().collect()
+/// The oracle's aggregates (of the single aggregate, grouped by campaign) from
+/// `((window start, dims), measures)` entries.
+fn aggregates<const N: usize>(entries: [((u64, Attribution), Measures); N]) -> Aggregates {
+    let dims = usual().aggregates[0].dims.clone();
+    entries
+        .into_iter()
+        .map(|((start, attribution), m)| ((0, start, dims.texts(&attribution)), support::values(m)))
+        .collect()
 }
 
 fn counts(read: u64, applied: u64, duplicate: u64, too_late: u64) -> StreamCounts {

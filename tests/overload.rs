@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use differential_dataflow::difference::Semigroup;
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{Arrival, Batch, Poll, Sink, SinkError};
-use diffmill::dataflow::{FunnelSettings, Measures};
+use diffmill::declare::FunnelSettings;
 use diffmill::event::Millis;
 use diffmill::runtime::{Funnel, MAX_LEAD};
 
@@ -38,7 +37,7 @@ fn logged(partitions: Vec<Vec<Arrival>>, read: ReadLog) -> ObservedSource {
         on_poll: Arc::new(move |_, arrivals| {
             let mut read = read.lock().expect("the read log");
             read.extend(arrivals.iter().filter_map(|arrival| match arrival {
-                Arrival::Event { event, .. } => Some(event.ts()),
+                Arrival::Event { record, .. } => Some(record.ts),
                 Arrival::DeadLetter(_) => None,
             }));
         }),
@@ -119,14 +118,11 @@ fn generated(settings: &FunnelSettings, partitions: usize, bids: u64) -> Vec<Vec
     support::generated_events(&generator)
 }
 
-fn sum_rows(batches: &[Batch]) -> Aggregates {
+fn sum_rows(settings: &FunnelSettings, batches: &[Batch]) -> Aggregates {
     let mut sums: Aggregates = Aggregates::new();
-    for row in batches.iter().flat_map(|b| &b.rows) {
-        sums.entry((row.window_start, row.dims))
-            .or_default()
-            .plus_equals(&row.delta);
+    for batch in batches {
+        support::add_rows(&mut sums, settings, 0, &batch.rows);
     }
-    sums.retain(|_, m| *m != Measures::default());
     sums
 }
 
@@ -138,7 +134,7 @@ fn run_slow(label: &str, settings: &FunnelSettings, partitions: Vec<Vec<Arrival>
         .iter()
         .flatten()
         .filter_map(|arrival| match arrival {
-            Arrival::Event { event, .. } => Some(event.ts()),
+            Arrival::Event { record, .. } => Some(record.ts),
             Arrival::DeadLetter(_) => None,
         })
         .collect();
@@ -171,7 +167,7 @@ fn run_slow(label: &str, settings: &FunnelSettings, partitions: Vec<Vec<Arrival>
     let observations = observations.lock().expect("the observations").clone();
     let oracle = Oracle::new(settings, &partitions);
     assert_eq!(
-        sum_rows(&batches),
+        sum_rows(settings, &batches),
         oracle.final_values(),
         "{label}: the output vs the oracle"
     );

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use diffmill::connectors::{sum_change_log, FileFormat, FileSource, Source};
-use diffmill::dataflow::FunnelSettings;
+use diffmill::declare::{FunnelSettings, Schema};
 use diffmill::event::{Millis, StreamKind};
 use tempfile::TempDir;
 
@@ -77,7 +77,7 @@ fn aggregates(rows: Vec<Vec<String>>) -> (CsvAggregates, usize) {
             .iter()
             .map(|m| m.parse().expect("an integer measure"))
             .collect();
-        let measures: [i64; 6] = measures.try_into().expect("six measures");
+        assert_eq!(measures.len(), 6, "six measures");
         if measures.iter().all(|m| *m == 0) {
             continue;
         }
@@ -261,13 +261,14 @@ fn assert_only_committed_files(sink: &Path) {
 /// The oracle's value of every window final at `frontier` (`None`: every window).
 fn final_at(oracle: &Oracle, settings: &FunnelSettings, frontier: Option<Millis>) -> CsvAggregates {
     let mut values = oracle.expected_prefix(frontier);
-    values.retain(|(window, _), _| frontier.is_none_or(|f| oracle.final_at(*window) <= f));
-    as_csv(&values, settings)
+    values
+        .retain(|(a, window, _), _| frontier.is_none_or(|f| oracle.final_at_in(*a, *window) <= f));
+    as_csv(&values, settings, 0)
 }
 
 /// The oracle of the generated `input` files in `dir/data`, with the partitions' names.
 fn oracle(dir: &Path, input: FileFormat, settings: &FunnelSettings) -> (Oracle, Vec<String>) {
-    let (names, partitions) = file_partitions(input, &dir.join("data"));
+    let (names, partitions) = file_partitions(input, &settings.schema, &dir.join("data"));
     (Oracle::new(settings, &partitions), names)
 }
 
@@ -281,7 +282,7 @@ fn both_modes_read_back_by_duckdb_equal_the_oracle() {
     generate(dir.path(), &graph, FileFormat::Csv, 5, 4000);
     diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
     let (oracle, names) = oracle(dir.path(), FileFormat::Csv, &settings);
-    let expected = as_csv(&oracle.final_values(), &settings);
+    let expected = as_csv(&oracle.final_values(), &settings, 0);
     assert!(expected.keys().any(|key| key[2] == "unattributed"));
 
     let (changes, finals) = (dir.path().join("changes"), dir.path().join("final"));
@@ -442,7 +443,7 @@ fn killed_then_restarted(test: &str, input: FileFormat, state: bool) {
     assert!(!complete);
     assert_same(
         &summed_changes(&python, &changes, true),
-        &as_csv(&oracle.expected_prefix(Some(frontier)), &settings),
+        &as_csv(&oracle.expected_prefix(Some(frontier)), &settings, 0),
         &format!(
             "changes: the committed batches sum to the oracle at the committed frontier {frontier}"
         ),
@@ -462,7 +463,7 @@ fn killed_then_restarted(test: &str, input: FileFormat, state: bool) {
         "{}",
         restarted.stderr
     );
-    let expected = as_csv(&oracle.final_values(), &settings);
+    let expected = as_csv(&oracle.final_values(), &settings, 0);
     for sink in [&changes, &finals] {
         assert_only_committed_files(sink);
         assert!(
@@ -550,7 +551,7 @@ fn a_parquet_replay_equals_the_csv_replay() {
         };
         outputs.push((
             summary_counts(&ran.stderr),
-            sum_change_log(&out.join("aggregates.csv")).expect("aggregates.csv reads"),
+            sum_change_log(&out.join("aggregates.csv"), 6).expect("aggregates.csv reads"),
             keyed("dead_letters.csv", 3),
             keyed("late.csv", 6),
         ));
@@ -598,9 +599,12 @@ fn a_missing_or_mistyped_column_is_named_with_its_file() {
         ),
     ] {
         write_parquet(&clicks, columns);
-        let source =
-            FileSource::from_globs(FileFormat::Parquet, &[(StreamKind::Click, pattern.clone())])
-                .expect("the file is found");
+        let source = FileSource::from_globs(
+            FileFormat::Parquet,
+            Arc::new(Schema::funnel().clone()),
+            &[(StreamKind::Click, pattern.clone())],
+        )
+        .expect("the file is found");
         let error = source
             .partitions(0, 1)
             .err()

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
 use diffmill::connectors::{Arrival, MemorySource, PostgresConfig, PostgresSink, Sink, SinkError};
-use diffmill::dataflow::{Dim, FunnelSettings};
-use diffmill::event::{DeadLetter, Format, Millis, Origin};
+use diffmill::declare::FunnelSettings;
+use diffmill::event::{DeadLetter, Millis, Origin};
+use diffmill::format::Format;
 use diffmill::graph::GraphSpec;
 use diffmill::runtime::{Funnel, RunError};
 use postgres::Client;
@@ -30,7 +31,7 @@ use support::cli::{
     files_graph, generate, graphs_dir, CsvAggregates,
 };
 use support::oracle::Oracle;
-use support::postgres::{connect, progress, totals};
+use support::postgres::{connect, grouped_by, progress, totals};
 
 const URL_VAR: &str = "DIFFMILL_TEST_POSTGRES_URL";
 
@@ -62,7 +63,7 @@ fn generated(settings: &FunnelSettings, config: GeneratorConfig) -> Vec<Vec<Arri
                 .enumerate()
                 .map(|(i, generated)| match generated {
                     Generated::Event(event) => Arrival::Event {
-                        event,
+                        record: generator.record(&event),
                         position: i as u64 + 1,
                     },
                     Generated::Malformed { stream, line } => Arrival::DeadLetter(DeadLetter {
@@ -191,11 +192,11 @@ fn totals_equal_the_oracle_and_a_second_run_adds_nothing() {
         return;
     };
     let (settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let mut config = fresh(&url, "t_totals");
     config.change_log_table = Some("changes".into());
     let oracle = Oracle::new(&settings, &partitions);
-    let expected = as_csv(&oracle.final_values(), &settings);
+    let expected = as_csv(&oracle.final_values(), &settings, 0);
     let expected_rejects = expected_rejects(&oracle);
     assert!(
         !expected_rejects.0.is_empty() && !expected_rejects.1.is_empty(),
@@ -206,10 +207,10 @@ fn totals_equal_the_oracle_and_a_second_run_adds_nothing() {
     let mut client = connect(&url);
 
     for attempt in ["first", "second"] {
-        let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+        let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
         run(&settings, &partitions, sink).expect("the run succeeds");
         assert_eq!(
-            totals(&mut client, "t_totals.diffmill_aggregates", &dims),
+            totals(&mut client, "t_totals.diffmill_aggregates", &aggregate),
             expected,
             "{attempt} run: the table vs the oracle"
         );
@@ -276,20 +277,20 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         return;
     };
     let (mut settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let config = fresh(&url, "t_failed");
     let oracle = Oracle::new(&settings, &partitions);
     let mut client = connect(&url);
 
     // The progress update is the last statement of a batch's transaction: failing it
     // after the rows were upserted shows that nothing of the batch stays.
-    PostgresSink::open(&config, &dims).expect("the sink opens (creates the tables)");
+    PostgresSink::open(&config, &aggregate).expect("the sink opens (creates the tables)");
     client
         .batch_execute(
             "ALTER TABLE t_failed.diffmill_progress ADD CONSTRAINT stop_here CHECK (batch_seq <= 2)",
         )
         .expect("the constraint is added");
-    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
     let error = run(&settings, &partitions, sink).expect_err("the 3rd batch fails");
     let message = error.to_string();
     assert!(
@@ -303,8 +304,12 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
     );
     assert_eq!((batches, complete), (2, false));
     assert_eq!(
-        totals(&mut client, "t_failed.diffmill_aggregates", &dims),
-        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
+        totals(&mut client, "t_failed.diffmill_aggregates", &aggregate),
+        as_csv(
+            &oracle.expected_prefix(Some(frontier as Millis)),
+            &settings,
+            0
+        ),
         "after the failure: the totals at the 2nd batch's frontier {frontier}, nothing of the 3rd"
     );
     let logged: i64 = client
@@ -326,12 +331,12 @@ fn a_run_failed_mid_way_then_rerun_equals_the_oracle_not_double() {
         .batch_execute("ALTER TABLE t_failed.diffmill_progress DROP CONSTRAINT stop_here")
         .expect("the constraint is dropped");
     settings.emit_interval = Duration::from_millis(20);
-    let sink = PostgresSink::open(&config, &dims).expect("the sink reopens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink reopens");
     assert_eq!(sink.resume().map(|r| r.frontier), Some(frontier as Millis));
     run(&settings, &partitions, sink).expect("the re-run succeeds");
     assert_eq!(
-        totals(&mut client, "t_failed.diffmill_aggregates", &dims),
-        as_csv(&oracle.final_values(), &settings),
+        totals(&mut client, "t_failed.diffmill_aggregates", &aggregate),
+        as_csv(&oracle.final_values(), &settings, 0),
         "after the re-run: the oracle's final values, nothing twice"
     );
     assert_eq!(
@@ -347,17 +352,17 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
         return;
     };
     let (settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let config = fresh(&url, "t_reader");
     let oracle = Oracle::new(&settings, &partitions);
-    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
     let sink_name = config.sink_name();
 
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let done = Arc::clone(&done);
         let url = url.clone();
-        let dims = dims.clone();
+        let aggregate = aggregate.clone();
         std::thread::spawn(move || {
             let mut client = connect(&url);
             let mut snapshots = Vec::new();
@@ -370,7 +375,7 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
                     .start()
                     .expect("a snapshot starts");
                 let seen = progress(&mut transaction, "t_reader.diffmill_progress", &sink_name);
-                let held = totals(&mut transaction, "t_reader.diffmill_aggregates", &dims);
+                let held = totals(&mut transaction, "t_reader.diffmill_aggregates", &aggregate);
                 transaction.commit().expect("the snapshot ends");
                 snapshots.push((seen, held));
                 if finished {
@@ -389,7 +394,7 @@ fn a_concurrent_reader_only_sees_totals_at_batch_boundaries() {
         let at = (!complete).then_some(*frontier as Millis);
         let want = expected
             .entry(at)
-            .or_insert_with(|| as_csv(&oracle.expected_prefix(at), &settings));
+            .or_insert_with(|| as_csv(&oracle.expected_prefix(at), &settings, 0));
         assert_eq!(
             &held, &want,
             "a snapshot after {batches} batches (frontier {frontier}, complete {complete}) is \
@@ -456,11 +461,11 @@ fn lost_connections_are_retried_without_counting_twice() {
         return;
     };
     let (settings, partitions) = case();
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let mut config = fresh(&url, "t_retry");
     let separator = if url.contains('?') { '&' } else { '?' };
     config.url = Some(format!("{url}{separator}application_name=diffmill_t_retry"));
-    let sink = PostgresSink::open(&config, &dims).expect("the sink opens");
+    let sink = PostgresSink::open(&config, &aggregate).expect("the sink opens");
 
     // Terminate the sink's connection while it writes: the server ends the session
     // (SQLSTATE 57P01 or a closed socket), mid-transaction or between transactions.
@@ -513,10 +518,11 @@ fn lost_connections_are_retried_without_counting_twice() {
     );
     let mut client = connect(&url);
     assert_eq!(
-        totals(&mut client, "t_retry.diffmill_aggregates", &dims),
+        totals(&mut client, "t_retry.diffmill_aggregates", &aggregate),
         as_csv(
             &Oracle::new(&settings, &partitions).final_values(),
-            &settings
+            &settings,
+            0
         ),
         "{terminated} connections lost: still the oracle, nothing twice"
     );
@@ -543,12 +549,13 @@ fn a_killed_run_then_a_restart_equals_the_oracle_not_double() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let (graph, settings) = files_graph_into(dir.path(), "t_killed");
     generate(dir.path(), &graph, Format::Csv, 17, 100_000);
-    let (_, partitions) = file_partitions(Format::Csv, &dir.path().join("data"));
+    let (_, partitions) = file_partitions(Format::Csv, &settings.schema, &dir.path().join("data"));
     let expected = as_csv(
         &Oracle::new(&settings, &partitions).final_values(),
         &settings,
+        0,
     );
-    let dims = settings.group_by.dims().to_vec();
+    let aggregate = settings.aggregates[0].clone();
     let mut client = connect(&url);
 
     let mut child = command(dir.path())
@@ -594,14 +601,18 @@ fn a_killed_run_then_a_restart_equals_the_oracle_not_double() {
     assert!(!complete && batches >= killed_at, "killed mid-run");
     let oracle = Oracle::new(&settings, &partitions);
     assert_eq!(
-        totals(&mut client, "t_killed.diffmill_aggregates", &dims),
-        as_csv(&oracle.expected_prefix(Some(frontier as Millis)), &settings),
+        totals(&mut client, "t_killed.diffmill_aggregates", &aggregate),
+        as_csv(
+            &oracle.expected_prefix(Some(frontier as Millis)),
+            &settings,
+            0
+        ),
         "the killed run left the totals at its last committed frontier {frontier}"
     );
 
     diffmill_ok(dir.path(), ["run".as_ref(), graph.as_os_str()]);
     assert_eq!(
-        totals(&mut client, "t_killed.diffmill_aggregates", &dims),
+        totals(&mut client, "t_killed.diffmill_aggregates", &aggregate),
         expected,
         "killed after {batches} batches, then restarted: the oracle, nothing twice"
     );
@@ -647,7 +658,10 @@ fn the_graph_file_runs_twice_into_the_same_totals() {
              public.diffmill_changes",
         )
         .expect("old tables drop");
-    let settings = spec.funnel.settings();
+    let settings = spec
+        .declaration()
+        .resolve()
+        .expect("the graph's declaration resolves");
     let diffmill::graph::SourceSpec::Generator(mut generator) = spec.source.clone() else {
         panic!("the graph's source is the generator");
     };
@@ -655,6 +669,7 @@ fn the_graph_file_runs_twice_into_the_same_totals() {
     let expected = as_csv(
         &Oracle::new(&settings, &generated(&settings, generator)).final_values(),
         &settings,
+        0,
     );
     let dir = tempfile::tempdir().expect("a temporary folder");
     for attempt in ["first", "second"] {
@@ -674,7 +689,7 @@ fn the_graph_file_runs_twice_into_the_same_totals() {
             totals(
                 &mut client,
                 "public.diffmill_aggregates",
-                settings.group_by.dims()
+                &settings.aggregates[0]
             ),
             expected,
             "{attempt} run of {}",
@@ -700,9 +715,9 @@ fn permanent_errors_stop_with_a_clear_message() {
     let mut refused = PostgresConfig::with_url(format!(
         "postgresql://diffmill_nobody:wrong@{host}:{port}/{dbname}"
     ));
-    refused.retry_for = diffmill::graph::DurationText::from_millis(200);
+    refused.retry_for = diffmill::declare::DurationText::from_millis(200);
     let started = Instant::now();
-    let error = PostgresSink::open(&refused, &[Dim::Campaign])
+    let error = PostgresSink::open(&refused, &grouped_by(&["campaign_id"]))
         .err()
         .expect("the login is refused")
         .to_string();
@@ -715,8 +730,8 @@ fn permanent_errors_stop_with_a_clear_message() {
     // A table of another shape: written by a graph grouped by campaign, opened by one
     // grouped by campaign and region.
     let config = fresh(&url, "t_shape");
-    PostgresSink::open(&config, &[Dim::Campaign]).expect("the sink opens");
-    let error = PostgresSink::open(&config, &[Dim::Campaign, Dim::Region])
+    PostgresSink::open(&config, &grouped_by(&["campaign_id"])).expect("the sink opens");
+    let error = PostgresSink::open(&config, &grouped_by(&["campaign_id", "region"]))
         .err()
         .expect("the table has other columns")
         .to_string();
@@ -732,9 +747,9 @@ fn permanent_errors_stop_with_a_clear_message() {
     drop(free);
     let mut unreachable =
         PostgresConfig::with_url(format!("postgresql://diffmill@127.0.0.1:{port}/db"));
-    unreachable.retry_for = diffmill::graph::DurationText::from_millis(500);
+    unreachable.retry_for = diffmill::declare::DurationText::from_millis(500);
     let started = Instant::now();
-    let error = PostgresSink::open(&unreachable, &[Dim::Campaign])
+    let error = PostgresSink::open(&unreachable, &grouped_by(&["campaign_id"]))
         .err()
         .expect("nothing listens")
         .to_string();

@@ -31,12 +31,14 @@ use std::time::{Duration, Instant};
 use diffmill::connectors::{
     owner, Arrival, Batch, MemorySink, Partition, Poll, Sink, SinkError, Source,
 };
-use diffmill::dataflow::{Attribution, Measures, WindowStatus};
+use diffmill::declare::{Attribution, Measures, WindowStatus};
 use diffmill::event::StreamKind;
 use diffmill::runtime::{Funnel, RunReport, StreamCounts};
 
 use support::oracle::Aggregates;
-use support::{add_rows, bid, campaign, impression, measures, partitions, settings};
+use support::{
+    add_rows, bid, campaign, campaign_row, impression, measures, partitions, settings, values,
+};
 
 /// The arrivals: partition 1's last record is bid 7, the one held back.
 fn input() -> Vec<Vec<Arrival>> {
@@ -213,17 +215,11 @@ fn check(workers: usize) {
 
     // The final values are as worked out above.
     let mut totals = Aggregates::new();
+    let settings = settings(1_000, 3_000, 5_000, 0, 0);
     for batch in &batches {
-        add_rows(&mut totals, &batch.rows);
+        add_rows(&mut totals, &settings, 0, &batch.rows);
     }
-    let expected: Aggregates = [
-        ((3_000, campaign(1)), measures(0, 1, 0, 0, 50, 0)),
-        ((6_000, campaign(8)), measures(1, 0, 0, 0, 0, 0)),
-        ((6_000, campaign(9)), measures(1, 0, 0, 0, 0, 0)),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(totals, expected, "{context}");
+    assert_eq!(totals, final_values(), "{context}");
     let mut finalized: Vec<_> = batches.iter().flat_map(|b| b.finalized.clone()).collect();
     finalized.sort();
     assert_eq!(finalized, vec![3_000, 6_000], "{context}");
@@ -255,27 +251,27 @@ fn a_late_bid_moves_its_impression_in_a_correction_batch() {
 #[test]
 fn the_oracle_agrees_with_the_hand_computation() {
     let oracle = support::oracle::Oracle::new(&settings(1_000, 3_000, 5_000, 0, 0), &input());
-    let unattributed = (
-        (3_000, Attribution::Unattributed),
-        measures(0, 1, 0, 0, 50, 0),
-    );
+    let impression = values(measures(0, 1, 0, 0, 50, 0));
     for frontier in [4_000, 6_000] {
         let prefix = oracle.expected_prefix(Some(frontier));
-        assert_eq!(prefix.get(&unattributed.0), Some(&unattributed.1));
-        assert_eq!(prefix.get(&(3_000, campaign(1))), None);
+        assert_eq!(prefix.get(&campaign_row(3_000, None)), Some(&impression));
+        assert_eq!(prefix.get(&campaign_row(3_000, Some(1))), None);
     }
     let prefix = oracle.expected_prefix(Some(6_001));
-    assert_eq!(prefix.get(&unattributed.0), None);
-    assert_eq!(
-        prefix.get(&(3_000, campaign(1))),
-        Some(&measures(0, 1, 0, 0, 50, 0))
-    );
-    let expected: Aggregates = [
-        ((3_000, campaign(1)), measures(0, 1, 0, 0, 50, 0)),
-        ((6_000, campaign(8)), measures(1, 0, 0, 0, 0, 0)),
-        ((6_000, campaign(9)), measures(1, 0, 0, 0, 0, 0)),
+    assert_eq!(prefix.get(&campaign_row(3_000, None)), None);
+    assert_eq!(prefix.get(&campaign_row(3_000, Some(1))), Some(&impression));
+    assert_eq!(oracle.final_values(), final_values());
+}
+
+/// The final values worked out by hand: the impression under its late bid's campaign,
+/// one bid each for campaigns 8 and 9.
+fn final_values() -> Aggregates {
+    [
+        (campaign_row(3_000, Some(1)), measures(0, 1, 0, 0, 50, 0)),
+        (campaign_row(6_000, Some(8)), measures(1, 0, 0, 0, 0, 0)),
+        (campaign_row(6_000, Some(9)), measures(1, 0, 0, 0, 0, 0)),
     ]
     .into_iter()
-    .collect();
-    assert_eq!(oracle.final_values(), expected);
+    .map(|(key, m)| (key, values(m)))
+    .collect()
 }

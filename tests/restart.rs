@@ -1,8 +1,11 @@
-//! Restarts from checkpoints are exact (design.md §11): a run restored from any
+//! Restarts from checkpoints are exact (docs/design.md §11): a run restored from any
 //! checkpoint it wrote, with sinks holding any batch at or after the checkpoint, and on
 //! any number of workers, gives batches that continue the sinks' sequence and whose
 //! running sums equal the oracle's at every frontier, with the same rejects and the same
 //! accounting as a run that never stopped.
+//!
+//! Every aggregate of a graph has its own sink; all of them must hold the same batches at
+//! a checkpoint and continue from it.
 //!
 //! The first run writes a checkpoint as often as it can (interval 0) while trickling its
 //! input, so there are many to restore from. `PROPTEST_CASES` sets the number of random
@@ -16,7 +19,10 @@ use std::time::Duration;
 
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{Arrival, Batch, MemorySink, Resume, Sink, SinkError};
-use diffmill::dataflow::FunnelSettings;
+use diffmill::declare::{
+    AggregateSpec, Declaration, DimensionSpec, FunnelSettings, FunnelSpec, MeasureSpec,
+};
+use diffmill::event::StreamKind;
 use diffmill::runtime::checkpoint::{file, StateConfig};
 use diffmill::runtime::{Funnel, RunReport};
 use proptest::prelude::*;
@@ -69,28 +75,35 @@ impl Sink for Holding {
     }
 }
 
-/// Runs `partitions` with a state folder `dir`, checkpointing as often as it can.
+/// The batches each aggregate's sink holds, indexed by aggregate.
+type Batches = Vec<Vec<Batch>>;
+
+/// Runs `partitions` with a state folder `dir`, checkpointing as often as it can, with
+/// `sinks[a]` the sink of aggregate `a`.
 fn run(
     settings: &FunnelSettings,
     partitions: &[Vec<Arrival>],
     chunk: usize,
     dir: &Path,
     workers: usize,
-    sink: Box<dyn Sink>,
+    sinks: Vec<Box<dyn Sink>>,
 ) -> Result<RunReport, String> {
     let source = Trickle {
         partitions: partitions.to_vec(),
         chunk,
     };
-    Funnel::new(settings.clone())
+    let mut funnel = Funnel::new(settings.clone())
         .named("restart")
         .source(source)
         .state(StateConfig {
             dir: dir.to_owned(),
             interval: Duration::ZERO,
             keep: usize::MAX,
-        })
-        .boxed_sink(sink)
+        });
+    for (a, sink) in sinks.into_iter().enumerate() {
+        funnel = funnel.aggregate_sink(a, sink);
+    }
+    funnel
         .workers(workers)
         .run()
         .map_err(|e| format!("run failed: {e}"))
@@ -128,57 +141,70 @@ fn checkpoints(dir: &Path) -> Result<Vec<(std::path::PathBuf, u64)>, String> {
     Ok(found)
 }
 
-/// Restores from the checkpoint at `path` on `workers` workers, the sink holding
-/// `batches[..=held]`; returns every batch the sink then holds and the restored run's
-/// state folder (with the checkpoints it wrote).
+/// Restores from the checkpoint at `path` on `workers` workers, every aggregate's sink
+/// holding its `batches[a][..=held]`; returns every batch the sinks then hold and the
+/// restored run's state folder (with the checkpoints it wrote).
 fn restore_from(
     settings: &FunnelSettings,
     partitions: &[Vec<Arrival>],
     chunk: usize,
     path: &Path,
-    batches: &[Batch],
+    batches: &Batches,
     held: usize,
     workers: usize,
-) -> Result<(Vec<Batch>, RunReport, tempfile::TempDir), String> {
+) -> Result<(Batches, RunReport, tempfile::TempDir), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     std::fs::copy(path, dir.path().join("checkpoint-0000000001.ckpt"))
         .map_err(|e| e.to_string())?;
-    let sink = Holding {
-        held: Resume {
-            frontier: batches[held].frontier.unwrap_or_default(),
-            seq: batches[held].seq,
-        },
-        written: Arc::default(),
-    };
+    let sinks: Vec<Holding> = batches
+        .iter()
+        .map(|mine| Holding {
+            held: Resume {
+                frontier: mine[held].frontier.unwrap_or_default(),
+                seq: mine[held].seq,
+            },
+            written: Arc::default(),
+        })
+        .collect();
     let report = run(
         settings,
         partitions,
         chunk,
         dir.path(),
         workers,
-        Box::new(sink.clone()),
-    )?;
-    let mut all = batches[..=held].to_vec();
-    all.extend(
-        sink.written
-            .lock()
-            .map_err(|e| e.to_string())?
+        sinks
             .iter()
-            .cloned(),
-    );
+            .map(|s| Box::new(s.clone()) as Box<dyn Sink>)
+            .collect(),
+    )?;
+    let mut all = Batches::new();
+    for (mine, sink) in batches.iter().zip(&sinks) {
+        let mut held_and_written = mine[..=held].to_vec();
+        held_and_written.extend(
+            sink.written
+                .lock()
+                .map_err(|e| e.to_string())?
+                .iter()
+                .cloned(),
+        );
+        all.push(held_and_written);
+    }
     Ok((all, report, dir))
 }
 
-/// Checks a run's batches and accounting against the oracle.
+/// Checks a run's batches (every aggregate's) and accounting against the oracle.
 fn check(
     settings: &FunnelSettings,
     oracle: &Oracle,
-    batches: &[Batch],
+    batches: &Batches,
     report: &RunReport,
     context: &str,
 ) -> Result<(), String> {
-    check_batches(settings, oracle, batches).map_err(|e| format!("{context}: {e}"))?;
-    check_rejects(oracle, batches).map_err(|e| format!("{context}: {e}"))?;
+    for (a, mine) in batches.iter().enumerate() {
+        check_batches(settings, oracle, a, mine)
+            .map_err(|e| format!("{context}, aggregate {a}: {e}"))?;
+        check_rejects(oracle, mine).map_err(|e| format!("{context}, aggregate {a}: {e}"))?;
+    }
     if report.accounting != oracle.accounting() {
         return Err(format!(
             "{context}: accounting differs:\n restored {:?}\n oracle   {:?}",
@@ -190,8 +216,9 @@ fn check(
 }
 
 /// Runs uninterrupted, then restores from every checkpoint (or every `step`-th) on 1, 2
-/// and 3 workers with the sink holding a batch at or after it, and checks each result;
-/// the 2-worker restore is restored again from the first checkpoint it wrote.
+/// and 3 workers with every aggregate's sink holding a batch at or after it, and checks
+/// each result; the 2-worker restore is restored again from the first checkpoint it
+/// wrote.
 fn check_restarts(
     settings: &FunnelSettings,
     partitions: &[Vec<Arrival>],
@@ -200,23 +227,32 @@ fn check_restarts(
 ) -> Result<usize, String> {
     let oracle = Oracle::new(settings, partitions);
     let first_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sink = MemorySink::new();
+    let sinks: Vec<MemorySink> = settings
+        .aggregates
+        .iter()
+        .map(|_| MemorySink::new())
+        .collect();
     let report = run(
         settings,
         partitions,
         chunk,
         first_dir.path(),
         2,
-        Box::new(sink.clone()),
+        sinks
+            .iter()
+            .map(|s| Box::new(s.clone()) as Box<dyn Sink>)
+            .collect(),
     )?;
-    let uninterrupted = sink.batches();
+    let uninterrupted: Batches = sinks.iter().map(MemorySink::batches).collect();
     check(settings, &oracle, &uninterrupted, &report, "uninterrupted")?;
+    // Every aggregate's batches have the same sequence and frontiers: those of the first.
+    let first = &uninterrupted[0];
     let written = checkpoints(first_dir.path())?;
     for (n, (path, frontier)) in written.iter().enumerate().step_by(step.max(1)) {
         // A batch of the first run ends at every checkpoint's frontier.
-        let at = batch_at(&uninterrupted, *frontier)?;
-        let later: Vec<usize> = (at..uninterrupted.len())
-            .filter(|&i| uninterrupted[i].frontier.is_some())
+        let at = batch_at(first, *frontier)?;
+        let later: Vec<usize> = (at..first.len())
+            .filter(|&i| first[i].frontier.is_some())
             .collect();
         // The sink holds the batch at the checkpoint, or one a little or much later.
         let holds = [later[0], later[later.len() / 2], later[later.len() - 1]];
@@ -231,7 +267,7 @@ fn check_restarts(
                 *workers,
             )?;
             let context = format!(
-                "checkpoint {n} at {frontier}, sink holding batch {held}, {workers} workers"
+                "checkpoint {n} at {frontier}, sinks holding batch {held}, {workers} workers"
             );
             check(settings, &oracle, &batches, &report, &context)?;
             if *workers != 2 {
@@ -244,7 +280,7 @@ fn check_restarts(
             else {
                 continue;
             };
-            let held = batch_at(&batches, at_again)?;
+            let held = batch_at(&batches[0], at_again)?;
             let (batches, report, _) =
                 restore_from(settings, partitions, chunk, &again, &batches, held, 1)?;
             check(
@@ -284,7 +320,7 @@ fn generated(generator: &Generator) -> Vec<Vec<Arrival>> {
             generator
                 .partition(p)
                 .enumerate()
-                .map(|(i, item)| item.into_arrival(&format!("memory/{p}"), i as u64 + 1))
+                .map(|(i, item)| generator.arrival(item, &format!("memory/{p}"), i as u64 + 1))
                 .collect()
         })
         .collect()
@@ -298,6 +334,69 @@ fn a_generated_funnel_restores_exactly_from_its_checkpoints() {
     };
     let config = GeneratorConfig {
         bids: 4_000,
+        rate: 5,
+        partitions: 3,
+        late: 0.01,
+        too_late: 0.005,
+        duplicate: 0.01,
+        conflicting: 0.005,
+        orphan: 0.01,
+        malformed: 0.005,
+        ..GeneratorConfig::default()
+    };
+    let generator = Generator::new(config, &settings).expect("a generator");
+    let partitions = generated(&generator);
+    let count = check_restarts(&settings, &partitions, 50, 3).unwrap_or_else(|e| panic!("{e}"));
+    assert!(count >= 3, "the first run wrote only {count} checkpoints");
+}
+
+#[test]
+fn two_aggregates_with_a_bounded_dimension_restore_exactly() {
+    let funnel = FunnelSpec {
+        allowed_lateness: "1m".parse().expect("a duration"),
+        bid_retention: "5m".parse().expect("a duration"),
+        click_retention: "5m".parse().expect("a duration"),
+        max_disorder: "2s".parse().expect("a duration"),
+        emit_interval: "0ms".parse().expect("a duration"),
+        ..FunnelSpec::default()
+    };
+    let settings = Declaration::default()
+        .funnel(funnel)
+        .dimension(
+            "publisher_id",
+            DimensionSpec {
+                max_values: 3,
+                beyond: Default::default(),
+            },
+        )
+        .aggregate(
+            AggregateSpec::new("minutely", "1m")
+                .group_by(["campaign_id", "publisher_id"])
+                .measure(MeasureSpec::count("clicks", StreamKind::Click))
+                .measure(MeasureSpec::sum(
+                    "spend_micros",
+                    StreamKind::Impression,
+                    "cost_micros",
+                )),
+        )
+        .aggregate(
+            AggregateSpec::new("by_region", "2m")
+                .group_by(["region"])
+                .measure(MeasureSpec::count("bids", StreamKind::Bid))
+                .measure(
+                    MeasureSpec::sum("big_orders", StreamKind::Conversion, "value_micros")
+                        .filter("value_micros > 1000000"),
+                )
+                .measure(MeasureSpec::count_distinct(
+                    "publishers",
+                    StreamKind::Bid,
+                    "publisher_id",
+                )),
+        )
+        .resolve()
+        .expect("a valid declaration");
+    let config = GeneratorConfig {
+        bids: 3_000,
         rate: 5,
         partitions: 3,
         late: 0.01,

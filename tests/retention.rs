@@ -2,11 +2,10 @@
 //! bounded on a long run of event time, while without retention they grow with the run.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use diffmill::connectors::generator::{Bounds, Generator, GeneratorConfig};
 use diffmill::connectors::{Batch, Sink, SinkError};
-use diffmill::dataflow::FunnelSettings;
+use diffmill::declare::{Declaration, DurationText, FunnelSpec};
 use diffmill::runtime::{Funnel, Progress};
 
 const MINUTE: u64 = 60_000;
@@ -34,13 +33,17 @@ impl Sink for HeldSampler {
 /// Runs 4 hours of event time at 10 bids/s with the given match bounds; returns the
 /// samples and the number of records read.
 fn run(bound: u64, workers: usize) -> (Vec<(u64, i64)>, u64) {
-    let mut settings = FunnelSettings::default();
-    settings.lateness.window = MINUTE;
-    settings.lateness.allowed_lateness = MINUTE;
-    settings.lateness.bid_bound = bound;
-    settings.lateness.click_bound = bound;
-    settings.max_disorder = 1_000;
-    settings.emit_interval = Duration::ZERO;
+    let ms = DurationText::from_millis;
+    let funnel = FunnelSpec {
+        window: Some(ms(MINUTE)),
+        allowed_lateness: ms(MINUTE),
+        bid_retention: ms(bound),
+        click_retention: ms(bound),
+        max_disorder: ms(1_000),
+        emit_interval: ms(0),
+        ..FunnelSpec::default()
+    };
+    let settings = Declaration::default().funnel(funnel).resolve().unwrap();
     let config = GeneratorConfig {
         bids: 144_000,
         rate: 10,

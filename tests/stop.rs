@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use differential_dataflow::difference::Semigroup;
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{Arrival, MemorySink, Poll};
-use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
+use diffmill::declare::{Attribution, FunnelSettings};
 use diffmill::event::Millis;
 use diffmill::runtime::{Funnel, StopReason};
 
@@ -50,14 +49,11 @@ fn generated(settings: &FunnelSettings) -> Vec<Vec<Arrival>> {
     support::generated_events(&generator)
 }
 
-fn sum_rows(batches: &[diffmill::connectors::Batch]) -> Aggregates {
+fn sum_rows(settings: &FunnelSettings, batches: &[diffmill::connectors::Batch]) -> Aggregates {
     let mut sums: Aggregates = Aggregates::new();
-    for row in batches.iter().flat_map(|b| &b.rows) {
-        sums.entry((row.window_start, row.dims))
-            .or_default()
-            .plus_equals(&row.delta);
+    for batch in batches {
+        support::add_rows(&mut sums, settings, 0, &batch.rows);
     }
-    sums.retain(|_, m| *m != Measures::default());
     sums
 }
 
@@ -117,12 +113,12 @@ fn a_stopped_live_run_leaves_a_consistent_last_batch() {
             .expect("a stopped run's last batch has a frontier");
         let oracle = Oracle::new(&settings, &partitions);
         assert_eq!(
-            sum_rows(&batches),
+            sum_rows(&settings, &batches),
             oracle.expected_prefix(Some(frontier)),
             "{workers} workers: the rows vs the oracle at the last frontier {frontier}"
         );
         assert!(
-            sum_rows(&batches) != oracle.final_values(),
+            sum_rows(&settings, &batches) != oracle.final_values(),
             "the live input was not complete"
         );
         let final_windows: Vec<Millis> = batches.iter().flat_map(|b| b.finalized.clone()).collect();

@@ -7,7 +7,7 @@
 #[allow(dead_code)]
 mod parser_checks;
 
-use diffmill::event::Format;
+use diffmill::format::Format;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -33,7 +33,7 @@ pub use resources::{cpu_seconds, peak_rss_bytes, reset_peak_rss};
 pub use tracker::{BenchSink, Frame, LatencySummary, Measured, Tracker};
 
 use crate::connectors::generator::{Generator, GeneratorConfig};
-use crate::dataflow::{FunnelSettings, SettingsError};
+use crate::declare::{FunnelSettings, SettingsError};
 use crate::event::Millis;
 use crate::runtime::checkpoint::StateConfig;
 use crate::runtime::{CheckpointNote, Funnel, RunError};
@@ -207,7 +207,7 @@ pub fn run_bench(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         measure_from: start + config.warmup.as_millis() as Millis,
         measure_until: start + duration_ms - config.cooldown.as_millis() as Millis,
         deadline: start + duration_ms,
-        window: settings.lateness.window,
+        window: settings.aggregates[0].window.length,
         max_disorder: settings.max_disorder,
     };
     let tracker = Tracker::new(frame);

@@ -7,7 +7,7 @@ use super::clock::now_ms;
 use super::tracker::Tracker;
 use crate::connectors::generator::{Generated, Generator};
 use crate::connectors::{owner, Arrival, Partition, Poll, Source};
-use crate::dataflow::{FunnelSettings, Lateness};
+use crate::declare::{FunnelSettings, Lateness};
 use crate::event::Millis;
 use crate::runtime::{Admission, PartitionClock};
 
@@ -54,6 +54,7 @@ impl Source for PacedSource {
             .map(|p| {
                 Box::new(PacedPartition {
                     name: format!("paced/{p}"),
+                    generator: self.generator.clone(),
                     shard: self.generator.partition(p),
                     pending: None,
                     deadline: self.deadline,
@@ -74,6 +75,7 @@ impl Source for PacedSource {
 /// One paced shard.
 struct PacedPartition {
     name: String,
+    generator: Generator,
     shard: crate::connectors::generator::Shard,
     /// The next record, not yet due.
     pending: Option<(Millis, Generated)>,
@@ -115,9 +117,10 @@ impl Partition for PacedPartition {
             poll = Poll::Ready;
             handed += 1;
             self.position += 1;
-            let arrival = item.into_arrival(&self.name, self.position);
-            if let Arrival::Event { event, .. } = &arrival {
-                if let Admission::Enter { entry, .. } = self.clock.admit(&self.lateness, event) {
+            let arrival = self.generator.arrival(item, &self.name, self.position);
+            if let Arrival::Event { record, .. } = &arrival {
+                let admitted = self.clock.admit(&self.lateness, (record.stream, record.ts));
+                if let Admission::Enter { entry, .. } = admitted {
                     self.entries.push((entry, scheduled));
                 }
             }

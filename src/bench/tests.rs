@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::dataflow::Lateness;
+use crate::declare::{Declaration, DurationText, FunnelSpec};
 
 fn frame() -> Frame {
     Frame {
@@ -60,17 +60,17 @@ fn warm_up_and_cool_down_are_not_measured() {
 
 #[test]
 fn a_short_open_loop_run_measures_every_record_it_sends() {
-    let settings = FunnelSettings {
-        lateness: Lateness {
-            window: 100,
-            allowed_lateness: 1_000,
-            bid_bound: 5_000,
-            click_bound: 5_000,
-        },
-        max_disorder: 10,
-        emit_interval: Duration::ZERO,
-        ..FunnelSettings::default()
+    let ms = DurationText::from_millis;
+    let funnel = FunnelSpec {
+        window: Some(ms(100)),
+        allowed_lateness: ms(1_000),
+        bid_retention: ms(5_000),
+        click_retention: ms(5_000),
+        max_disorder: ms(10),
+        emit_interval: ms(0),
+        ..FunnelSpec::default()
     };
+    let settings = Declaration::default().funnel(funnel).resolve().unwrap();
     let config = BenchConfig {
         rate: 20_000,
         duration: Duration::from_millis(1_500),

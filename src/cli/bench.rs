@@ -9,8 +9,8 @@ use clap::Args;
 use super::CliError;
 use crate::bench::{run_bench, BenchConfig, BenchReport, LatencySummary, Verdict};
 use crate::connectors::generator::GeneratorConfig;
-use crate::dataflow::{FunnelSettings, Lateness};
-use crate::graph::DurationText;
+use crate::declare::DurationText;
+use crate::declare::{Declaration, FunnelSpec};
 
 /// Arguments of `diffmill bench`.
 #[derive(Debug, Args)]
@@ -75,19 +75,18 @@ cpu_us_per_record,peak_rss_mb,held_max,load1,sustainable";
 /// or the CSV file fails.
 pub fn bench(args: &BenchArgs) -> Result<(), CliError> {
     let workers = args.workers.max(1);
-    let settings = FunnelSettings {
-        lateness: Lateness {
-            window: args.window.millis(),
-            allowed_lateness: args.allowed_lateness.millis(),
-            bid_bound: args.bound.millis(),
-            click_bound: args.bound.millis(),
-        },
-        max_disorder: args.max_disorder.millis(),
-        emit_interval: args.emit_interval.to_std(),
-        ..FunnelSettings::default()
+    let funnel = FunnelSpec {
+        window: Some(args.window),
+        allowed_lateness: args.allowed_lateness,
+        bid_retention: args.bound,
+        click_retention: args.bound,
+        max_disorder: args.max_disorder,
+        emit_interval: args.emit_interval,
+        ..FunnelSpec::default()
     };
-    settings
-        .validate()
+    let settings = Declaration::default()
+        .funnel(funnel)
+        .resolve()
         .map_err(|e| CliError::Config(format!("bench: {e}")))?;
     let verdict = Verdict {
         p99_bound: args.p99_bound.to_std(),

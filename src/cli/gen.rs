@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Args;
 
@@ -11,8 +12,9 @@ use crate::connectors::generator::{Generated, Generator, GeneratorConfig};
 use crate::connectors::kafka;
 use crate::connectors::parquet::EventFileWriter;
 use crate::connectors::FileFormat;
-use crate::dataflow::FunnelSettings;
-use crate::event::{fields, to_json, Event, Format, StreamKind};
+use crate::declare::{DurationText, FunnelSettings};
+use crate::event::StreamKind;
+use crate::format::{csv_line, json_object, Format};
 use crate::graph::{GraphSpec, SourceSpec};
 
 /// Arguments of `diffmill gen`. Settings not given take the graph's generator settings
@@ -59,7 +61,7 @@ pub struct GenArgs {
     pub bids: Option<u64>,
     /// Span of event time to cover, e.g. `6h` (sets the number of bids from the rate).
     #[arg(long, conflicts_with = "bids")]
-    pub duration: Option<crate::graph::DurationText>,
+    pub duration: Option<DurationText>,
     /// Bids per second of event time [default: 1000, or the graph's].
     #[arg(long)]
     pub rate: Option<u64>,
@@ -72,7 +74,7 @@ pub struct GenArgs {
     pub partitions: Option<usize>,
     /// Max disorder the late placement assumes [default: 5s, or the graph's].
     #[arg(long)]
-    pub max_disorder: Option<crate::graph::DurationText>,
+    pub max_disorder: Option<DurationText>,
     /// Fraction of records out of order within the max disorder [default: 0.05, or the
     /// graph's].
     #[arg(long)]
@@ -129,11 +131,15 @@ pub fn gen(args: &GenArgs) -> Result<(), CliError> {
     let (mut config, mut settings) = match &args.graph {
         Some(graph) => {
             let spec = GraphSpec::load(graph)?;
+            let settings = spec
+                .declaration()
+                .resolve()
+                .map_err(|e| CliError::Config(format!("{}: {e}", graph.display())))?;
             let config = match spec.source {
                 SourceSpec::Generator(config) => config,
                 SourceSpec::Files(_) | SourceSpec::Kafka(_) => GeneratorConfig::default(),
             };
-            (config, spec.funnel.settings())
+            (config, settings)
         }
         None => (GeneratorConfig::default(), FunnelSettings::default()),
     };
@@ -255,17 +261,30 @@ pub fn write_files(
             let path = out.join(format!("{}-{p}.{}", kind.name(), format.extension()));
             let mut file = BufWriter::with_capacity(1 << 20, File::create(path)?);
             if format == Format::Csv {
-                writeln!(file, "{}", fields(kind).join(","))?;
+                let names: Vec<&str> = generator
+                    .schema()
+                    .stream(kind)
+                    .fields()
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect();
+                writeln!(file, "{}", names.join(","))?;
             }
             files.push(file);
         }
         for item in generator.partition(p) {
             let stream = item.stream();
             let file = &mut files[stream.index()];
-            match (&item, format) {
-                (Generated::Event(event), Format::Csv) => write_csv(file, event)?,
-                (Generated::Event(event), Format::Json) => writeln!(file, "{}", to_json(event))?,
-                (Generated::Malformed { line, .. }, _) => writeln!(file, "{line}")?,
+            match &item {
+                Generated::Event(event) => {
+                    let record = generator.record(event);
+                    let schema = generator.schema().stream(stream);
+                    match format {
+                        Format::Csv => writeln!(file, "{}", csv_line(schema, &record))?,
+                        Format::Json => writeln!(file, "{}", json_object(schema, &record))?,
+                    }
+                }
+                Generated::Malformed { line, .. } => writeln!(file, "{line}")?,
             }
             written[stream.index()] += 1;
         }
@@ -289,14 +308,14 @@ fn write_parquet_files(generator: &Generator, out: &Path) -> std::io::Result<[u6
                     kind.name(),
                     FileFormat::Parquet.extension()
                 ));
-                EventFileWriter::create(&path, *kind)
+                EventFileWriter::create(&path, Arc::clone(generator.schema().stream(*kind)))
             })
             .collect::<std::io::Result<Vec<_>>>()?;
         for item in generator.partition(p) {
             let stream = item.stream();
             let file = &mut files[stream.index()];
             match &item {
-                Generated::Event(event) => file.event(event)?,
+                Generated::Event(event) => file.record(&generator.record(event))?,
                 Generated::Malformed { line, .. } => file.malformed(line)?,
             }
             written[stream.index()] += 1;
@@ -306,36 +325,6 @@ fn write_parquet_files(generator: &Generator, out: &Path) -> std::io::Result<[u6
         }
     }
     Ok(written)
-}
-
-fn write_csv(out: &mut impl Write, event: &Event) -> std::io::Result<()> {
-    match event {
-        Event::Bid(b) => writeln!(
-            out,
-            "{},{},{},{},{},{},{},{}",
-            b.bid_id,
-            b.ts,
-            b.campaign_id,
-            b.ad_id,
-            b.publisher_id,
-            b.region,
-            b.device,
-            b.bid_price_micros
-        ),
-        Event::Impression(i) => {
-            writeln!(
-                out,
-                "{},{},{},{}",
-                i.impression_id, i.bid_id, i.ts, i.cost_micros
-            )
-        }
-        Event::Click(c) => writeln!(out, "{},{},{}", c.click_id, c.bid_id, c.ts),
-        Event::Conversion(c) => writeln!(
-            out,
-            "{},{},{},{}",
-            c.conversion_id, c.click_id, c.ts, c.value_micros
-        ),
-    }
 }
 
 #[cfg(test)]

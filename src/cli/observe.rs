@@ -8,8 +8,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::CliError;
-use crate::dataflow::FunnelSettings;
-use crate::graph::{DurationText, ObserveSpec};
+use crate::declare::DurationText;
+use crate::declare::FunnelSettings;
+use crate::graph::ObserveSpec;
 use crate::observe::server::Server;
 use crate::observe::{ListenAddress, Observer, RunInfo};
 

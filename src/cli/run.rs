@@ -11,8 +11,9 @@ use super::signals::{exit_code, SignalGuard};
 use super::status::{summary, SourceTime, StatusLine};
 use super::CliError;
 use crate::connectors::SinkError;
+use crate::declare::DurationText;
 use crate::event::time_text;
-use crate::graph::{DurationText, GraphSpec, Overrides, SinkSpec};
+use crate::graph::{GraphSpec, Overrides, SinkSpec};
 use crate::observe::{ListenAddress, RunInfo};
 use crate::runtime::{Cluster, Progress, RunError, StartFrom, StopReason, DEFAULT_BASE_PORT};
 
@@ -239,9 +240,6 @@ fn report(
             Ok(())
         }
         Err(RunError::Sink(SinkError::Closed(_))) => Ok(()),
-        Err(RunError::Settings(e)) => {
-            Err(CliError::Config(format!("{}: {e}", args.graph.display())))
-        }
         Err(RunError::State(e)) => Err(CliError::Config(format!("{}: {e}", args.graph.display()))),
         Err(RunError::Runtime(e)) if e.contains("networking") => Err(CliError::Runtime(format!(
             "process {} cannot join the cluster at {}: {e}",

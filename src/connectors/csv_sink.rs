@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Batch, Resume, Sink, SinkError};
-use crate::dataflow::{Dim, GroupBy, Lateness, Measures};
+use crate::declare::Aggregate;
 use crate::event::Millis;
 
 /// Names of the files the CSV sink writes in its folder.
@@ -33,10 +33,10 @@ struct Progress {
 
 /// Writes batches as CSV change logs in a folder.
 ///
-/// `aggregates.csv` has the header
-/// `window_start,window_end,<dims…>,bids,impressions,clicks,conversions,spend_micros,revenue_micros,frontier,status`
-/// and one row per aggregate change (the measures are deltas), plus one row with status
-/// `final` and zero deltas per window that became final. Summing the measures per
+/// `aggregates.csv` has the header `window_start,window_end,<dims…>,<measures…>,frontier,status`
+/// (for the default declaration: `…,bids,impressions,clicks,conversions,spend_micros,
+/// revenue_micros,…`) and one row per aggregate change (the measures are deltas), plus one
+/// row with status `final` and zero deltas per window that became final. Summing the measures per
 /// `(window, dims)` over all rows gives the current aggregates. `frontier` is the batch's
 /// frontier in ms, empty when the input is complete.
 ///
@@ -56,8 +56,7 @@ struct Progress {
 pub struct CsvSink {
     name: String,
     folder: PathBuf,
-    dims: Vec<Dim>,
-    lateness: Lateness,
+    aggregate: Aggregate,
     files: Option<Files>,
     progress: Option<Progress>,
 }
@@ -77,23 +76,19 @@ fn io(sink: &str, source: std::io::Error) -> SinkError {
 }
 
 impl CsvSink {
-    /// A sink writing into `folder` (created if needed). Its files are replaced, or cut
-    /// back to the last complete batch, when the run begins ([`Sink::begin`]).
+    /// A sink writing the rows of `aggregate` into `folder` (created if needed). Its files
+    /// are replaced, or cut back to the last complete batch, when the run begins
+    /// ([`Sink::begin`]).
     ///
     /// # Errors
     /// A [`SinkError::Io`] when the folder cannot be created.
-    pub fn create(
-        folder: &Path,
-        group_by: &GroupBy,
-        lateness: Lateness,
-    ) -> Result<CsvSink, SinkError> {
+    pub fn create(folder: &Path, aggregate: &Aggregate) -> Result<CsvSink, SinkError> {
         let name = folder.display().to_string();
         std::fs::create_dir_all(folder).map_err(|e| io(&name, e))?;
         Ok(CsvSink {
             name,
             folder: folder.to_owned(),
-            dims: group_by.dims().to_vec(),
-            lateness,
+            aggregate: aggregate.clone(),
             files: None,
             progress: None,
         })
@@ -102,8 +97,8 @@ impl CsvSink {
     /// The header line of `aggregates.csv`.
     fn aggregates_header(&self) -> String {
         let mut header: Vec<&str> = vec!["window_start", "window_end"];
-        header.extend(self.dims.iter().map(|d| d.name()));
-        header.extend(Measures::NAMES);
+        header.extend(self.aggregate.dims.names());
+        header.extend(self.aggregate.measure_names());
         header.extend(["frontier", "status"]);
         header.join(",") + "\n"
     }
@@ -267,11 +262,12 @@ impl Sink for CsvSink {
             }
         }
         let frontier = batch.frontier.map(|f| f.to_string()).unwrap_or_default();
+        let measures = self.aggregate.measures.len();
         let mut rows = Vec::new();
         for row in &batch.rows {
             let mut fields = vec![row.window_start.to_string(), row.window_end.to_string()];
-            fields.extend(self.dims.iter().map(|dim| row.dims.value(*dim)));
-            fields.extend(row.delta.values().map(|v| v.to_string()));
+            fields.extend(self.aggregate.dims.texts(&row.dims));
+            fields.extend(row.delta.values(measures).iter().map(|v| v.to_string()));
             fields.push(frontier.clone());
             fields.push(row.status.name().to_owned());
             record(&mut rows, fields);
@@ -279,10 +275,10 @@ impl Sink for CsvSink {
         for window_start in &batch.finalized {
             let mut fields = vec![
                 window_start.to_string(),
-                self.lateness.window_end(*window_start).to_string(),
+                self.aggregate.window.end(*window_start).to_string(),
             ];
-            fields.extend(self.dims.iter().map(|_| String::new()));
-            fields.extend(std::iter::repeat_n("0".to_owned(), 6));
+            fields.extend(self.aggregate.dims.slots().iter().map(|_| String::new()));
+            fields.extend(std::iter::repeat_n("0".to_owned(), measures));
             fields.push(frontier.clone());
             fields.push("final".to_owned());
             record(&mut rows, fields);
@@ -346,28 +342,35 @@ impl Sink for CsvSink {
     }
 }
 
-/// Reads an `aggregates.csv` change log back and sums it per `(window_start, dims…)`:
-/// the current aggregates, as a serving layer would merge them.
+/// Summed aggregates read back from a change log: `[window_start, window_end, dims…]` to
+/// the measures in column order.
+pub type ChangeLogTotals = std::collections::BTreeMap<Vec<String>, Vec<i64>>;
+
+/// Reads an `aggregates.csv` change log of an aggregate with `measures` measures back and
+/// sums it per `(window_start, window_end, dims…)`: the current aggregates, as a serving
+/// layer would merge them.
 ///
 /// # Errors
 /// An I/O or CSV error reading the file.
 pub fn sum_change_log(
     path: &Path,
-) -> Result<std::collections::BTreeMap<Vec<String>, [i64; 6]>, Box<dyn std::error::Error>> {
+    measures: usize,
+) -> Result<ChangeLogTotals, Box<dyn std::error::Error>> {
     let mut reader = csv::Reader::from_path(path)?;
     let header = reader.headers()?.clone();
     let measures_at = header
-        .iter()
-        .position(|h| h == "bids")
-        .ok_or("no `bids` column")?;
-    let mut totals = std::collections::BTreeMap::new();
+        .len()
+        .checked_sub(measures + 2)
+        .filter(|at| *at >= 2)
+        .ok_or("fewer columns than the measures need")?;
+    let mut totals = ChangeLogTotals::new();
     for row in reader.records() {
         let row = row?;
         if row.get(row.len() - 1) == Some("final") {
             continue;
         }
         let key: Vec<String> = row.iter().take(measures_at).map(str::to_owned).collect();
-        let entry: &mut [i64; 6] = totals.entry(key).or_insert([0; 6]);
+        let entry = totals.entry(key).or_insert_with(|| vec![0; measures]);
         for (i, slot) in entry.iter_mut().enumerate() {
             *slot += row.get(measures_at + i).unwrap_or("0").parse::<i64>()?;
         }

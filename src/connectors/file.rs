@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use super::parquet::ParquetPartition;
 use super::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
-use crate::event::{
-    parse_json, raw_text, CsvDecoder, DeadLetter, Format, Invalid, Origin, StreamKind,
-    MAX_RECORD_BYTES,
-};
+use crate::declare::Schema;
+use crate::event::{raw_text, DeadLetter, Invalid, Origin, StreamKind};
+use crate::format::{Decoder, Format, Framing, MAX_RECORD_BYTES};
 
 /// How the files of a files source are encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -63,7 +62,8 @@ impl From<Format> for FileFormat {
     }
 }
 
-/// The files of each stream, resolved from globs or a folder.
+/// The files of each stream, resolved from globs or a folder, decoded by the streams'
+/// declarations.
 ///
 /// Each file is one partition. Files are sorted by path and dealt to workers round-robin,
 /// so each file is read by exactly one worker. Each worker reads its files in step by
@@ -72,6 +72,7 @@ impl From<Format> for FileFormat {
 #[derive(Clone, Debug)]
 pub struct FileSource {
     format: FileFormat,
+    schema: Arc<Schema>,
     files: Vec<(StreamKind, PathBuf)>,
     bytes_read: Arc<AtomicU64>,
 }
@@ -87,12 +88,14 @@ pub struct NoFiles {
 }
 
 impl FileSource {
-    /// The files matching one glob per stream. A stream without a pattern has no input.
+    /// The files matching one glob per stream, read as `schema` declares the streams. A
+    /// stream without a pattern has no input.
     ///
     /// # Errors
     /// [`NoFiles`] when a pattern is invalid or matches no file.
     pub fn from_globs(
         format: impl Into<FileFormat>,
+        schema: Arc<Schema>,
         patterns: &[(StreamKind, String)],
     ) -> Result<FileSource, NoFiles> {
         let format = format.into();
@@ -115,6 +118,7 @@ impl FileSource {
         }
         Ok(FileSource {
             format,
+            schema,
             files,
             bytes_read: Arc::default(),
         })
@@ -168,15 +172,16 @@ impl Source for FileSource {
             .enumerate()
             .filter(|(i, _)| owner(*i, workers) == worker)
             .map(|(_, (stream, path))| {
+                let schema = Arc::clone(self.schema.stream(*stream));
                 let Some(format) = self.format.lines() else {
                     let partition =
-                        ParquetPartition::open(path, *stream, Arc::clone(&self.bytes_read))?;
+                        ParquetPartition::open(path, schema, Arc::clone(&self.bytes_read))?;
                     return Ok(Box::new(partition) as Box<dyn Partition>);
                 };
+                let decoder = Decoder::new(schema, format, Framing::Lines);
                 let mut partition = FilePartition::new(
                     path.display().to_string(),
-                    *stream,
-                    format,
+                    decoder,
                     open_at(path, 0)?,
                     Arc::clone(&self.bytes_read),
                 );
@@ -187,19 +192,20 @@ impl Source for FileSource {
     }
 }
 
-/// A partition that reads `reader` exactly as a file of `stream` in `format` is read:
-/// the same line splitting, header handling, limits and decoding. For tests and fuzzing
-/// of the file format without touching the file system.
+/// A partition that reads `reader` exactly as a file of `stream` (declared by `schema`)
+/// in `format` is read: the same line splitting, header handling, limits and decoding.
+/// For tests and fuzzing of the file format without touching the file system.
 pub fn reader_partition(
     name: impl Into<String>,
+    schema: &Schema,
     stream: StreamKind,
     format: Format,
     reader: impl BufRead + Send + 'static,
 ) -> Box<dyn Partition> {
+    let decoder = Decoder::new(Arc::clone(schema.stream(stream)), format, Framing::Lines);
     Box::new(FilePartition::new(
         name.into(),
-        stream,
-        format,
+        decoder,
         Box::new(reader),
         Arc::default(),
     ))
@@ -220,8 +226,7 @@ fn open_at(path: &Path, offset: u64) -> Result<Box<dyn BufRead + Send>, std::io:
 /// span lines.
 struct FilePartition {
     name: String,
-    stream: StreamKind,
-    format: Format,
+    decoder: Decoder,
     reader: Box<dyn BufRead + Send>,
     /// The file, when the partition reads one (it can then be reopened at a position).
     path: Option<PathBuf>,
@@ -232,39 +237,36 @@ struct FilePartition {
     line_no: u64,
     /// Bytes read from the start of the file.
     offset: u64,
-    /// The CSV decoder built from the header; `Err` when the header is unusable.
-    decoder: Option<Result<CsvDecoder, Invalid>>,
-    fields: csv::StringRecord,
     bytes_read: Arc<AtomicU64>,
 }
 
 impl FilePartition {
     fn new(
         name: String,
-        stream: StreamKind,
-        format: Format,
+        decoder: Decoder,
         reader: Box<dyn BufRead + Send>,
         bytes_read: Arc<AtomicU64>,
     ) -> FilePartition {
         FilePartition {
             name,
-            stream,
-            format,
+            decoder,
             reader,
             path: None,
             line: Vec::new(),
             cut: 0,
             line_no: 0,
             offset: 0,
-            decoder: None,
-            fields: csv::StringRecord::new(),
             bytes_read,
         }
     }
 
-    fn dead_letter(&self, raw: &[u8], reason: &Invalid) -> Arrival {
+    fn dead_letter(&self, reason: &Invalid) -> Arrival {
+        let mut raw = self.line.as_slice();
+        while let Some(stripped) = raw.strip_suffix(b"\n").or_else(|| raw.strip_suffix(b"\r")) {
+            raw = stripped;
+        }
         Arrival::DeadLetter(DeadLetter {
-            stream: self.stream,
+            stream: self.decoder.schema().kind(),
             origin: Origin {
                 source: self.name.clone(),
                 position: self.line_no,
@@ -276,71 +278,33 @@ impl FilePartition {
 
     /// Decodes the current line; `None` for a line that carries no record (blank, header).
     fn decode_line(&mut self) -> Option<Arrival> {
-        let mut bytes = self.line.as_slice();
-        while let Some(stripped) = bytes
-            .strip_suffix(b"\n")
-            .or_else(|| bytes.strip_suffix(b"\r"))
-        {
-            bytes = stripped;
-        }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return None;
-        }
-        if bytes.len() + self.cut > MAX_RECORD_BYTES {
+        if self.cut > 0 {
+            let mut kept = self.line.as_slice();
+            while let Some(stripped) = kept
+                .strip_suffix(b"\n")
+                .or_else(|| kept.strip_suffix(b"\r"))
+            {
+                kept = stripped;
+            }
+            if kept.iter().all(u8::is_ascii_whitespace) {
+                return None;
+            }
             let reason = Invalid::TooLong {
-                len: bytes.len() + self.cut,
+                len: kept.len() + self.cut,
                 max: MAX_RECORD_BYTES,
             };
-            return Some(self.dead_letter(bytes, &reason));
+            return Some(self.dead_letter(&reason));
         }
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => return Some(self.dead_letter(bytes, &Invalid::NotUtf8(e.to_string()))),
-        };
-        let decoded = match self.format {
-            Format::Json => parse_json(self.stream, text),
-            Format::Csv => {
-                split_csv(text, &mut self.fields);
-                match &self.decoder {
-                    None => {
-                        self.decoder = Some(CsvDecoder::new(self.stream, &self.fields));
-                        return None;
-                    }
-                    Some(Ok(decoder)) => decoder.decode(&self.fields),
-                    Some(Err(header)) => Err(header.clone()),
-                }
-            }
-        };
-        Some(match decoded {
-            Ok(event) => Arrival::Event {
-                event,
+        match self.decoder.decode(&self.line, None) {
+            Ok(None) => None,
+            Ok(Some(record)) => Some(Arrival::Event {
+                record,
                 position: self.line_no,
-            },
-            Err(reason) => self.dead_letter(bytes, &reason),
-        })
-    }
-}
-
-/// Splits one CSV line into `fields`: a fast path for lines without quotes, the csv crate
-/// for the rest.
-fn split_csv(line: &str, fields: &mut csv::StringRecord) {
-    fields.clear();
-    if !line.contains('"') {
-        for field in line.split(',') {
-            fields.push_field(field);
+            }),
+            Err(reason) => Some(self.dead_letter(&reason)),
         }
-        return;
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(line.as_bytes());
-    if reader.read_record(fields).is_err() {
-        fields.clear();
-    }
-}
 
-impl FilePartition {
     /// Reads the next line into `line`, keeping at most one byte more than
     /// [`MAX_RECORD_BYTES`] of it (the rest is counted in `cut`, so an endless line
     /// never fills the memory); returns the bytes consumed, 0 at the end of the file.
@@ -404,14 +368,12 @@ impl Partition for FilePartition {
         self.reader = open_at(&path, 0)?;
         self.line_no = 0;
         self.offset = 0;
-        self.decoder = None;
-        if self.format == Format::Csv {
-            while self.decoder.is_none() && self.offset < position.offset {
-                if self.read_line()? == 0 {
-                    break;
-                }
-                self.decode_line();
+        self.decoder.restart();
+        while self.decoder.needs_header() && self.offset < position.offset {
+            if self.read_line()? == 0 {
+                break;
             }
+            self.decode_line();
         }
         self.reader = open_at(&path, position.offset)?;
         self.offset = position.offset;
@@ -492,10 +454,10 @@ mod tests {
             tail: b"\n1,1,5\n",
             chunk: Vec::new(),
         };
+        let clicks = Arc::clone(Schema::funnel().stream(StreamKind::Click));
         let mut partition = FilePartition::new(
             "endless.csv".into(),
-            StreamKind::Click,
-            Format::Json,
+            Decoder::new(clicks, Format::Json, Framing::Lines),
             Box::new(reader),
             Arc::default(),
         );

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use super::{
     owner, positioned, Arrival, Batch, Partition, PartitionPosition, Poll, Sink, SinkError, Source,
 };
-use crate::event::Event;
+use crate::event::Record;
 
 /// A source whose partitions are vectors of arrivals held in memory.
 ///
@@ -37,8 +37,9 @@ impl MemorySource {
         }
     }
 
-    /// A source of valid events, each at its index as position.
-    pub fn from_events(partitions: Vec<Vec<Event>>) -> MemorySource {
+    /// A source of valid records (or events of the default declaration), each at its
+    /// index as position.
+    pub fn from_events<R: Into<Record>>(partitions: Vec<Vec<R>>) -> MemorySource {
         MemorySource::new(partitions.into_iter().map(positioned).collect())
     }
 

@@ -15,7 +15,9 @@ mod sink;
 mod source;
 mod stdout;
 
-pub use csv_sink::{sum_change_log, CsvSink, AGGREGATES_FILE, DEAD_LETTERS_FILE, LATE_FILE};
+pub use csv_sink::{
+    sum_change_log, ChangeLogTotals, CsvSink, AGGREGATES_FILE, DEAD_LETTERS_FILE, LATE_FILE,
+};
 pub use file::{reader_partition, FileFormat, FileSource, NoFiles};
 pub use memory::{MemorySink, MemorySource};
 pub use parquet::{ParquetMode, ParquetSink, ParquetSinkSpec};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataflow::{Attribution, Measures, WindowStatus};
+use crate::declare::{Attribution, Measures, WindowStatus};
 use crate::event::{DeadLetter, Millis, TooLate};
 
 /// One change to one aggregate: the diff of the measures of `(window, dims)`.
@@ -17,13 +17,13 @@ pub struct AggregateRow {
     pub window_end: Millis,
     /// The grouped dims, or *unattributed*.
     pub dims: Attribution,
-    /// The change to the measures (never all zero).
+    /// The change to the measures, in the aggregate's declared order (never all zero).
     pub delta: Measures,
     /// Whether the window is open, closed in this batch, or being corrected.
     pub status: WindowStatus,
 }
 
-/// A consistent set of changes (docs/design.md §7).
+/// A consistent set of changes to one aggregate (docs/design.md §7).
 ///
 /// A batch carries every change to the aggregates at times in `[previous, frontier)`,
 /// consolidated (one row per `(window, dims)`, no zero rows), the windows that became
@@ -96,8 +96,9 @@ pub enum SinkError {
 
 /// A destination for batches.
 ///
-/// Contract: batches arrive in order of `seq`, one call each, on one thread (worker 0 of
-/// process 0). `write_batch` makes the whole batch visible to readers as a unit or not at
+/// Contract: a sink belongs to one aggregate of the graph and receives its batches: its
+/// rows, with every batch's dead letters and too-late records. Batches arrive in order of
+/// `seq`, one call each, on one thread (worker 0 of process 0). `write_batch` makes the whole batch visible to readers as a unit or not at
 /// all: a file sink appends and flushes it in one write; a transactional sink commits it
 /// in one transaction. When `write_batch` returns `Ok`, the batch is durable to the extent
 /// the sink documents. An `Err` stops the run; batches after it are not attempted, and

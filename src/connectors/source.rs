@@ -1,8 +1,8 @@
-//! The source contract: partitions that yield events, errors as data, and progress.
+//! The source contract: partitions that yield records, errors as data, and progress.
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{DeadLetter, Event};
+use crate::event::{DeadLetter, Record};
 
 /// Where a partition stands after the last record it returned: enough to reopen it at
 /// the next record. Checkpoints keep one per partition.
@@ -16,16 +16,17 @@ pub struct PartitionPosition {
     pub line: u64,
 }
 
-/// One record read from a partition: an event with its position, or a dead letter.
+/// One record read from a partition: a valid record with its position, or a dead letter.
 ///
-/// Parsing and validation happen in the partition (it knows the format), so bad input
-/// reaches the runtime as data, never as a panic or an error that stops the run.
+/// Decoding and validation happen in the partition (with the decoding layer,
+/// `crate::format`, by the stream's declaration), so bad input reaches the runtime as
+/// data, never as a panic or an error that stops the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Arrival {
-    /// A valid event and its position in the partition (line number or offset).
+    /// A valid record and its position in the partition (line number or offset).
     Event {
-        /// The event.
-        event: Event,
+        /// The record.
+        record: Record,
         /// Its position, for the late output.
         position: u64,
     },
@@ -121,13 +122,14 @@ pub fn owner(partition: usize, workers: usize) -> usize {
     partition % workers
 }
 
-/// Valid events as the arrivals of one partition, each at its 1-based index as position.
-pub fn positioned(events: Vec<Event>) -> Vec<Arrival> {
-    events
+/// Valid records (or events of the default declaration) as the arrivals of one
+/// partition, each at its 1-based index as position.
+pub fn positioned<R: Into<Record>>(records: Vec<R>) -> Vec<Arrival> {
+    records
         .into_iter()
         .enumerate()
-        .map(|(i, event)| Arrival::Event {
-            event,
+        .map(|(i, record)| Arrival::Event {
+            record: record.into(),
             position: i as u64 + 1,
         })
         .collect()

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::{Batch, Sink, SinkError};
-use crate::dataflow::Dim;
+use crate::declare::Aggregate;
 use crate::event::utc;
 
 /// What the stdout sink does when its reader goes away: a closed pipe, e.g. `| head`.
@@ -18,11 +18,12 @@ pub enum OnClosed {
     Stop,
 }
 
-/// Prints each non-empty batch as a heading line and up to `max_rows` rows.
+/// Prints each non-empty batch as a heading line and up to `max_rows` rows: window start,
+/// status, `dim=value` for each dim and `Δmeasure ±n` for each measure.
 ///
 /// A closed pipe is not a crash: what happens then is its [`OnClosed`] setting.
 pub struct StdoutSink {
-    dims: Vec<Dim>,
+    aggregate: Aggregate,
     max_rows: usize,
     on_closed: OnClosed,
     /// The reader went away and the preview stopped ([`OnClosed::Detach`]).
@@ -30,11 +31,11 @@ pub struct StdoutSink {
 }
 
 impl StdoutSink {
-    /// A preview of the given dims, at most `max_rows` rows per batch, that detaches
+    /// A preview of `aggregate`'s rows, at most `max_rows` rows per batch, that detaches
     /// when stdout is closed.
-    pub fn new(dims: &[Dim], max_rows: usize) -> StdoutSink {
+    pub fn new(aggregate: &Aggregate, max_rows: usize) -> StdoutSink {
         StdoutSink {
-            dims: dims.to_vec(),
+            aggregate: aggregate.clone(),
             max_rows,
             on_closed: OnClosed::default(),
             detached: false,
@@ -57,24 +58,27 @@ impl StdoutSink {
             batch.dead_letters.len(),
             batch.too_late.len(),
         );
+        let names = self.aggregate.measure_names();
         for row in batch.rows.iter().take(self.max_rows) {
             let dims: Vec<String> = self
+                .aggregate
                 .dims
-                .iter()
-                .map(|d| format!("{}={}", d.name(), row.dims.value(*d)))
+                .names()
+                .into_iter()
+                .zip(self.aggregate.dims.texts(&row.dims))
+                .map(|(name, value)| format!("{name}={value}"))
                 .collect();
-            let d = row.delta;
+            let deltas: Vec<String> = names
+                .iter()
+                .zip(row.delta.values(names.len()))
+                .map(|(name, value)| format!("Δ{} {value:+}", label(name)))
+                .collect();
             text.push_str(&format!(
-                "  {} {:<10} {}  Δbids {:+} Δimpr {:+} Δclicks {:+} Δconv {:+} Δspend {:+} Δrevenue {:+}\n",
+                "  {} {:<10} {}  {}\n",
                 utc(row.window_start),
                 row.status.name(),
                 dims.join(" "),
-                d.bids,
-                d.impressions,
-                d.clicks,
-                d.conversions,
-                d.spend_micros,
-                d.revenue_micros
+                deltas.join(" ")
             ));
         }
         if batch.rows.len() > self.max_rows {
@@ -84,6 +88,18 @@ impl StdoutSink {
             ));
         }
         text
+    }
+}
+
+/// A measure's label in the preview: its name, but the short labels the preview has always
+/// used for today's default measures (so the default graph's preview stays as it was).
+fn label(name: &str) -> &str {
+    match name {
+        "impressions" => "impr",
+        "conversions" => "conv",
+        "spend_micros" => "spend",
+        "revenue_micros" => "revenue",
+        other => other,
     }
 }
 

@@ -7,24 +7,24 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::ExchangeData;
 
-use super::Attribution;
-use crate::event::{EventId, Millis, Record};
+use crate::declare::{Attribution, KEY_BYTES};
+use crate::event::{EventId, Keyed, Millis};
 
 /// What a child needs of its parent: the parent's event time (for the match bound) and
-/// the attribution it passes on.
+/// the attribution it passes on (dims in a key of `N` bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Parent {
+pub struct Parent<const N: usize = KEY_BYTES> {
     /// The parent's event time.
     pub ts: Millis,
     /// The dims the parent passes on to its children.
-    pub attribution: Attribution,
+    pub attribution: Attribution<N>,
 }
 
 /// The trace of parents arranged by their id.
-pub type ParentTrace = TraceAgent<ValSpine<EventId, Parent, Millis, isize>>;
+pub type ParentTrace<const N: usize> = TraceAgent<ValSpine<EventId, Parent<N>, Millis, isize>>;
 
 /// Parents arranged by their id, shared by every join that reads them.
-pub type Parents<'scope> = Arranged<'scope, ParentTrace>;
+pub type Parents<'scope, const N: usize> = Arranged<'scope, ParentTrace<N>>;
 
 /// Attribution of children to parents.
 pub trait Attribute<'scope, C> {
@@ -42,10 +42,12 @@ pub trait Attribute<'scope, C> {
     /// # Examples
     /// ```
     /// use differential_dataflow::input::Input;
-    /// use diffmill::dataflow::{Attribute, Attribution, DimValues, Parent};
-    /// use diffmill::event::Click;
+    /// use diffmill::dataflow::{Attribute, Parent};
+    /// use diffmill::declare::{Attribution, KeyLayout, Schema, Value};
+    /// use diffmill::event::{Click, StreamKind};
     ///
-    /// let dims = Attribution::Dims(DimValues { campaign_id: Some(7), ..Default::default() });
+    /// let layout = KeyLayout::new(Schema::funnel().stream(StreamKind::Bid), &["campaign_id"], &[]).unwrap();
+    /// let dims: Attribution = Attribution::Dims(layout.key(&[Some(Value::Id(7))]));
     /// timely::example(move |scope| {
     ///     let (_, bids) = scope.new_collection_from(vec![(1u64, Parent { ts: 100, attribution: dims })]);
     ///     let click = |click_id, bid_id, ts| Click { click_id, bid_id, ts };
@@ -62,25 +64,25 @@ pub trait Attribute<'scope, C> {
     ///     clicks.attribute(bids.arrange_by_key(), 500).assert_eq(expected);
     /// });
     /// ```
-    fn attribute(
+    fn attribute<const N: usize>(
         self,
-        parents: Parents<'scope>,
+        parents: Parents<'scope, N>,
         bound: Millis,
-    ) -> VecCollection<'scope, Millis, (C, Attribution)>;
+    ) -> VecCollection<'scope, Millis, (C, Attribution<N>)>;
 }
 
 impl<'scope, C> Attribute<'scope, C> for VecCollection<'scope, Millis, (EventId, C)>
 where
-    C: Record + ExchangeData,
+    C: Keyed + ExchangeData,
 {
-    fn attribute(
+    fn attribute<const N: usize>(
         self,
-        parents: Parents<'scope>,
+        parents: Parents<'scope, N>,
         bound: Millis,
-    ) -> VecCollection<'scope, Millis, (C, Attribution)> {
+    ) -> VecCollection<'scope, Millis, (C, Attribution<N>)> {
         let matched = self
             .clone()
-            .join_core(parents, move |_id, child: &C, parent: &Parent| {
+            .join_core(parents, move |_id, child: &C, parent: &Parent<N>| {
                 (child.ts() <= parent.ts.saturating_add(bound))
                     .then_some((*child, parent.attribution))
             });

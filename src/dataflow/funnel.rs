@@ -1,48 +1,49 @@
-//! The ad funnel: dedup, the three joins with re-attribution, and windowed measures.
+//! The ad funnel: dedup, the three joins with re-attribution, and every declared
+//! aggregate's windowed measures.
 
 use std::sync::Arc;
 
 use differential_dataflow::collection::AsCollection;
 use differential_dataflow::VecCollection;
-use timely::dataflow::operators::core::{Concat, Partition};
+use timely::dataflow::operators::core::{Concat, Map, Partition};
 use timely::dataflow::operators::generic::operator::empty;
 use timely::dataflow::Stream;
 
+use super::distinct::distinct_counts;
 use super::{
-    Attribute, Attribution, Checkpointing, DedupById, DedupCounters, DedupSnapshot, FunnelSettings,
-    GroupState, Measures, Parent, ParentTrace,
+    Attribute, Checkpointing, DedupById, DedupCounters, DedupSnapshot, Fact, Facts, GroupState,
+    Parent, ParentTrace,
 };
-use crate::event::{Bid, Click, Conversion, Event, Impression, Millis, Record};
+use crate::declare::{Attribution, FunnelSettings, Measures};
+use crate::event::{Millis, Record, StreamKind};
 
-/// The aggregate key: window start and dims.
-pub type AggregateKey = (Millis, Attribution);
+pub use super::facts::AggregateKey;
 
-/// The funnel's output: contributions to the measures of each `(window, dims)`, with the
-/// measures as the difference type, so the aggregate of a key is the sum of its updates.
-pub type Aggregates<'scope> = VecCollection<'scope, Millis, AggregateKey, Measures>;
+/// The funnel's output: contributions to the measures of each `(aggregate, window, dims)`,
+/// with the measures as the difference type, so the aggregate of a key is the sum of its
+/// updates.
+pub type Aggregates<'scope, const N: usize> =
+    VecCollection<'scope, Millis, AggregateKey<N>, Measures>;
 
 /// Dedup counts per stream, indexed by [`StreamKind::index`].
 pub type FunnelDedupCounts = [Arc<DedupCounters>; 4];
 
-/// Dedup groups to take back from a checkpoint, one stream per record type.
-pub struct RestoredGroups<'scope> {
-    /// Bid groups.
-    pub bids: Stream<'scope, Millis, Vec<GroupState<Bid>>>,
-    /// Impression groups.
-    pub impressions: Stream<'scope, Millis, Vec<GroupState<Impression>>>,
-    /// Click groups.
-    pub clicks: Stream<'scope, Millis, Vec<GroupState<Click>>>,
-    /// Conversion groups.
-    pub conversions: Stream<'scope, Millis, Vec<GroupState<Conversion>>>,
-}
+/// A dedup operator's answer to a checkpoint request, with the stream it deduplicates.
+pub type StreamSnapshot = (StreamKind, DedupSnapshot);
 
-/// Builds the ad funnel over ingested events (docs/design.md §4-§6).
+/// Each stream's deduplicated records paired with their attribution.
+pub(super) type Attributed<'scope, C, const N: usize> =
+    VecCollection<'scope, Millis, (C, Attribution<N>)>;
+
+/// Builds the ad funnel over ingested records (docs/design.md §4-§6, §12).
 ///
 /// - each stream is de-duplicated by id, and every record is retracted at its release
 ///   time, which releases its join state (retention);
 /// - impressions and clicks are attributed to their bid, conversions to their click's
 ///   attribution; a child without a parent is *unattributed* until the parent arrives;
-/// - every record contributes its measures to the window of its own `ts`.
+///   what a parent passes on is its dims for every aggregate at once;
+/// - every record contributes to each aggregate's window of its own `ts`: counts and sums
+///   through its compact [`Fact`], distinct counts through a differential `distinct`.
 ///
 /// It also returns handles to the join arrangements, so the runtime can report how many
 /// updates they hold (the handles must have their compaction advanced, or be dropped).
@@ -50,166 +51,145 @@ pub struct RestoredGroups<'scope> {
 /// Contributions to a window at times at or after the window is final (releases of state,
 /// parents arriving after their child's window is final) are still in the collection;
 /// the emitter drops them, so that a final window's last value stands.
-pub fn ad_funnel<'scope>(
-    events: VecCollection<'scope, Millis, Event>,
+pub fn ad_funnel<'scope, const N: usize>(
+    records: VecCollection<'scope, Millis, Record>,
     settings: &FunnelSettings,
     counts: &FunnelDedupCounts,
-) -> (Aggregates<'scope>, Vec<ParentTrace>) {
-    let scope = events.inner.scope();
-    let restored = RestoredGroups {
-        bids: empty(scope),
-        impressions: empty(scope),
-        clicks: empty(scope),
-        conversions: empty(scope),
-    };
+) -> (Aggregates<'scope, N>, Vec<ParentTrace<N>>) {
+    let scope = records.inner.scope();
     let (aggregates, traces, _) =
-        ad_funnel_checkpointed(events, settings, counts, empty(scope), restored);
+        ad_funnel_checkpointed(records, settings, counts, empty(scope), empty(scope));
     (aggregates, traces)
 }
 
 /// [`ad_funnel`] taking part in checkpoints: its dedup operators answer every request of
 /// `requests` (checkpoint frontiers, broadcast, each at its own time) with a
-/// [`DedupSnapshot`], and first take back the `restored` groups. Everything downstream of
-/// dedup (joins, aggregates) is a function of the groups, so it needs no state of its
-/// own in a checkpoint.
-pub fn ad_funnel_checkpointed<'scope>(
-    events: VecCollection<'scope, Millis, Event>,
+/// [`DedupSnapshot`] of their stream, and first take back the `restored` groups (each goes
+/// to the dedup operator of its winner's stream). Everything downstream of dedup (joins,
+/// facts, distinct counts, aggregates) is a function of the groups, so it needs no state
+/// of its own in a checkpoint.
+pub fn ad_funnel_checkpointed<'scope, const N: usize>(
+    records: VecCollection<'scope, Millis, Record>,
     settings: &FunnelSettings,
     counts: &FunnelDedupCounts,
     requests: Stream<'scope, Millis, Vec<Millis>>,
-    restored: RestoredGroups<'scope>,
+    restored: Stream<'scope, Millis, Vec<GroupState<Record>>>,
 ) -> (
-    Aggregates<'scope>,
-    Vec<ParentTrace>,
-    Stream<'scope, Millis, Vec<DedupSnapshot>>,
+    Aggregates<'scope, N>,
+    Vec<ParentTrace<N>>,
+    Stream<'scope, Millis, Vec<StreamSnapshot>>,
 ) {
     let lateness = settings.lateness;
-    let group_by = settings.group_by.clone();
-    let window = move |ts: Millis| lateness.window_start(ts);
+    let facts = Arc::new(Facts::new(settings));
 
-    let mut parts = events
+    let mut parts = records
         .inner
         .partition::<timely::container::CapacityContainerBuilder<Vec<_>>, _, _>(4, |update| {
-            (update.0.kind().index() as u64, update)
+            (update.0.stream.index() as u64, update)
         })
         .into_iter()
         .map(AsCollection::as_collection);
-    let mut next = || parts.next().expect("four streams");
-    let (bids, impressions, clicks, conversions) = (next(), next(), next(), next());
+    let mut restored = restored
+        .partition::<timely::container::CapacityContainerBuilder<Vec<_>>, _, _>(4, |group| {
+            (group.winner.stream.index() as u64, group)
+        })
+        .into_iter();
+    let mut snapshots: Option<Stream<'scope, Millis, Vec<StreamSnapshot>>> = None;
+    let [bids, impressions, clicks, conversions] = StreamKind::ALL.map(|kind| {
+        let stream = parts.next().expect("four streams");
+        let checkpointing = Checkpointing {
+            requests: requests.clone(),
+            restore: restored.next().expect("four streams"),
+        };
+        let (deduplicated, answers) = stream.dedup_by_id_checkpointed(
+            move |r: &Record| lateness.release_time(kind, r.ts),
+            Arc::clone(&counts[kind.index()]),
+            checkpointing,
+        );
+        let answers = answers.map(move |snapshot| (kind, snapshot));
+        snapshots = Some(match snapshots.take() {
+            Some(all) => all.concat(answers),
+            None => answers,
+        });
+        deduplicated
+    });
+    let snapshots = snapshots.expect("four streams");
 
-    let (bids, bid_snapshots) = dedup_stream(
-        bids.flat_map(|e| match e {
-            Event::Bid(b) => Some(b),
-            _ => None,
-        }),
-        lateness,
-        counts,
-        requests.clone(),
-        restored.bids,
-    );
-    let (impressions, impression_snapshots) = dedup_stream(
-        impressions.flat_map(|e| match e {
-            Event::Impression(i) => Some(i),
-            _ => None,
-        }),
-        lateness,
-        counts,
-        requests.clone(),
-        restored.impressions,
-    );
-    let (clicks, click_snapshots) = dedup_stream(
-        clicks.flat_map(|e| match e {
-            Event::Click(c) => Some(c),
-            _ => None,
-        }),
-        lateness,
-        counts,
-        requests.clone(),
-        restored.clicks,
-    );
-    let (conversions, conversion_snapshots) = dedup_stream(
-        conversions.flat_map(|e| match e {
-            Event::Conversion(c) => Some(c),
-            _ => None,
-        }),
-        lateness,
-        counts,
-        requests.clone(),
-        restored.conversions,
-    );
-    let snapshots = bid_snapshots
-        .concat(impression_snapshots)
-        .concat(click_snapshots)
-        .concat(conversion_snapshots);
-
-    let bid_dims = {
-        let group_by = group_by.clone();
+    let bid_facts = {
+        let facts = Arc::clone(&facts);
         bids.clone()
-            .map(move |b| {
-                let attribution = Attribution::Dims(group_by.project(&b));
-                (
-                    b.bid_id,
-                    Parent {
-                        ts: b.ts,
-                        attribution,
-                    },
-                )
-            })
-            .arrange_by_key_named("BidsById")
+            .map(move |r| (facts.fact(&r), facts.bid_attribution(&r)))
     };
-    let mut traces = vec![bid_dims.trace.clone()];
-    let impressions = impressions
-        .map(|i| (i.bid_id, i))
-        .attribute(bid_dims.clone(), lateness.bid_bound);
-    let clicks = clicks
-        .map(|c| (c.bid_id, c))
-        .attribute(bid_dims, lateness.bid_bound);
-    let click_attribution = clicks
+    let bid_parents = bid_facts
         .clone()
-        .map(|(c, attribution)| {
+        .map(|(fact, attribution)| {
             (
-                c.click_id,
+                fact.id,
                 Parent {
-                    ts: c.ts,
+                    ts: fact.ts,
+                    attribution,
+                },
+            )
+        })
+        .arrange_by_key_named("BidsById");
+    let mut traces = vec![bid_parents.trace.clone()];
+    let keyed = |records: VecCollection<'scope, Millis, Record>| {
+        let facts = Arc::clone(&facts);
+        records.map(move |r| (facts.parent(&r), facts.fact(&r)))
+    };
+    let impression_facts =
+        keyed(impressions.clone()).attribute(bid_parents.clone(), lateness.bid_bound);
+    let click_facts = keyed(clicks.clone()).attribute(bid_parents.clone(), lateness.bid_bound);
+    let click_parents = click_facts
+        .clone()
+        .map(|(fact, attribution)| {
+            (
+                fact.id,
+                Parent {
+                    ts: fact.ts,
                     attribution,
                 },
             )
         })
         .arrange_by_key_named("ClicksById");
-    traces.push(click_attribution.trace.clone());
-    let conversions = conversions
-        .map(|c| (c.click_id, c))
-        .attribute(click_attribution, lateness.click_bound);
+    traces.push(click_parents.trace.clone());
+    let conversion_facts =
+        keyed(conversions.clone()).attribute(click_parents.clone(), lateness.click_bound);
 
-    let bids = bids.explode(move |b| {
-        Some((
-            (window(b.ts), Attribution::Dims(group_by.project(&b))),
-            Measures::bid(),
-        ))
+    let attributed: [(StreamKind, Attributed<'scope, Fact, N>); 4] = [
+        (StreamKind::Bid, bid_facts),
+        (StreamKind::Impression, impression_facts),
+        (StreamKind::Click, click_facts),
+        (StreamKind::Conversion, conversion_facts),
+    ];
+    let mut aggregates: Option<Aggregates<'scope, N>> = None;
+    for aggregate in 0..settings.aggregates.len() {
+        for (stream, facts_of_stream) in &attributed {
+            if !facts.reads(aggregate, *stream) {
+                continue;
+            }
+            let (facts, stream) = (Arc::clone(&facts), *stream);
+            let measured = facts_of_stream.clone().explode(move |(fact, attribution)| {
+                facts.contribution(aggregate, stream, &fact, &attribution)
+            });
+            aggregates = Some(match aggregates {
+                Some(all) => all.concat(measured),
+                None => measured,
+            });
+        }
+    }
+    let streams = [bids, impressions, clicks, conversions];
+    let parents = (bid_parents, click_parents);
+    if let Some(distinct) = distinct_counts(settings, &streams, &parents) {
+        aggregates = Some(match aggregates {
+            Some(all) => all.concat(distinct),
+            None => distinct,
+        });
+    }
+    let aggregates = aggregates.unwrap_or_else(|| {
+        streams[0]
+            .clone()
+            .explode(|_| None::<(AggregateKey<N>, Measures)>)
     });
-    let impressions = impressions
-        .explode(move |(i, a)| Some(((window(i.ts), a), Measures::impression(i.cost_micros))));
-    let clicks = clicks.explode(move |(c, a)| Some(((window(c.ts), a), Measures::click())));
-    let conversions = conversions
-        .explode(move |(c, a)| Some(((window(c.ts), a), Measures::conversion(c.value_micros))));
-    let aggregates = bids.concat(impressions).concat(clicks).concat(conversions);
     (aggregates, traces, snapshots)
-}
-
-/// Dedups one stream, releasing each record at its release time.
-fn dedup_stream<'scope, R: Record + timely::ExchangeData>(
-    records: VecCollection<'scope, Millis, R>,
-    lateness: super::Lateness,
-    counts: &FunnelDedupCounts,
-    requests: Stream<'scope, Millis, Vec<Millis>>,
-    restore: Stream<'scope, Millis, Vec<GroupState<R>>>,
-) -> (
-    VecCollection<'scope, Millis, R>,
-    Stream<'scope, Millis, Vec<DedupSnapshot>>,
-) {
-    records.dedup_by_id_checkpointed(
-        move |r| lateness.release_time(R::KIND, r.ts()),
-        Arc::clone(&counts[R::KIND.index()]),
-        Checkpointing { requests, restore },
-    )
 }

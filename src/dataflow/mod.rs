@@ -1,19 +1,16 @@
-//! The operators of the funnel: dedup, joins with re-attribution, windows, emission.
+//! The operators of the funnel: dedup, joins with re-attribution, facts and measures,
+//! distinct counts.
 
 mod attribute;
 mod dedup;
-mod dims;
+mod distinct;
+mod facts;
 mod funnel;
-mod measures;
-mod settings;
-mod window;
 
 pub use attribute::{Attribute, Parent, ParentTrace, Parents};
 pub use dedup::{Checkpointing, DedupById, DedupCounters, DedupCounts, DedupSnapshot, GroupState};
-pub use dims::{Attribution, Dim, DimValues, GroupBy, UNATTRIBUTED};
+pub use distinct::Sighting;
+pub use facts::{Fact, Facts};
 pub use funnel::{
-    ad_funnel, ad_funnel_checkpointed, AggregateKey, Aggregates, FunnelDedupCounts, RestoredGroups,
+    ad_funnel, ad_funnel_checkpointed, AggregateKey, Aggregates, FunnelDedupCounts, StreamSnapshot,
 };
-pub use measures::Measures;
-pub use settings::{FunnelSettings, SettingsError};
-pub use window::{Lateness, WindowStatus};

@@ -17,13 +17,13 @@ pub enum Invalid {
     #[error("missing field `{field}`")]
     MissingField {
         /// The field's name.
-        field: &'static str,
+        field: String,
     },
-    /// A field does not hold a number of the right kind.
+    /// A field does not hold a value of its type.
     #[error("field `{field}`: expected {expected}, got `{}`", printable(value))]
     BadNumber {
         /// The field's name.
-        field: &'static str,
+        field: String,
         /// The offending text (shortened when long; printed with control characters
         /// escaped).
         value: String,
@@ -34,11 +34,13 @@ pub enum Invalid {
     #[error("field `{field}`: id 0 is not a valid id")]
     ZeroId {
         /// The field's name.
-        field: &'static str,
+        field: String,
     },
-    /// Event time outside `[0, MAX_TS]`.
-    #[error("field `ts`: {ts} is outside the accepted range 0..={MAX_TS}")]
+    /// A timestamp outside `[0, MAX_TS]`.
+    #[error("field `{field}`: {ts} is outside the accepted range 0..={MAX_TS}")]
     TsOutOfRange {
+        /// The field's name.
+        field: String,
         /// The offending value as written.
         ts: String,
     },
@@ -46,7 +48,7 @@ pub enum Invalid {
     #[error("field `{field}`: money must not be negative, got {value}")]
     NegativeMoney {
         /// The field's name.
-        field: &'static str,
+        field: String,
         /// The offending amount.
         value: i64,
     },
@@ -54,7 +56,7 @@ pub enum Invalid {
     #[error("field `{field}`: {len} bytes is longer than the {max}-byte limit")]
     StringTooLong {
         /// The field's name.
-        field: &'static str,
+        field: String,
         /// Its length in bytes.
         len: usize,
         /// The limit.
@@ -82,7 +84,23 @@ pub enum Invalid {
         /// The stream the file was read as.
         stream: StreamKind,
         /// The missing column.
-        column: &'static str,
+        column: String,
+    },
+    /// The CSV header has a column the stream does not declare, and the declaration
+    /// rejects unknown fields.
+    #[error("CSV header of a {stream} file has the column `{column}`, which the stream does not declare (its unknown fields are rejected)")]
+    HeaderUnknownColumn {
+        /// The stream the file was read as.
+        stream: StreamKind,
+        /// The undeclared column.
+        column: String,
+    },
+    /// A JSON record has a key the stream does not declare, and the declaration rejects
+    /// unknown fields.
+    #[error("field `{field}` is not declared (the stream's unknown fields are rejected)")]
+    UnknownField {
+        /// The undeclared key.
+        field: String,
     },
     /// The bytes are not UTF-8.
     #[error("not valid UTF-8: {0}")]
@@ -97,13 +115,47 @@ pub enum Invalid {
     },
     /// The event time is too far ahead of the partition's watermark.
     #[error(
-        "field `ts`: {} is {ahead_ms} ms ahead of the watermark, more than max_future_skew",
+        "field `{field}`: {} is {ahead_ms} ms ahead of the watermark, more than max_future_skew",
         time_text(*ts)
     )]
     TooFarInFuture {
+        /// The event time field's name.
+        field: String,
         /// The event time.
         ts: u64,
         /// How far ahead of the watermark it is.
         ahead_ms: u64,
+    },
+    /// Summing the record could take a sum beyond the range where every aggregate stays
+    /// exact (docs/semantics.md §1, the overflow budget).
+    #[error(
+        "field `{field}`: adding {value} would take the partition's sum of |{field}| in the \
+         window from {} past the overflow budget of {budget}",
+        time_text(*window_start)
+    )]
+    SumOverflow {
+        /// The summed field.
+        field: String,
+        /// The record's value.
+        value: i64,
+        /// Start of the window whose budget it would exceed.
+        window_start: u64,
+        /// The budget.
+        budget: u64,
+    },
+    /// A dimension value beyond the dimension's bound on distinct values.
+    #[error(
+        "field `{field}`: `{}` would be distinct value number {} of the partition, more than \
+         the {max} the dimension allows",
+        printable(value),
+        max + 1
+    )]
+    TooManyValues {
+        /// The dimension.
+        field: String,
+        /// The value.
+        value: String,
+        /// The bound.
+        max: usize,
     },
 }

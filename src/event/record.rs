@@ -1,4 +1,5 @@
-//! The four event types of the ad funnel and what they have in common.
+//! The four streams, the records read from them, and the typed records of the default
+//! declaration.
 
 use serde::{Deserialize, Serialize};
 
@@ -121,12 +122,11 @@ impl std::fmt::Display for StreamKind {
     }
 }
 
-/// Behaviour shared by the four event types, used by the generic operators.
-pub trait Record:
+/// What the generic operators need of a record: its id and its event time (and serde, so
+/// that dedup groups can be kept in checkpoints).
+pub trait Keyed:
     Copy + Ord + std::fmt::Debug + Serialize + serde::de::DeserializeOwned + 'static
 {
-    /// The stream this record type belongs to.
-    const KIND: StreamKind;
     /// The record's own unique id (what dedup keys on).
     fn id(&self) -> EventId;
     /// The record's event time.
@@ -134,9 +134,8 @@ pub trait Record:
 }
 
 macro_rules! record {
-    ($type:ty, $kind:expr, $id:ident) => {
-        impl Record for $type {
-            const KIND: StreamKind = $kind;
+    ($type:ty, $id:ident) => {
+        impl Keyed for $type {
             fn id(&self) -> EventId {
                 self.$id
             }
@@ -147,12 +146,14 @@ macro_rules! record {
     };
 }
 
-record!(Bid, StreamKind::Bid, bid_id);
-record!(Impression, StreamKind::Impression, impression_id);
-record!(Click, StreamKind::Click, click_id);
-record!(Conversion, StreamKind::Conversion, conversion_id);
+record!(Bid, bid_id);
+record!(Impression, impression_id);
+record!(Click, click_id);
+record!(Conversion, conversion_id);
 
-/// One event of any of the four streams.
+/// One event of any of the four streams, typed by the default declaration (the fields of
+/// docs/design.md §2). Tests, examples and the generator build these; every source hands the
+/// runtime [`Record`](super::Record)s, and `Record::from(event)` encodes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Event {
     /// A bid.

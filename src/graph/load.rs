@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::GraphSpec;
+use crate::declare::{DeclError, FunnelSettings, Segment};
 
 /// A graph file that cannot be used: which file, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,8 +32,8 @@ impl GraphError {
 }
 
 impl GraphSpec {
-    /// Reads and parses a graph file (unknown keys are errors), then validates the
-    /// funnel settings.
+    /// Reads and parses a graph file (unknown keys are errors), then validates its
+    /// declaration.
     ///
     /// # Errors
     /// A [`GraphError`] naming the file, and the line and key where they are known.
@@ -72,10 +73,15 @@ impl GraphSpec {
                 problem,
             }
         })?;
-        spec.funnel
-            .settings()
-            .validate()
-            .map_err(|e| GraphError::at_key(file, format!("funnel.{}", e.setting), e.problem))?;
+        if !spec.aggregates.is_empty() && !spec.sinks.is_empty() {
+            let error = DeclError::at(
+                "sink",
+                "with [[aggregate]] tables, each sink belongs to an aggregate: write it as \
+                 [[aggregate.sink]] after its aggregate",
+            );
+            return Err(GraphError::declared(file, text, error));
+        }
+        spec.settings_in(file, text)?;
         if let Some(state) = &spec.state {
             if state.dir.as_os_str().is_empty() {
                 return Err(GraphError::at_key(
@@ -101,6 +107,48 @@ impl GraphSpec {
         }
         Ok(spec)
     }
+
+    /// The settings the graph declares; `text` is the graph file's text (for the line of
+    /// an error).
+    ///
+    /// # Errors
+    /// A [`GraphError`] naming the file, line and key of a declaration that cannot work.
+    pub fn settings_in(&self, file: &Path, text: &str) -> Result<FunnelSettings, GraphError> {
+        self.declaration()
+            .resolve()
+            .map_err(|e| GraphError::declared(file, text, e))
+    }
+}
+
+impl GraphError {
+    /// The error of a declaration of `file` (whose text is `text`), at the line of its key.
+    pub fn declared(file: &Path, text: &str, error: DeclError) -> GraphError {
+        GraphError {
+            file: file.to_owned(),
+            line: line_of(text, &error.path),
+            key: Some(error.key()),
+            problem: error.problem,
+        }
+    }
+}
+
+/// The line of the deepest item of `path` found in the TOML `text`.
+fn line_of(text: &str, path: &[Segment]) -> Option<usize> {
+    let document = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item = document.as_item();
+    let mut span = None;
+    for segment in path {
+        let next = match segment {
+            Segment::Key(key) => item.get(key.as_str()),
+            Segment::Index(i) => item.get(*i),
+        };
+        let Some(next) = next else {
+            break;
+        };
+        item = next;
+        span = item.span().or(span);
+    }
+    span.map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
 }
 
 /// The line number and dotted key at byte `offset` of a TOML text.
@@ -160,10 +208,13 @@ mod tests {
             "{duration}"
         );
         let dim = error(&format!("{SOURCE}[funnel]\ngroup_by = [\"campain_id\"]\n"));
-        assert!(dim.contains("key `funnel.group_by`"), "{dim}");
+        assert!(
+            dim.starts_with("g.toml:7: key `funnel.group_by[0]`"),
+            "{dim}"
+        );
         assert!(dim.contains("campain_id"), "{dim}");
         let zero = error(&format!("{SOURCE}[funnel]\nwindow = \"0s\"\n"));
-        assert_eq!(zero, "g.toml: key `funnel.window`: must be longer than 0");
+        assert_eq!(zero, "g.toml:7: key `funnel.window`: must be longer than 0");
     }
 
     #[test]
@@ -187,8 +238,42 @@ mod tests {
     fn defaults_fill_the_funnel() {
         let spec = GraphSpec::parse(Path::new("g.toml"), SOURCE).unwrap();
         assert_eq!(
-            spec.funnel.settings(),
-            crate::dataflow::FunnelSettings::default()
+            spec.settings_in(Path::new("g.toml"), SOURCE).unwrap(),
+            FunnelSettings::default()
         );
+    }
+
+    #[test]
+    fn bad_declarations_name_file_line_and_key() {
+        let aggregate = "[[aggregate]]\nname = \"hourly\"\nwindow = \"1h\"\n";
+        let cases = [
+            (
+                format!("{aggregate}group_by = [\"campaign_id\", \"gender\"]\n[[aggregate.measure]]\nname = \"n\"\ncount = \"bid\"\n"),
+                "g.toml:9: key `aggregate[0].group_by[1]`: `gender` is not a bid field",
+            ),
+            (
+                format!("{aggregate}[[aggregate.measure]]\nname = \"n\"\nsum = \"bid.region\"\n"),
+                "g.toml:11: key `aggregate[0].measure[0].sum`: `bid.region` is a string field",
+            ),
+            (
+                format!("{aggregate}[[aggregate.measure]]\nname = \"n\"\ncount = \"conversion\"\nfilter = \"type = 'order'\"\n"),
+                "g.toml:12: key `aggregate[0].measure[0].filter`: filter `type = 'order'`: `type` is not a field",
+            ),
+            (
+                format!("{aggregate}[[aggregate.measure]]\nname = \"n\"\ncount = \"bid\"\n[[aggregate.measure]]\nname = \"n\"\ncount = \"click\"\n"),
+                "g.toml:13: key `aggregate[0].measure[1].name`: `n`: another measure",
+            ),
+            (
+                "[stream.bid]\nid = \"bid_id\"\ntime = \"ts\"\n[stream.bid.fields]\nbid_id = \"id\"\nts = \"float\"\n".to_owned(),
+                "g.toml:11: key `stream.bid.fields.ts`: unknown field type `float`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let message = error(&format!("{SOURCE}{text}"));
+            assert!(
+                message.starts_with(expected),
+                "{message}\nexpected: {expected}"
+            );
+        }
     }
 }

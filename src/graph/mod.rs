@@ -4,15 +4,13 @@
 //! resolved into a [`Plan`] (files found, settings validated), and the plan builds the
 //! same [`crate::runtime::Funnel`] a Rust program would.
 
-mod duration;
 mod load;
 mod plan;
 mod spec;
 
-pub use duration::DurationText;
 pub use load::GraphError;
 pub use plan::{Overrides, Plan};
 pub use spec::{
-    CsvSinkSpec, FilesSpec, FunnelSpec, GraphSpec, ObserveSpec, SinkSpec, SourceSpec, StateSpec,
-    StdoutSinkSpec,
+    AggregateTable, CsvSinkSpec, FilesSpec, GraphSpec, ObserveSpec, SinkSpec, SourceSpec,
+    StateSpec, StdoutSinkSpec,
 };

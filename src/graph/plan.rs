@@ -12,8 +12,9 @@ use crate::connectors::{
     CsvSink, FileFormat, FileSource, OnClosed, ParquetSink, PostgresSink, Sink, SinkError, Source,
     StdoutSink,
 };
-use crate::dataflow::FunnelSettings;
-use crate::event::{Format, StreamKind};
+use crate::declare::{Aggregate, DurationText, FunnelSettings};
+use crate::event::StreamKind;
+use crate::format::Format;
 use crate::runtime::checkpoint::StateConfig;
 use crate::runtime::Funnel;
 
@@ -35,7 +36,8 @@ pub struct Plan {
 pub struct Overrides {
     /// Replaces the files source's `path` (and drops its per-stream globs).
     pub input: Option<PathBuf>,
-    /// Replaces the folder of every CSV sink.
+    /// Replaces the folder of every CSV sink (with several aggregates: a folder per
+    /// aggregate, named after it, inside this one).
     pub output: Option<PathBuf>,
     /// Replaces the generator source's number of bids.
     pub bids: Option<u64>,
@@ -53,9 +55,18 @@ impl GraphSpec {
     /// when its pattern matches no file).
     pub fn plan(mut self, file: &Path, overrides: &Overrides) -> Result<Plan, GraphError> {
         if let Some(output) = &overrides.output {
-            for sink in &mut self.sinks {
-                if let SinkSpec::Csv(csv) = sink {
-                    csv.path = output.clone();
+            if self.aggregates.is_empty() {
+                for sink in &mut self.sinks {
+                    if let SinkSpec::Csv(csv) = sink {
+                        csv.path = output.clone();
+                    }
+                }
+            }
+            for table in &mut self.aggregates {
+                for sink in &mut table.sink {
+                    if let SinkSpec::Csv(csv) = sink {
+                        csv.path = output.join(&table.name);
+                    }
                 }
             }
         }
@@ -65,20 +76,23 @@ impl GraphSpec {
                 None => {
                     self.state = Some(super::StateSpec {
                         dir: dir.clone(),
-                        checkpoint_interval: super::DurationText::from_millis(30_000),
+                        checkpoint_interval: DurationText::from_millis(30_000),
                         keep: 2,
                     })
                 }
             }
         }
-        for (index, sink) in self.sinks.iter().enumerate() {
+        for (key, sink) in self.all_sinks() {
             if let SinkSpec::Postgres(postgres) = sink {
-                postgres.resolve_url().map_err(|p| {
-                    GraphError::at_key(file, format!("sink[{index}].{}", p.key), p.problem)
-                })?;
+                postgres
+                    .resolve_url()
+                    .map_err(|p| GraphError::at_key(file, format!("{key}.{}", p.key), p.problem))?;
             }
         }
-        let settings = self.funnel.settings();
+        let settings = self
+            .declaration()
+            .resolve()
+            .map_err(|e| GraphError::at_key(file, e.key(), e.problem))?;
         let mut file_progress = None;
         let (source, source_description): (Arc<dyn Source>, String) = match &mut self.source {
             SourceSpec::Generator(config) => {
@@ -127,16 +141,21 @@ impl GraphSpec {
                     patterns.push((kind, pattern));
                 }
                 let mut resolved = Vec::new();
+                let schema = Arc::clone(&settings.schema);
                 for (kind, (pattern, key)) in patterns {
-                    FileSource::from_globs(files.format, &[(kind, pattern.clone())])
-                        .map_err(|e| GraphError::at_key(file, key, e.to_string()))?;
+                    FileSource::from_globs(
+                        files.format,
+                        Arc::clone(&schema),
+                        &[(kind, pattern.clone())],
+                    )
+                    .map_err(|e| GraphError::at_key(file, key, e.to_string()))?;
                     resolved.push((kind, pattern));
                 }
-                let source = FileSource::from_globs(files.format, &resolved)
+                let source = FileSource::from_globs(files.format, schema, &resolved)
                     .map_err(|e| GraphError::at_key(file, "source", e.to_string()))?;
                 if files.format == FileFormat::Parquet {
                     for (kind, path) in source.files() {
-                        check_event_file(path, *kind)
+                        check_event_file(path, settings.schema.stream(*kind))
                             .map_err(|problem| GraphError::at_key(file, "source", problem))?;
                     }
                 }
@@ -170,17 +189,21 @@ impl GraphSpec {
                         ""
                     },
                 );
-                (Arc::new(KafkaSource::new(kafka.clone())), description)
+                let schema = Arc::clone(&settings.schema);
+                (
+                    Arc::new(KafkaSource::new(kafka.clone(), schema)),
+                    description,
+                )
             }
         };
-        for (i, sink) in self.sinks.iter().enumerate() {
+        for (path, sink) in self.all_sinks() {
             let checked = match sink {
                 SinkSpec::Kafka(kafka) => kafka.check(),
                 SinkSpec::Parquet(parquet) => parquet.check().map_err(|(k, p)| (k.to_owned(), p)),
                 _ => Ok(()),
             };
             checked.map_err(|(key, problem)| {
-                GraphError::at_key(file, format!("sink[{i}].{key}"), problem)
+                GraphError::at_key(file, format!("{path}.{key}"), problem)
             })?;
         }
         Ok(Plan {
@@ -202,95 +225,59 @@ impl Plan {
         matches!(&self.spec.source, SourceSpec::Kafka(kafka) if !kafka.stop_at_end)
     }
 
-    /// The resolved plan as text: sources, operators, windows, lateness, retention, sinks.
+    /// The resolved plan as text: sources, operators, aggregates, lateness, retention,
+    /// sinks.
     pub fn describe(&self) -> String {
         let s = &self.settings;
         let l = s.lateness;
-        let d = |ms: u64| super::DurationText::from_millis(ms).to_string();
-        let dims: Vec<&str> = s.group_by.dims().iter().map(|d| d.name()).collect();
+        let d = |ms: u64| DurationText::from_millis(ms).to_string();
         let mut text = format!("graph `{}`", self.spec.name);
         if !self.spec.description.is_empty() {
             let _ = write!(text, ": {}", self.spec.description);
         }
         let _ = write!(
             text,
-            "\n  source    {}\n  operators ingest (per-partition watermark = max ts − {}) → dedup by id per stream\n            \
+            "\n  source    {}\n  streams   {}\n  operators ingest (per-partition watermark = max ts − {}) → dedup by id per stream\n            \
              → impression ⋈ bid, click ⋈ bid (match bound {}) → conversion ⋈ click (match bound {})\n            \
-             → tumbling windows of {} by [{}] → batches every ≥ {}\n  lateness  allowed lateness {}: a window [s, e) is closed at e, takes corrections until e + {}, final at e + {}\n  \
-             retention bids until window_end(ts + {} + {}) + {}, clicks until window_end(ts + {}) + {}, \
-             impressions and conversions until window_end(ts) + {}\n  sinks",
+             → the aggregates below → batches every ≥ {}",
             self.source_description,
+            streams(s),
             d(s.max_disorder),
             d(l.bid_bound),
             d(l.click_bound),
-            d(l.window),
-            dims.join(", "),
             d(s.emit_interval.as_millis() as u64),
-            d(l.allowed_lateness),
-            d(l.allowed_lateness),
-            d(l.allowed_lateness),
-            d(l.bid_bound),
-            d(l.click_bound),
-            d(l.allowed_lateness),
-            d(l.click_bound),
-            d(l.allowed_lateness),
-            d(l.allowed_lateness),
         );
-        if self.spec.sinks.is_empty() {
-            text.push_str("    (none: results are computed and discarded)");
-        }
-        for sink in &self.spec.sinks {
-            match sink {
-                SinkSpec::Csv(csv) => {
-                    let _ = write!(
-                        text,
-                        "\n    csv     {}/{{aggregates,dead_letters,late}}.csv",
-                        csv.path.display()
-                    );
-                }
-                SinkSpec::Kafka(kafka) => {
-                    let _ = write!(
-                        text,
-                        "\n    kafka   {} topic `{}` (one transaction per batch)",
-                        kafka.brokers, kafka.topic
-                    );
-                }
-                SinkSpec::Parquet(parquet) => {
-                    let _ = write!(
-                        text,
-                        "\n    parquet {}/{{aggregates,dead_letters,too_late}} ({} mode, zstd, row groups \
-                         of at most {} rows, progress in {}/_diffmill_progress.json)",
-                        parquet.path.display(),
-                        parquet.mode.name(),
-                        parquet.row_group_size,
-                        parquet.path.display()
-                    );
-                }
-                SinkSpec::Stdout(out) => {
-                    let _ = write!(
-                        text,
-                        "\n    stdout  preview, at most {} rows per batch",
-                        out.max_rows
-                    );
-                }
-                SinkSpec::Postgres(postgres) => {
-                    let _ = write!(
-                        text,
-                        "\n    postgres {}.{} (progress in {}.{} as `{}`{})",
-                        postgres.schema,
-                        postgres.table,
-                        postgres.schema,
-                        postgres.progress_table,
-                        postgres.sink_name(),
-                        postgres
-                            .change_log_table
-                            .as_ref()
-                            .map(|c| format!(", change log {}.{c}", postgres.schema))
-                            .unwrap_or_default()
-                    );
-                }
+        let sinks = self.spec.aggregate_sinks();
+        for (aggregate, (_, specs)) in s.aggregates.iter().zip(sinks) {
+            let w = aggregate.window;
+            let _ = write!(
+                text,
+                "\n  aggregate `{}`: tumbling windows of {} by [{}] measuring {}\n    \
+                 lateness: a window [s, e) is closed at e, takes corrections until e + {}, final at e + {}",
+                aggregate.name,
+                d(w.length),
+                aggregate.dims.names().join(", "),
+                measures(s, aggregate),
+                d(w.allowed_lateness),
+                d(w.allowed_lateness),
+            );
+            text.push_str("\n    sinks");
+            if specs.is_empty() {
+                text.push_str("  (none: results are computed and discarded)");
+            }
+            for sink in specs {
+                describe_sink(&mut text, sink);
             }
         }
+        let _ = write!(
+            text,
+            "\n  retention a record is kept until every window of every aggregate it can reach is final: \
+             bids until final_at(ts + {} + {}), clicks until final_at(ts + {}), impressions and \
+             conversions until final_at(ts)",
+            d(l.bid_bound),
+            d(l.click_bound),
+            d(l.click_bound),
+        );
         let _ = match &self.spec.state {
             Some(state) => write!(
                 text,
@@ -337,39 +324,137 @@ impl Plan {
     /// A [`SinkError`] when a sink cannot be opened.
     pub fn funnel(&self) -> Result<Funnel, SinkError> {
         let mut funnel = self.funnel_without_sinks();
-        for sink in &self.spec.sinks {
-            let sink: Box<dyn Sink> = match sink {
-                SinkSpec::Csv(csv) => Box::new(CsvSink::create(
-                    &csv.path,
-                    &self.settings.group_by,
-                    self.settings.lateness,
-                )?),
-                SinkSpec::Stdout(out) => {
-                    // Alone, the preview is the run's only output: a closed pipe ends it.
-                    let on_closed = match self.spec.sinks.len() {
-                        1 => OnClosed::Stop,
-                        _ => OnClosed::Detach,
-                    };
-                    Box::new(
-                        StdoutSink::new(self.settings.group_by.dims(), out.max_rows)
-                            .on_closed(on_closed),
-                    )
-                }
-                SinkSpec::Postgres(postgres) => {
-                    Box::new(PostgresSink::open(postgres, self.settings.group_by.dims())?)
-                }
-                SinkSpec::Kafka(kafka) => {
-                    Box::new(KafkaSink::create(kafka, self.settings.group_by.dims())?)
-                }
-                SinkSpec::Parquet(parquet) => Box::new(ParquetSink::open(
-                    parquet,
-                    self.settings.group_by.dims(),
-                    self.settings.lateness,
-                )?),
-            };
-            funnel = funnel.boxed_sink(sink);
+        let aggregates = Arc::clone(&self.settings.aggregates);
+        // Alone, the preview is the run's only output: a closed pipe ends it.
+        let on_closed = match self.spec.all_sinks().len() {
+            1 => OnClosed::Stop,
+            _ => OnClosed::Detach,
+        };
+        for (index, (aggregate, (_, specs))) in aggregates
+            .iter()
+            .zip(self.spec.aggregate_sinks())
+            .enumerate()
+        {
+            for spec in specs {
+                funnel = funnel.aggregate_sink(index, open_sink(spec, aggregate, on_closed)?);
+            }
         }
         Ok(funnel)
+    }
+}
+
+/// Opens the sink `spec` for the rows of `aggregate` (a stdout preview doing `on_closed`
+/// when its reader goes away).
+fn open_sink(
+    spec: &SinkSpec,
+    aggregate: &Aggregate,
+    on_closed: OnClosed,
+) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(match spec {
+        SinkSpec::Csv(csv) => Box::new(CsvSink::create(&csv.path, aggregate)?),
+        SinkSpec::Stdout(out) => {
+            Box::new(StdoutSink::new(aggregate, out.max_rows).on_closed(on_closed))
+        }
+        SinkSpec::Postgres(postgres) => Box::new(PostgresSink::open(postgres, aggregate)?),
+        SinkSpec::Kafka(kafka) => Box::new(KafkaSink::create(kafka, aggregate)?),
+        SinkSpec::Parquet(parquet) => Box::new(ParquetSink::open(parquet, aggregate)?),
+    })
+}
+
+/// The declared streams, one line: each stream's fields and types.
+fn streams(settings: &FunnelSettings) -> String {
+    StreamKind::ALL
+        .iter()
+        .map(|&kind| {
+            let fields: Vec<String> = settings
+                .schema
+                .stream(kind)
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name, f.ty))
+                .collect();
+            format!("{kind}({})", fields.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n            ")
+}
+
+/// An aggregate's measures, e.g. `orders = count(conversion) where type = 'order'`.
+fn measures(settings: &FunnelSettings, aggregate: &Aggregate) -> String {
+    use crate::declare::MeasureKind;
+    aggregate
+        .measures
+        .iter()
+        .map(|m| {
+            let fields = settings.schema.stream(m.stream).fields();
+            let schema_field = |field: usize| format!("{}.{}", m.stream, fields[field].name);
+            let what = match m.kind {
+                MeasureKind::Count => format!("count({})", m.stream),
+                MeasureKind::Sum { field } => format!("sum({})", schema_field(field)),
+                MeasureKind::CountDistinct { field } => {
+                    format!("count(distinct {})", schema_field(field))
+                }
+            };
+            match &m.filter {
+                Some(filter) => format!("{} = {what} where {filter}", m.name),
+                None => format!("{} = {what}", m.name),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One line describing a sink.
+fn describe_sink(text: &mut String, sink: &SinkSpec) {
+    match sink {
+        SinkSpec::Csv(csv) => {
+            let _ = write!(
+                text,
+                "\n      csv     {}/{{aggregates,dead_letters,late}}.csv",
+                csv.path.display()
+            );
+        }
+        SinkSpec::Kafka(kafka) => {
+            let _ = write!(
+                text,
+                "\n      kafka   {} topic `{}` (one transaction per batch)",
+                kafka.brokers, kafka.topic
+            );
+        }
+        SinkSpec::Parquet(parquet) => {
+            let _ = write!(
+                text,
+                "\n      parquet {}/{{aggregates,dead_letters,too_late}} ({} mode, zstd, row groups \
+                 of at most {} rows, progress in {}/_diffmill_progress.json)",
+                parquet.path.display(),
+                parquet.mode.name(),
+                parquet.row_group_size,
+                parquet.path.display()
+            );
+        }
+        SinkSpec::Stdout(out) => {
+            let _ = write!(
+                text,
+                "\n      stdout  preview, at most {} rows per batch",
+                out.max_rows
+            );
+        }
+        SinkSpec::Postgres(postgres) => {
+            let _ = write!(
+                text,
+                "\n      postgres {}.{} (progress in {}.{} as `{}`{})",
+                postgres.schema,
+                postgres.table,
+                postgres.schema,
+                postgres.progress_table,
+                postgres.sink_name(),
+                postgres
+                    .change_log_table
+                    .as_ref()
+                    .map(|c| format!(", change log {}.{c}", postgres.schema))
+                    .unwrap_or_default()
+            );
+        }
     }
 }
 

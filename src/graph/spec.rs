@@ -2,19 +2,22 @@
 //!
 //! Each field's doc comment is the user documentation of the key. Unknown keys are errors.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::DurationText;
 use crate::connectors::generator::GeneratorConfig;
 use crate::connectors::kafka::{KafkaSinkSpec, KafkaSourceSpec};
 use crate::connectors::parquet::ParquetSinkSpec;
 use crate::connectors::FileFormat;
-use crate::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
+use crate::declare::{
+    AggregateSpec, Declaration, DimensionSpec, DurationText, FunnelSpec, MeasureSpec, StreamSpec,
+};
+use crate::event::StreamKind;
 use crate::observe::ListenAddress;
 
-/// A graph: where events come from, what the funnel computes, where batches go.
+/// A graph: where records come from, what the funnel computes, where batches go.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphSpec {
@@ -28,7 +31,19 @@ pub struct GraphSpec {
     /// The funnel's settings; every key has a default.
     #[serde(default)]
     pub funnel: FunnelSpec,
-    /// The outputs (`[[sink]]` tables); every sink receives every batch.
+    /// Declared streams (`[stream.bid]`, ...): their fields and types. A stream not
+    /// declared has today's fields.
+    #[serde(default)]
+    pub stream: BTreeMap<StreamKind, StreamSpec>,
+    /// Bounds on the distinct values of dimensions (`[dimensions.<bid field>]`).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, DimensionSpec>,
+    /// The aggregates (`[[aggregate]]` tables), each with its own sinks; none: one
+    /// aggregate of the `[funnel]` window and group_by with today's six measures.
+    #[serde(default, rename = "aggregate")]
+    pub aggregates: Vec<AggregateTable>,
+    /// The outputs of the single aggregate of a graph without `[[aggregate]]` tables;
+    /// every sink receives every batch.
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkSpec>,
     /// Metrics, health and the dashboard (`[observe]`); off unless an address is given.
@@ -80,6 +95,86 @@ fn default_keep() -> usize {
     2
 }
 
+/// An `[[aggregate]]` table: an aggregate's declaration and its sinks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateTable {
+    /// The aggregate's name, for messages and for its folder under `run --output`.
+    pub name: String,
+    /// Tumbling window length, aligned to the epoch (e.g. `1h`).
+    pub window: DurationText,
+    /// How long after its end a window takes corrections (default: `[funnel]`
+    /// `allowed_lateness`).
+    #[serde(default)]
+    pub allowed_lateness: Option<DurationText>,
+    /// Bid fields to group by (columns in the bid's field order).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// The measures (`[[aggregate.measure]]`), in column order.
+    #[serde(default)]
+    pub measure: Vec<MeasureSpec>,
+    /// The aggregate's outputs (`[[aggregate.sink]]`).
+    #[serde(default)]
+    pub sink: Vec<SinkSpec>,
+}
+
+impl GraphSpec {
+    /// What the graph declares it computes.
+    pub fn declaration(&self) -> Declaration {
+        Declaration {
+            funnel: self.funnel.clone(),
+            streams: self.stream.clone(),
+            dimensions: self.dimensions.clone(),
+            aggregates: self
+                .aggregates
+                .iter()
+                .map(|table| AggregateSpec {
+                    name: table.name.clone(),
+                    window: table.window,
+                    allowed_lateness: table.allowed_lateness,
+                    group_by: table.group_by.clone(),
+                    measures: table.measure.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The sinks of each aggregate, in declaration order, with the key path of their
+    /// array (`sink` or `aggregate[i].sink`).
+    pub fn aggregate_sinks(&self) -> Vec<(String, &[SinkSpec])> {
+        if self.aggregates.is_empty() {
+            return vec![("sink".to_owned(), &self.sinks)];
+        }
+        self.aggregates
+            .iter()
+            .enumerate()
+            .map(|(i, table)| (format!("aggregate[{i}].sink"), table.sink.as_slice()))
+            .collect()
+    }
+
+    /// Every sink of the graph, with its key path.
+    pub fn all_sinks(&self) -> Vec<(String, &SinkSpec)> {
+        self.aggregate_sinks()
+            .into_iter()
+            .flat_map(|(key, sinks)| {
+                sinks
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, sink)| (format!("{key}[{i}]"), sink))
+            })
+            .collect()
+    }
+
+    /// Every sink of the graph, to change (e.g. `run --output`).
+    pub fn sinks_mut(&mut self) -> Vec<&mut SinkSpec> {
+        let mut all: Vec<&mut SinkSpec> = self.sinks.iter_mut().collect();
+        for table in &mut self.aggregates {
+            all.extend(table.sink.iter_mut());
+        }
+        all
+    }
+}
+
 /// Where events come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -116,74 +211,6 @@ pub struct FilesSpec {
     /// Glob of the conversion files (overrides `path`).
     #[serde(default)]
     pub conversions: Option<String>,
-}
-
-/// The funnel's settings as written in a graph file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FunnelSpec {
-    /// Tumbling window length, aligned to the epoch (default `15m`).
-    pub window: DurationText,
-    /// Bid dimensions to group by: any of `campaign_id`, `ad_id`, `publisher_id`,
-    /// `region`, `device` (default `["campaign_id", "region"]`).
-    pub group_by: Vec<Dim>,
-    /// A partition's watermark is `max ts seen − max_disorder` (default `5s`).
-    pub max_disorder: DurationText,
-    /// A record more than this ahead of its partition's watermark is dead-lettered, so
-    /// it cannot drag the watermark forward (default `24h`).
-    pub max_future_skew: DurationText,
-    /// How long after its end a window takes corrections before it is final
-    /// (default `1h`).
-    pub allowed_lateness: DurationText,
-    /// Match bound of bids: impressions and clicks up to this much later than their bid
-    /// are attributed to it; bid state is kept accordingly (default `36h`).
-    pub bid_retention: DurationText,
-    /// Match bound of clicks: conversions up to this much later than their click are
-    /// attributed to it (default `36h`).
-    pub click_retention: DurationText,
-    /// Least wall-clock time between two batches (default `1s`; `0ms` = every frontier
-    /// move).
-    pub emit_interval: DurationText,
-}
-
-impl Default for FunnelSpec {
-    fn default() -> Self {
-        FunnelSpec::from(&FunnelSettings::default())
-    }
-}
-
-impl From<&FunnelSettings> for FunnelSpec {
-    fn from(settings: &FunnelSettings) -> Self {
-        let l = settings.lateness;
-        FunnelSpec {
-            window: DurationText::from_millis(l.window),
-            group_by: settings.group_by.dims().to_vec(),
-            max_disorder: DurationText::from_millis(settings.max_disorder),
-            max_future_skew: DurationText::from_millis(settings.max_future_skew),
-            allowed_lateness: DurationText::from_millis(l.allowed_lateness),
-            bid_retention: DurationText::from_millis(l.bid_bound),
-            click_retention: DurationText::from_millis(l.click_bound),
-            emit_interval: DurationText::from_millis(settings.emit_interval.as_millis() as u64),
-        }
-    }
-}
-
-impl FunnelSpec {
-    /// The settings this spec describes.
-    pub fn settings(&self) -> FunnelSettings {
-        FunnelSettings {
-            lateness: Lateness {
-                window: self.window.millis(),
-                allowed_lateness: self.allowed_lateness.millis(),
-                bid_bound: self.bid_retention.millis(),
-                click_bound: self.click_retention.millis(),
-            },
-            group_by: GroupBy::new(self.group_by.iter().copied()),
-            max_disorder: self.max_disorder.millis(),
-            max_future_skew: self.max_future_skew.millis(),
-            emit_interval: self.emit_interval.to_std(),
-        }
-    }
 }
 
 /// Where batches go.

@@ -1,12 +1,16 @@
-//! The dashboard's funnel: totals of the recent windows, summed from the batches as they
-//! are committed, with each window's status and the corrections as they land.
+//! The dashboard's funnel: per aggregate, totals of its declared measures over the recent
+//! windows, summed from the batches as they are committed, with each window's status and
+//! the corrections as they land.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 
 use crate::connectors::Batch;
-use crate::dataflow::{Attribution, Dim, Lateness, Measures, WindowStatus};
+use crate::declare::{
+    Aggregate, Attribution, FieldType, KeyLayout, MeasureKind, Measures, Schema, Window as Windows,
+    WindowStatus,
+};
 use crate::event::Millis;
 
 /// Corrections listed on the page, newest first.
@@ -32,8 +36,8 @@ pub struct RowView {
     /// The dims' values in `group_by` order (`unattributed` for each when the parent is
     /// missing).
     pub dims: Vec<String>,
-    /// The six measures summed over every committed row, in [`Measures::NAMES`] order.
-    pub totals: [i64; 6],
+    /// The declared measures summed over every committed row, in declaration order.
+    pub totals: Vec<i64>,
     /// The status of the last row that changed it.
     pub status: WindowStatus,
     /// The batch of its last correction, if any.
@@ -64,17 +68,21 @@ pub struct CorrectionView {
     pub window_start: Millis,
     /// The dims it changed.
     pub dims: Vec<String>,
-    /// The change, in [`Measures::NAMES`] order.
-    pub delta: [i64; 6],
+    /// The change, in the measures' declaration order.
+    pub delta: Vec<i64>,
 }
 
-/// Everything the page draws of the funnel, as sent to it.
+/// Everything the page draws of one aggregate, as sent to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FunnelSnapshot {
-    /// The `group_by` dims, in order.
-    pub dims: Vec<&'static str>,
-    /// The measures' names, in order.
-    pub measures: [&'static str; 6],
+    /// The aggregate's name.
+    pub aggregate: String,
+    /// The aggregate's `group_by` dims, in order.
+    pub dims: Vec<String>,
+    /// The aggregate's declared measures' names, in order.
+    pub measures: Vec<String>,
+    /// For each measure, whether it sums money (integer micros, shown as amounts).
+    pub money: Vec<bool>,
     /// The last batch committed (`None` before the first).
     pub batch: Option<u64>,
     /// Its frontier (ms); `None` once the input is complete, or before the first batch.
@@ -107,11 +115,13 @@ struct Row {
 /// # Examples
 /// ```
 /// use diffmill::connectors::{AggregateRow, Batch};
-/// use diffmill::dataflow::{Attribution, Dim, Lateness, Measures, WindowStatus};
+/// use diffmill::declare::{Attribution, FunnelSpec, Declaration, DurationText, Measures, WindowStatus};
 /// use diffmill::observe::{FunnelView, WindowPhase};
 ///
-/// let lateness = Lateness { window: 60_000, allowed_lateness: 60_000, bid_bound: 0, click_bound: 0 };
-/// let mut view = FunnelView::new(vec![Dim::Campaign], lateness, 4);
+/// let funnel = FunnelSpec { window: Some(DurationText::from_millis(60_000)),
+///     allowed_lateness: DurationText::from_millis(60_000), ..FunnelSpec::default() };
+/// let settings = Declaration::default().funnel(funnel).resolve().unwrap();
+/// let mut view = FunnelView::new(&settings.aggregates[0], &settings.schema, 4);
 /// let row = |delta, status| AggregateRow {
 ///     window_start: 0, window_end: 60_000, dims: Attribution::Unattributed, delta, status,
 /// };
@@ -120,12 +130,16 @@ struct Row {
 ///     rows: vec![row(Measures::click().negated(), WindowStatus::Correction)], finalized: vec![0], ..Batch::default() });
 /// let snapshot = view.snapshot();
 /// assert_eq!(snapshot.windows[0].phase, WindowPhase::Final);
+/// assert_eq!(snapshot.measures[2], "clicks");
 /// assert_eq!(snapshot.windows[0].rows[0].totals, [0; 6]); // the click moved out of unattributed
 /// assert_eq!(snapshot.corrections[0].delta[2], -1);
 /// ```
 pub struct FunnelView {
-    dims: Vec<Dim>,
-    lateness: Lateness,
+    aggregate: String,
+    dims: KeyLayout,
+    measures: Vec<String>,
+    money: Vec<bool>,
+    window: Windows,
     keep: usize,
     windows: BTreeMap<Millis, Window>,
     /// Windows below this start were dropped from the view: their later rows are ignored
@@ -139,11 +153,25 @@ pub struct FunnelView {
 }
 
 impl FunnelView {
-    /// An empty view of the `keep` most recent windows, grouped by `dims`.
-    pub fn new(dims: Vec<Dim>, lateness: Lateness, keep: usize) -> FunnelView {
+    /// An empty view of the `keep` most recent windows of `aggregate` (over the streams
+    /// `schema` declares).
+    pub fn new(aggregate: &Aggregate, schema: &Schema, keep: usize) -> FunnelView {
+        let money = aggregate
+            .measures
+            .iter()
+            .map(|m| match m.kind {
+                MeasureKind::Sum { field } => {
+                    schema.stream(m.stream).fields()[field].ty == FieldType::Money
+                }
+                MeasureKind::Count | MeasureKind::CountDistinct { .. } => false,
+            })
+            .collect();
         FunnelView {
-            dims,
-            lateness,
+            aggregate: aggregate.name.clone(),
+            dims: aggregate.dims.clone(),
+            measures: aggregate.measures.iter().map(|m| m.name.clone()).collect(),
+            money,
+            window: aggregate.window,
             keep: keep.max(1),
             windows: BTreeMap::new(),
             dropped_below: 0,
@@ -199,7 +227,7 @@ impl FunnelView {
                     batch: batch.seq,
                     window_start: row.window_start,
                     dims: self.dim_values(&row.dims),
-                    delta: row.delta.values(),
+                    delta: row.delta.values(self.measures.len()).to_vec(),
                 });
             }
         }
@@ -220,11 +248,29 @@ impl FunnelView {
         self.complete = batch.frontier.is_none();
     }
 
+    /// Adds the rows of `batch` to the aggregate's measure totals in `gauges` (labelled
+    /// by aggregate and measure).
+    pub fn count_measures(&self, gauges: &prometheus::IntGaugeVec, batch: &Batch) {
+        let mut sums = vec![0i64; self.measures.len()];
+        for row in &batch.rows {
+            for (sum, value) in sums.iter_mut().zip(row.delta.values(self.measures.len())) {
+                *sum = sum.wrapping_add(*value);
+            }
+        }
+        for (name, sum) in self.measures.iter().zip(sums) {
+            gauges
+                .with_label_values(&[self.aggregate.as_str(), name.as_str()])
+                .add(sum);
+        }
+    }
+
     /// The view as the page draws it.
     pub fn snapshot(&self) -> FunnelSnapshot {
         FunnelSnapshot {
-            dims: self.dims.iter().map(|d| d.name()).collect(),
-            measures: Measures::NAMES,
+            aggregate: self.aggregate.clone(),
+            dims: self.dims.names().into_iter().map(str::to_owned).collect(),
+            measures: self.measures.clone(),
+            money: self.money.clone(),
             batch: self.batch,
             frontier: self.frontier,
             complete: self.complete,
@@ -235,7 +281,7 @@ impl FunnelView {
                 .rev()
                 .map(|(start, window)| WindowView {
                     start: *start,
-                    end: self.lateness.window_end(*start),
+                    end: self.window.end(*start),
                     phase: window.phase,
                     updated_in: window.updated_in,
                     rows: window
@@ -243,7 +289,7 @@ impl FunnelView {
                         .iter()
                         .map(|(dims, row)| RowView {
                             dims: self.dim_values(dims),
-                            totals: row.totals.values(),
+                            totals: row.totals.values(self.measures.len()).to_vec(),
                             status: row.status,
                             corrected_in: row.corrected_in,
                         })
@@ -255,6 +301,6 @@ impl FunnelView {
     }
 
     fn dim_values(&self, dims: &Attribution) -> Vec<String> {
-        self.dims.iter().map(|dim| dims.value(*dim)).collect()
+        self.dims.texts(dims)
     }
 }

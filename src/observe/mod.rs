@@ -43,7 +43,8 @@ pub use sinks::{CommitSink, TimedSink};
 pub use stats::{PageStats, PartitionStats, SinkStats};
 
 use crate::connectors::Sink;
-use crate::dataflow::{DedupCounts, FunnelSettings};
+use crate::dataflow::DedupCounts;
+use crate::declare::FunnelSettings;
 use crate::event::{Millis, StreamKind};
 use crate::runtime::Progress;
 
@@ -122,8 +123,8 @@ struct Shared {
     latest: Latest,
     /// Scrapes update counters from their sources by difference: one at a time.
     refreshing: Mutex<()>,
-    /// The dashboard's funnel (process 0 only).
-    view: Option<Mutex<FunnelView>>,
+    /// The dashboard's funnel of each aggregate (process 0 only; none elsewhere).
+    views: Vec<Mutex<FunnelView>>,
     /// Bumped at every batch the view takes.
     changed: tokio::sync::watch::Sender<u64>,
 }
@@ -143,13 +144,20 @@ impl Observer {
             ("processes", info.processes.to_string()),
             ("workers", info.workers.to_string()),
         ]);
-        let view = (info.process == 0).then(|| {
-            Mutex::new(FunnelView::new(
-                settings.group_by.dims().to_vec(),
-                settings.lateness,
-                DASHBOARD_WINDOWS,
-            ))
-        });
+        let views = match info.process {
+            0 => settings
+                .aggregates
+                .iter()
+                .map(|aggregate| {
+                    Mutex::new(FunnelView::new(
+                        aggregate,
+                        &settings.schema,
+                        DASHBOARD_WINDOWS,
+                    ))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         Observer {
             shared: Some(Arc::new(Shared {
                 metrics: Arc::new(metrics),
@@ -162,7 +170,7 @@ impl Observer {
                 arrangements: Default::default(),
                 latest: Latest::default(),
                 refreshing: Mutex::default(),
-                view,
+                views,
                 changed: tokio::sync::watch::channel(0).0,
             })),
         }
@@ -254,20 +262,27 @@ impl Observer {
         }
     }
 
-    /// Hook: the sinks of process 0, each timed, and the commit sink last.
-    pub fn wrap_sinks(&self, sinks: Vec<Box<dyn Sink>>) -> Vec<Box<dyn Sink>> {
+    /// Hook: the sinks of each aggregate of process 0, each timed, and a commit sink
+    /// last for every aggregate (the first one's also counts the batches).
+    pub fn wrap_sinks(&self, sinks: Vec<Vec<Box<dyn Sink>>>) -> Vec<Vec<Box<dyn Sink>>> {
         let Some(shared) = &self.shared else {
             return sinks;
         };
-        let mut wrapped: Vec<Box<dyn Sink>> = Vec::with_capacity(sinks.len() + 1);
-        for sink in sinks {
-            // A sink that does not report its health is listed as never failing.
-            let health = sink.health().unwrap_or_default();
-            shared.health.watch_sink(sink.name(), health);
-            wrapped.push(Box::new(TimedSink::new(sink, shared)));
-        }
-        wrapped.push(Box::new(CommitSink::new(Arc::clone(shared))));
-        wrapped
+        sinks
+            .into_iter()
+            .enumerate()
+            .map(|(aggregate, sinks)| {
+                let mut wrapped: Vec<Box<dyn Sink>> = Vec::with_capacity(sinks.len() + 1);
+                for sink in sinks {
+                    // A sink that does not report its health is listed as never failing.
+                    let health = sink.health().unwrap_or_default();
+                    shared.health.watch_sink(sink.name(), health);
+                    wrapped.push(Box::new(TimedSink::new(sink, shared)));
+                }
+                wrapped.push(Box::new(CommitSink::new(Arc::clone(shared), aggregate)));
+                wrapped
+            })
+            .collect()
     }
 
     /// The run failed: not ready any more.
@@ -296,10 +311,18 @@ impl Observer {
         }
     }
 
-    /// The dashboard's funnel (`None` on processes other than 0).
-    pub fn funnel(&self) -> Option<FunnelSnapshot> {
-        let view = self.shared.as_ref()?.view.as_ref()?;
-        view.lock().ok().map(|v| v.snapshot())
+    /// The dashboard's funnel of each aggregate, in declaration order (`None` on
+    /// processes other than 0).
+    pub fn funnel(&self) -> Option<Vec<FunnelSnapshot>> {
+        let shared = self.shared.as_ref()?;
+        if shared.info.process != 0 {
+            return None;
+        }
+        shared
+            .views
+            .iter()
+            .map(|view| view.lock().ok().map(|v| v.snapshot()))
+            .collect()
     }
 
     /// The page's live numbers.

@@ -61,6 +61,8 @@ pub struct Metrics {
     pub rows: IntCounterVec,
     /// Windows announced final.
     pub windows_finalized: IntCounter,
+    /// Each declared measure of each aggregate summed over every row committed.
+    pub measures: IntGaugeVec,
     /// Frontier advanced (at this process's ingest) to batch committed to every sink.
     pub batch_latency: Histogram,
     /// Watermark passed a window's end to the batch with its `closed` rows committed.
@@ -180,13 +182,19 @@ impl Metrics {
             rows: counter(
                 &registry,
                 "diffmill_rows_written_total",
-                "Aggregate rows committed to every sink, per status (open, closed, correction).",
+                "Aggregate rows committed to every sink, per status (open, closed, correction), over every aggregate.",
                 &["status"],
             ),
             windows_finalized: int_counter(
                 &registry,
                 "diffmill_windows_finalized_total",
-                "Windows announced final.",
+                "Windows announced final, over every aggregate.",
+            ),
+            measures: int_gauge_vec(
+                &registry,
+                "diffmill_measure_total",
+                "A declared measure of an aggregate summed over every row committed (every window and dims; a retraction lowers it).",
+                &["aggregate", "measure"],
             ),
             batch_latency: histogram(
                 &registry,

@@ -9,7 +9,7 @@ use prometheus::{Histogram, IntCounter};
 
 use super::Shared;
 use crate::connectors::{Batch, Resume, Sink, SinkError, SinkHealth};
-use crate::dataflow::WindowStatus;
+use crate::declare::WindowStatus;
 use crate::event::Millis;
 
 /// A sink with its write time and failures measured; otherwise the sink itself.
@@ -67,17 +67,19 @@ impl Sink for TimedSink {
     }
 }
 
-/// The last sink of an observed run: the emitter writes a batch to the sinks in order and
-/// stops at the first failure, so this one sees a batch only once every other sink has
-/// committed it. It counts batches and rows, measures the batch and window latencies,
-/// and feeds the dashboard.
+/// The last sink of each aggregate of an observed run: the emitter writes a batch to the
+/// sinks in order and stops at the first failure, so this one sees a batch only once every
+/// other sink of its aggregate has committed it. It counts rows and feeds the dashboard's
+/// view of its aggregate; the first aggregate's also counts batches and measures the
+/// batch and window latencies (every aggregate's batch has the same frontier).
 pub struct CommitSink {
     shared: Arc<Shared>,
+    aggregate: usize,
 }
 
 impl CommitSink {
-    pub(super) fn new(shared: Arc<Shared>) -> CommitSink {
-        CommitSink { shared }
+    pub(super) fn new(shared: Arc<Shared>, aggregate: usize) -> CommitSink {
+        CommitSink { shared, aggregate }
     }
 }
 
@@ -87,7 +89,7 @@ impl Sink for CommitSink {
     }
 
     fn begin(&mut self, restored: Option<Millis>) -> Result<(), SinkError> {
-        if let (Some(frontier), Some(view)) = (restored, self.shared.view.as_ref()) {
+        if let (Some(frontier), Some(view)) = (restored, self.shared.views.get(self.aggregate)) {
             if let Ok(mut view) = view.lock() {
                 view.resumed_at(frontier);
             }
@@ -100,7 +102,12 @@ impl Sink for CommitSink {
         let metrics = &shared.metrics;
         let now = Instant::now();
         let frontier = batch.frontier.unwrap_or(Millis::MAX);
-        if let Ok(mut clock) = shared.input_clock.lock() {
+        let first = self.aggregate == 0;
+        let clock = match first {
+            true => shared.input_clock.lock().ok(),
+            false => None,
+        };
+        if let Some(mut clock) = clock {
             if let Some(advanced) = clock.reached(frontier) {
                 let latency = now.duration_since(advanced).as_secs_f64();
                 metrics.batch_latency.observe(latency);
@@ -122,7 +129,6 @@ impl Sink for CommitSink {
             }
             clock.forget_below(frontier);
         }
-        metrics.batches.inc();
         for status in [
             WindowStatus::Open,
             WindowStatus::Closed,
@@ -139,13 +145,17 @@ impl Sink for CommitSink {
         metrics
             .windows_finalized
             .inc_by(batch.finalized.len() as u64);
-        match batch.frontier {
-            Some(f) => metrics.written_frontier.set(f as f64 / 1000.0),
-            None => metrics.input_complete.set(1),
+        if first {
+            metrics.batches.inc();
+            match batch.frontier {
+                Some(f) => metrics.written_frontier.set(f as f64 / 1000.0),
+                None => metrics.input_complete.set(1),
+            }
         }
-        if let Some(view) = shared.view.as_ref() {
+        if let Some(view) = shared.views.get(self.aggregate) {
             if let Ok(mut view) = view.lock() {
                 view.apply(batch);
+                view.count_measures(&metrics.measures, batch);
             }
             shared.changed.send_modify(|version| *version += 1);
         }

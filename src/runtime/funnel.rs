@@ -16,7 +16,7 @@ use super::tally::tally;
 use super::worker::{build, ArrangedGauge, Lead, WorkerPlan};
 use super::{Accounting, Cluster, Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError, Source};
-use crate::dataflow::FunnelSettings;
+use crate::declare::FunnelSettings;
 use crate::event::Millis;
 use crate::observe::Observer;
 
@@ -37,9 +37,6 @@ pub struct RunReport {
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The settings cannot work.
-    #[error("invalid settings: {0}")]
-    Settings(#[from] crate::dataflow::SettingsError),
     /// A source could not be opened or read.
     #[error("source: {0}")]
     Source(#[from] std::io::Error),
@@ -62,7 +59,7 @@ pub enum RunError {
 /// # Examples
 /// ```
 /// use diffmill::connectors::{MemorySink, MemorySource};
-/// use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
+/// use diffmill::declare::{Attribution, FunnelSettings, Measures};
 /// use diffmill::event::{Event, Impression};
 /// use diffmill::runtime::Funnel;
 ///
@@ -85,7 +82,8 @@ pub struct Funnel {
     name: String,
     settings: FunnelSettings,
     source: Option<Arc<dyn Source>>,
-    sinks: Vec<Box<dyn Sink>>,
+    /// The sinks of each aggregate.
+    sinks: Vec<Vec<Box<dyn Sink>>>,
     progress: Arc<Progress>,
     cluster: Cluster,
     stop: Stop,
@@ -96,13 +94,14 @@ pub struct Funnel {
 }
 
 impl Funnel {
-    /// A funnel with the given settings, no source, no sinks and one worker.
+    /// A funnel with the given settings (a resolved
+    /// [`Declaration`](crate::declare::Declaration)), no source, no sinks and one worker.
     pub fn new(settings: FunnelSettings) -> Funnel {
         Funnel {
+            sinks: settings.aggregates.iter().map(|_| Vec::new()).collect(),
             name: "funnel".to_owned(),
             settings,
             source: None,
-            sinks: Vec::new(),
             progress: Arc::default(),
             cluster: Cluster::single(1),
             stop: Stop::new(),
@@ -151,15 +150,24 @@ impl Funnel {
         self
     }
 
-    /// Adds a sink; every sink receives every batch, in order.
-    pub fn sink(mut self, sink: impl Sink + 'static) -> Funnel {
-        self.sinks.push(Box::new(sink));
-        self
+    /// Adds a sink of the first aggregate (the only one of a graph without
+    /// `[[aggregate]]`); every sink of an aggregate receives every batch, in order.
+    pub fn sink(self, sink: impl Sink + 'static) -> Funnel {
+        self.aggregate_sink(0, Box::new(sink))
     }
 
-    /// Adds a boxed sink.
-    pub fn boxed_sink(mut self, sink: Box<dyn Sink>) -> Funnel {
-        self.sinks.push(sink);
+    /// Adds a boxed sink of the first aggregate.
+    pub fn boxed_sink(self, sink: Box<dyn Sink>) -> Funnel {
+        self.aggregate_sink(0, sink)
+    }
+
+    /// Adds a sink of aggregate `aggregate` (its position in the declaration); it receives
+    /// that aggregate's rows, and every batch's dead letters and too-late records. A
+    /// position beyond the declared aggregates is ignored.
+    pub fn aggregate_sink(mut self, aggregate: usize, sink: Box<dyn Sink>) -> Funnel {
+        if let Some(sinks) = self.sinks.get_mut(aggregate) {
+            sinks.push(sink);
+        }
         self
     }
 
@@ -182,7 +190,7 @@ impl Funnel {
     /// # Examples
     /// ```
     /// use diffmill::connectors::MemorySource;
-    /// use diffmill::dataflow::FunnelSettings;
+    /// use diffmill::declare::FunnelSettings;
     /// use diffmill::event::{Click, Event};
     /// use diffmill::observe::{Observer, RunInfo};
     /// use diffmill::runtime::Funnel;
@@ -236,9 +244,8 @@ impl Funnel {
     /// with a state folder, reads and writes the checkpoints).
     ///
     /// # Errors
-    /// The first failure of any worker: settings, state, source, sink or runtime.
+    /// The first failure of any worker: state, source, sink or runtime.
     pub fn run_on(mut self, config: timely::Config) -> Result<RunReport, RunError> {
-        self.settings.validate()?;
         self.prepare()?;
         let start = self.prepared.take().unwrap_or(StartFrom::Beginning);
         let Funnel {
@@ -327,7 +334,7 @@ impl Funnel {
             let first = worker.index() == 0;
             let sinks = match first {
                 true => take(&sinks).unwrap_or_default(),
-                false => Vec::new(),
+                false => settings.aggregates.iter().map(|_| Vec::new()).collect(),
             };
             let lead = if first { take(&lead) } else { None };
             let probe = timely::dataflow::ProbeHandle::new();
@@ -450,7 +457,7 @@ impl Funnel {
             StartFrom::Checkpoint { checkpoint, .. } => checkpoint.frontier,
             _ => None,
         };
-        for sink in &mut self.sinks {
+        for sink in self.sinks.iter_mut().flatten() {
             sink.begin(restored)?;
             let held = sink.resume().map(|r| r.frontier);
             if let (Some(frontier), Some(held)) = (restored, held) {

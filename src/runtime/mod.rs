@@ -7,6 +7,7 @@ mod connect;
 mod control;
 mod emit;
 mod funnel;
+mod guard;
 mod ingest;
 mod progress;
 mod stop;
@@ -19,6 +20,7 @@ pub use cluster::{Cluster, ClusterError, DEFAULT_BASE_PORT};
 pub use control::{control, CheckpointClock, Control};
 pub use emit::{emit, Emission, EmitCheckpoints, EmitContext, EmitInputs, EmitStart};
 pub use funnel::{Funnel, RunError, RunReport, StartFrom};
+pub use guard::{GuardState, Guards, OVERFLOW_BUDGET};
 pub use ingest::{
     ingest, ingest_checkpointed, IngestCheckpointing, IngestContext, Ingested, MAX_LEAD,
 };

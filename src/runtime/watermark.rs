@@ -1,7 +1,7 @@
 //! Per-partition watermarks and the lateness decision made when a record is ingested.
 
-use crate::dataflow::Lateness;
-use crate::event::{Event, Millis};
+use crate::declare::Lateness;
+use crate::event::{Millis, StreamKind};
 
 /// How an ingested record is treated (docs/semantics.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,23 +33,23 @@ pub enum Admission {
 ///
 /// # Examples
 /// ```
-/// use diffmill::dataflow::Lateness;
-/// use diffmill::event::{Click, Event};
+/// use diffmill::declare::Lateness;
+/// use diffmill::event::StreamKind;
 /// use diffmill::runtime::{Admission, PartitionClock};
 ///
-/// let lateness = Lateness { window: 1_000, allowed_lateness: 500, bid_bound: 0, click_bound: 0 };
+/// let lateness = Lateness::single(1_000, 500, 0, 0);
 /// let mut clock = PartitionClock::new(100);
-/// let click = |ts| Event::Click(Click { click_id: 1, bid_id: 1, ts });
-/// clock.admit(&lateness, &click(5_000));
+/// let click = |ts| (StreamKind::Click, ts);
+/// clock.admit(&lateness, click(5_000));
 /// assert_eq!(clock.watermark(), 4_900);
 /// // Within the disorder bound: enters at its own time.
-/// assert_eq!(clock.admit(&lateness, &click(4_950)),
+/// assert_eq!(clock.admit(&lateness, click(4_950)),
 ///            Admission::Enter { entry: 4_950, late: false, attribution_only: false });
 /// // Late but its window [4000, 5000) is not final before 5500: enters at the watermark.
-/// assert_eq!(clock.admit(&lateness, &click(4_000)),
+/// assert_eq!(clock.admit(&lateness, click(4_000)),
 ///            Admission::Enter { entry: 4_900, late: true, attribution_only: false });
 /// // Window [3000, 4000) became final at 4500: too late.
-/// assert_eq!(clock.admit(&lateness, &click(3_999)), Admission::TooLate { watermark: 4_900 });
+/// assert_eq!(clock.admit(&lateness, click(3_999)), Admission::TooLate { watermark: 4_900 });
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionClock {
@@ -106,23 +106,37 @@ impl PartitionClock {
         }
     }
 
-    /// Decides how `event` enters (judged against the watermark before it), then advances
-    /// the watermark by the event's `ts` unless it is too late.
-    pub fn admit(&mut self, lateness: &Lateness, event: &Event) -> Admission {
+    /// Decides how a record of `stream` with event time `ts` enters (judged against the
+    /// watermark before it), then advances the watermark by `ts` if it enters.
+    pub fn admit(&mut self, lateness: &Lateness, (stream, ts): (StreamKind, Millis)) -> Admission {
+        let admission = self.judge(lateness, stream, ts);
+        if let Admission::Enter { .. } = admission {
+            self.advance(ts);
+        }
+        admission
+    }
+
+    /// Decides how a record of `stream` with event time `ts` would enter, without moving
+    /// the watermark (a record that enters must then [`advance`](Self::advance) it; one
+    /// that is dead-lettered afterwards for another reason must not).
+    pub fn judge(&self, lateness: &Lateness, stream: StreamKind, ts: Millis) -> Admission {
         let watermark = self.watermark();
-        let ts = event.ts();
         let ahead_ms = ts.saturating_sub(watermark);
         if self.max_seen.is_some() && ahead_ms > self.max_future_skew {
             return Admission::TooFarInFuture { ahead_ms };
         }
-        if watermark >= lateness.release_time(event.kind(), ts) {
+        if watermark >= lateness.release_time(stream, ts) {
             return Admission::TooLate { watermark };
         }
-        self.max_seen = Some(self.max_seen.map_or(ts, |seen| seen.max(ts)));
         Admission::Enter {
             entry: ts.max(watermark),
             late: ts < watermark,
             attribution_only: watermark >= lateness.final_at(ts),
         }
+    }
+
+    /// Moves the watermark by an entered record's event time.
+    pub fn advance(&mut self, ts: Millis) {
+        self.max_seen = Some(self.max_seen.map_or(ts, |seen| seen.max(ts)));
     }
 }

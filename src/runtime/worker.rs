@@ -10,6 +10,7 @@ use differential_dataflow::trace::implementations::spine_fueled::SpineBatch;
 use differential_dataflow::trace::TraceReader;
 use timely::dataflow::operators::core::{Concat, Map};
 use timely::dataflow::{ProbeHandle, Scope};
+use timely::progress::frontier::AntichainRef;
 
 use super::checkpoint::{drop_restored, restore, Checkpoint, Part};
 use super::control::{control, CheckpointClock, Control};
@@ -17,7 +18,8 @@ use super::emit::{emit, Emission, EmitCheckpoints, EmitInputs, EmitStart};
 use super::ingest::{ingest, ingest_checkpointed, IngestCheckpointing, IngestContext};
 use super::{EmitContext, Progress};
 use crate::connectors::{Partition, Sink};
-use crate::dataflow::{ad_funnel_checkpointed, FunnelSettings, ParentTrace};
+use crate::dataflow::{ad_funnel_checkpointed, ParentTrace};
+use crate::declare::{FunnelSettings, COMPACT_KEY_BYTES, KEY_BYTES};
 use crate::event::Millis;
 use crate::observe::{Observer, StateGauge};
 
@@ -25,7 +27,8 @@ use crate::observe::{Observer, StateGauge};
 pub(super) struct WorkerPlan {
     pub(super) settings: FunnelSettings,
     pub(super) partitions: Vec<Box<dyn Partition>>,
-    pub(super) sinks: Vec<Box<dyn Sink>>,
+    /// The sinks of each aggregate (worker 0 of process 0 only).
+    pub(super) sinks: Vec<Vec<Box<dyn Sink>>>,
     pub(super) ingest: IngestContext,
     pub(super) emit: EmitContext,
     /// The run writes checkpoints (every worker of the cluster builds the same shape).
@@ -42,7 +45,8 @@ pub(super) struct Lead {
     pub(super) checkpoints: EmitCheckpoints,
 }
 
-/// Builds the funnel's dataflow on one worker; returns the handles to its join
+/// Builds the funnel's dataflow on one worker, with dims in compact keys when the dims
+/// of all aggregates fit ([`COMPACT_KEY_BYTES`]); returns the handles to its join
 /// arrangements (for the gauge of records held).
 ///
 /// # Errors
@@ -52,7 +56,21 @@ pub(super) fn build(
     plan: WorkerPlan,
     probe: &ProbeHandle<Millis>,
     written: &ProbeHandle<Millis>,
-) -> Result<Vec<ParentTrace>, String> {
+) -> Result<Vec<Box<dyn HeldTrace>>, String> {
+    if plan.settings.dims.width() <= COMPACT_KEY_BYTES {
+        build_keyed::<COMPACT_KEY_BYTES>(scope, plan, probe, written)
+    } else {
+        build_keyed::<KEY_BYTES>(scope, plan, probe, written)
+    }
+}
+
+/// [`build`] with dims in keys of `N` bytes.
+fn build_keyed<const N: usize>(
+    scope: Scope<'_, Millis>,
+    plan: WorkerPlan,
+    probe: &ProbeHandle<Millis>,
+    written: &ProbeHandle<Millis>,
+) -> Result<Vec<Box<dyn HeldTrace>>, String> {
     let WorkerPlan {
         settings,
         partitions,
@@ -87,16 +105,16 @@ pub(super) fn build(
         Control::Checkpoint(frontier) => Some(frontier),
         Control::Stop(_) => None,
     });
-    let events = ingested.events.concat(restored.events);
+    let records = ingested.records.concat(restored.events);
     let rejects = ingested.rejects.concat(restored.rejects);
     let dedup_counts = emit_context.progress.dedup.clone();
     let (aggregates, traces, snapshots) =
-        ad_funnel_checkpointed(events, &settings, &dedup_counts, requests, restored.groups);
+        ad_funnel_checkpointed::<N>(records, &settings, &dedup_counts, requests, restored.groups);
     let aggregates = drop_restored(aggregates, restored_partitions);
     let parts = ingested
         .parts
         .map(|part| Part::Ingest(Box::new(part)))
-        .concat(snapshots.map(Part::Dedup));
+        .concat(snapshots.map(|(stream, snapshot)| Part::Dedup(stream, snapshot)));
     emit(
         EmitInputs {
             aggregates,
@@ -114,14 +132,35 @@ pub(super) fn build(
             checkpoints,
         },
     );
-    Ok(traces)
+    Ok(traces
+        .into_iter()
+        .map(|trace| Box::new(trace) as Box<dyn HeldTrace>)
+        .collect())
+}
+
+/// A handle to a join arrangement, whatever the width of its keys.
+pub(super) trait HeldTrace {
+    /// Advances the compaction of the handle to `frontier`; returns the updates held.
+    fn advance_to(&mut self, frontier: AntichainRef<'_, Millis>) -> i64;
+}
+
+impl<const N: usize> HeldTrace for ParentTrace<N> {
+    fn advance_to(&mut self, frontier: AntichainRef<'_, Millis>) -> i64 {
+        self.set_logical_compaction(frontier);
+        self.set_physical_compaction(frontier);
+        let mut held = 0;
+        self.map_spans(|span| {
+            held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
+        });
+        held
+    }
 }
 
 /// Reports how many updates this worker's join arrangements hold, advancing the
 /// compaction of its trace handles with the frontier so that holding them never keeps
 /// state alive.
 pub(super) struct ArrangedGauge {
-    traces: Vec<ParentTrace>,
+    traces: Vec<Box<dyn HeldTrace>>,
     progress: Arc<Progress>,
     reported: i64,
     observer: Observer,
@@ -130,7 +169,7 @@ pub(super) struct ArrangedGauge {
 
 impl ArrangedGauge {
     pub(super) fn new(
-        traces: Vec<ParentTrace>,
+        traces: Vec<Box<dyn HeldTrace>>,
         progress: Arc<Progress>,
         observer: &Observer,
     ) -> ArrangedGauge {
@@ -151,11 +190,7 @@ impl ArrangedGauge {
         }
         let mut per_trace = vec![0i64; self.traces.len()];
         for (trace, held) in self.traces.iter_mut().zip(per_trace.iter_mut()) {
-            trace.set_logical_compaction(frontier.borrow());
-            trace.set_physical_compaction(frontier.borrow());
-            trace.map_spans(|span| {
-                *held += span.inner.as_ref().map_or(0, |batch| batch.len() as i64);
-            });
+            *held = trace.advance_to(frontier.borrow());
         }
         self.state.report(&per_trace);
         let held: i64 = per_trace.iter().sum();

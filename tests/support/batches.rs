@@ -1,22 +1,29 @@
 //! Checks of a run's batches against the oracle (docs/semantics.md §6): running sums,
-//! statuses, finalization, rejects.
+//! statuses, finalization, rejects, per aggregate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use diffmill::connectors::Batch;
-use diffmill::dataflow::{FunnelSettings, Measures, WindowStatus};
+use diffmill::declare::{FunnelSettings, WindowStatus};
 use diffmill::event::Millis;
 
 use super::oracle::{too_late_key, Aggregates, Oracle};
 
-/// Checks (a), (b), (e) and (f): running sums, row statuses and shape, finalization.
+/// Checks (a), (b), (e) and (f) for aggregate `aggregate`: running sums, row statuses and
+/// shape, finalization.
 pub fn check_batches(
     settings: &FunnelSettings,
     oracle: &Oracle,
+    aggregate: usize,
     batches: &[Batch],
 ) -> Result<(), String> {
-    let window = settings.lateness.window;
-    let lateness = settings.lateness.allowed_lateness;
+    let window = settings.aggregates[aggregate].window.length;
+    let lateness = settings.aggregates[aggregate].window.allowed_lateness;
+    let mine = |all: Aggregates| -> Aggregates {
+        all.into_iter()
+            .filter(|((a, _, _), _)| *a == aggregate)
+            .collect()
+    };
     let mut sums = Aggregates::new();
     let mut previous: Millis = 0;
     let mut complete = false;
@@ -53,7 +60,7 @@ pub fn check_batches(
             };
             let problem = if row.window_start % window != 0 || row.window_end != end {
                 Some("is not a window")
-            } else if row.delta == Measures::default() {
+            } else if row.delta == Default::default() {
                 Some("is a zero row")
             } else if !keys.insert((row.window_start, row.dims)) {
                 Some("repeats a (window, dims) of its batch")
@@ -77,8 +84,8 @@ pub fn check_batches(
                 return Err(format!("{at} announces window {start} final again"));
             }
         }
-        super::add_rows(&mut sums, &batch.rows);
-        let expected = oracle.expected_prefix(batch.frontier);
+        super::add_rows(&mut sums, settings, aggregate, &batch.rows);
+        let expected = mine(oracle.expected_prefix(batch.frontier));
         if sums != expected {
             return Err(format!(
                 "{at}: running sums differ from the oracle\n{}",
@@ -93,11 +100,9 @@ pub fn check_batches(
     if !complete {
         return Err("no batch completed the input".into());
     }
-    if sums != oracle.final_values() {
-        return Err(format!(
-            "final sums differ\n{}",
-            diff(&sums, &oracle.final_values())
-        ));
+    let finals = mine(oracle.final_values());
+    if sums != finals {
+        return Err(format!("final sums differ\n{}", diff(&sums, &finals)));
     }
     if let Some(start) = with_rows.iter().find(|s| !finalized_in.contains_key(s)) {
         return Err(format!(

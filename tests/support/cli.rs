@@ -8,7 +8,7 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use diffmill::connectors::{Arrival, FileFormat, FileSource, Poll, Source};
-use diffmill::dataflow::{Attribution, Dim, FunnelSettings, GroupBy, Lateness};
+use diffmill::declare::{Declaration, DurationText, FunnelSettings, FunnelSpec, Schema};
 use diffmill::event::StreamKind;
 use diffmill::graph::GraphSpec;
 use diffmill::runtime::StreamCounts;
@@ -17,7 +17,7 @@ use super::oracle::{Aggregates, Oracle};
 
 /// Summed aggregates keyed as in `aggregates.csv`: `[window_start, window_end, dims…]`,
 /// measures in column order.
-pub type CsvAggregates = BTreeMap<Vec<String>, [i64; 6]>;
+pub type CsvAggregates = BTreeMap<Vec<String>, Vec<i64>>;
 
 /// What a finished `diffmill` process left: its exit status and its output as text.
 pub struct Ran {
@@ -140,6 +140,7 @@ pub fn graphs_dir() -> PathBuf {
 /// path, as in the `source` column of the outputs) and its arrivals.
 pub fn file_partitions(
     format: impl Into<FileFormat>,
+    schema: &Schema,
     folder: &Path,
 ) -> (Vec<String>, Vec<Vec<Arrival>>) {
     let format = format.into();
@@ -147,7 +148,8 @@ pub fn file_partitions(
         .iter()
         .map(|&kind| (kind, FileSource::folder_pattern(folder, format, kind)))
         .collect();
-    let source = FileSource::from_globs(format, &patterns).expect("the generated files exist");
+    let source = FileSource::from_globs(format, std::sync::Arc::new(schema.clone()), &patterns)
+        .expect("the generated files exist");
     let names = source
         .files()
         .iter()
@@ -162,47 +164,23 @@ pub fn file_partitions(
     (names, partitions)
 }
 
-/// The text a sink writes for `dim` of `attribution`: `unattributed` for every dim of an
-/// unattributed row.
-fn dim_text(attribution: &Attribution, dim: Dim) -> String {
-    let values = match attribution {
-        Attribution::Unattributed => return "unattributed".to_owned(),
-        Attribution::Dims(values) => values,
-    };
-    let value = match dim {
-        Dim::Campaign => values.campaign_id.map(|v| v.to_string()),
-        Dim::Ad => values.ad_id.map(|v| v.to_string()),
-        Dim::Publisher => values.publisher_id.map(|v| v.to_string()),
-        Dim::Region => values.region.map(|v| v.to_string()),
-        Dim::Device => values.device.map(|v| v.to_string()),
-    };
-    value.expect("a grouped dim has a value")
-}
-
-/// The oracle's aggregates keyed as in `aggregates.csv`.
-pub fn as_csv(aggregates: &Aggregates, settings: &FunnelSettings) -> CsvAggregates {
+/// The oracle's aggregates of aggregate `aggregate` keyed as in its `aggregates.csv`.
+pub fn as_csv(
+    aggregates: &Aggregates,
+    settings: &FunnelSettings,
+    aggregate: usize,
+) -> CsvAggregates {
+    let window = settings.aggregates[aggregate].window.length;
     aggregates
         .iter()
-        .map(|((start, attribution), m)| {
-            let mut key = vec![
-                start.to_string(),
-                (start + settings.lateness.window).to_string(),
-            ];
-            key.extend(
-                settings
-                    .group_by
-                    .dims()
-                    .iter()
-                    .map(|&dim| dim_text(attribution, dim)),
-            );
-            let measures = [
-                m.bids,
-                m.impressions,
-                m.clicks,
-                m.conversions,
-                m.spend_micros,
-                m.revenue_micros,
-            ];
+        .filter(|((a, _, _), _)| *a == aggregate)
+        .map(|((_, start, dims), m)| {
+            let mut key = vec![start.to_string(), (start + window).to_string()];
+            key.extend(dims.iter().cloned());
+            let measures = m
+                .iter()
+                .map(|v| i64::try_from(*v).expect("a measure fits in i64"))
+                .collect();
             (key, measures)
         })
         .collect()
@@ -331,20 +309,25 @@ pub fn files_graph(dir: &Path, format: impl Into<FileFormat>) -> (PathBuf, Funne
     );
     let graph = dir.join("graph.toml");
     std::fs::write(&graph, text).expect("the graph writes");
-    let settings = FunnelSettings {
-        lateness: Lateness {
-            window: 60_000,
-            allowed_lateness: 120_000,
-            bid_bound: 300_000,
-            click_bound: 300_000,
-        },
-        group_by: GroupBy::new([Dim::Campaign, Dim::Region]),
-        max_disorder: 2_000,
-        max_future_skew: 86_400_000,
-        emit_interval: Duration::ZERO,
+    let ms = DurationText::from_millis;
+    let funnel = FunnelSpec {
+        window: Some(ms(60_000)),
+        group_by: Some(vec!["campaign_id".into(), "region".into()]),
+        allowed_lateness: ms(120_000),
+        bid_retention: ms(300_000),
+        click_retention: ms(300_000),
+        max_disorder: ms(2_000),
+        max_future_skew: ms(86_400_000),
+        emit_interval: ms(0),
     };
+    let settings = Declaration::default()
+        .funnel(funnel)
+        .resolve()
+        .expect("valid settings");
     let parsed = GraphSpec::load(&graph).expect("the graph loads");
-    assert_eq!(parsed.funnel.settings(), settings, "the graph's settings");
+    let declared = parsed.declaration().resolve().expect("a valid declaration");
+    assert_eq!(declared, settings, "the graph's settings");
+    assert_eq!(settings.emit_interval, Duration::ZERO);
     (graph, settings)
 }
 
@@ -415,10 +398,11 @@ pub fn spawn_run(dir: &Path, graph: &Path, args: &[&str]) -> std::process::Child
         .expect("diffmill starts")
 }
 
-/// The funnel settings of a graph file.
+/// The funnel settings a graph file declares.
 pub fn graph_settings(graph: &Path) -> FunnelSettings {
     GraphSpec::load(graph)
         .expect("the graph loads")
-        .funnel
-        .settings()
+        .declaration()
+        .resolve()
+        .expect("the graph's declaration resolves")
 }

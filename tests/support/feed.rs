@@ -18,7 +18,7 @@ impl Feeder {
     pub fn push(&mut self, event: Event) {
         self.position += 1;
         let arrival = Arrival::Event {
-            event,
+            record: event.into(),
             position: self.position,
         };
         self.sender

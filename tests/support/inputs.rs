@@ -1,5 +1,10 @@
 //! Proptest strategies for small random funnels split into disordered partitions.
 //!
+//! The streams are declared at random too: each may carry extra fields (an int age, a
+//! bool, a string gender in place of the device, a user id, a conversion type, a
+//! quantity, ...) at random places among today's fields, and the dims, measures and
+//! filters of the aggregates are drawn from the fields the streams declare.
+//!
 //! A case is a handful of bids with dims from small domains, children that reference them
 //! (and ids that do not exist: orphans), timestamps over a few windows, identical and
 //! conflicting duplicates, and dead letters, dealt into 1-4 partitions. Each record gets a
@@ -9,15 +14,18 @@
 //! random delays and timestamps.
 
 use std::fmt;
-use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence, Index};
 
 use diffmill::connectors::Arrival;
-use diffmill::dataflow::{Dim, FunnelSettings, GroupBy, Lateness};
+use diffmill::declare::{
+    AggregateSpec, Beyond, Declaration, DimensionSpec, DurationText, Field, FieldType,
+    FunnelSettings, FunnelSpec, MeasureSpec, Schema, StreamSpec,
+};
 use diffmill::event::{
-    Bid, Click, Conversion, DeadLetter, Event, Impression, Label, Millis, Origin, StreamKind,
+    Bid, Click, Conversion, DeadLetter, Event, Impression, Label, Millis, Origin, Record,
+    StreamKind,
 };
 
 /// Event times are drawn from `0..TS_RANGE`: a few windows.
@@ -42,20 +50,49 @@ impl fmt::Debug for Case {
         let l = &self.settings.lateness;
         writeln!(
             f,
-            "window {} lateness {} bid_bound {} click_bound {} disorder {} group_by {:?} chunk {}",
-            l.window,
-            l.allowed_lateness,
+            "bid_bound {} click_bound {} disorder {} skew {} chunk {} bounds {:?}",
             l.bid_bound,
             l.click_bound,
             self.settings.max_disorder,
-            self.settings.group_by.dims(),
-            self.chunk
+            self.settings.max_future_skew,
+            self.chunk,
+            self.settings.bounds
         )?;
+        for kind in StreamKind::ALL {
+            writeln!(
+                f,
+                "stream {kind}: {}",
+                self.settings.schema.stream(kind).names()
+            )?;
+        }
+        for aggregate in self.settings.aggregates.iter() {
+            let measures: Vec<String> = aggregate
+                .measures
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} {:?} {} {:?}",
+                        m.name,
+                        m.kind,
+                        m.stream,
+                        m.filter.as_ref().map(|f| f.text())
+                    )
+                })
+                .collect();
+            writeln!(
+                f,
+                "aggregate {} window {:?} by {:?}: {}",
+                aggregate.name,
+                aggregate.window,
+                aggregate.dims.names(),
+                measures.join("; ")
+            )?;
+        }
         for (p, arrivals) in self.partitions.iter().enumerate() {
             writeln!(f, "partition {p}:")?;
             for arrival in arrivals {
                 match arrival {
-                    Arrival::Event { event, position } => writeln!(f, "  {position}: {event:?}")?,
+                    Arrival::Event { record, position } => writeln!(f, "  {position}: {record:?}")?,
                     Arrival::DeadLetter(dead) => {
                         writeln!(f, "  {}: dead letter {}", dead.origin.position, dead.stream)?
                     }
@@ -75,10 +112,12 @@ enum Delay {
     Beyond(Millis),
 }
 
-/// A generated event with where and when it arrives.
+/// A generated event with where and when it arrives; `extras` picks the values of its
+/// declared fields beyond today's.
 #[derive(Clone, Copy, Debug)]
 struct Placed {
     event: Event,
+    extras: u64,
     partition: usize,
     delay: Delay,
 }
@@ -93,41 +132,319 @@ enum Change {
     Shift(i64),
 }
 
-fn settings() -> impl Strategy<Value = FunnelSettings> {
+/// An extra field a stream may declare: its name, type and the values records take.
+struct Extra {
+    stream: StreamKind,
+    name: &'static str,
+    ty: FieldType,
+    values: &'static [&'static str],
+}
+
+/// The extra fields of the random declarations. (A bid has 16 bytes of room beside
+/// today's fields: a string needs 24, so `gender` comes in place of `device`.)
+const EXTRAS: [Extra; 7] = [
+    Extra {
+        stream: StreamKind::Bid,
+        name: "age",
+        ty: FieldType::Int,
+        values: &["18", "30", "45"],
+    },
+    Extra {
+        stream: StreamKind::Bid,
+        name: "vip",
+        ty: FieldType::Bool,
+        values: &["false", "true"],
+    },
+    Extra {
+        stream: StreamKind::Impression,
+        name: "user_id",
+        ty: FieldType::Id,
+        values: &["1", "2", "3"],
+    },
+    Extra {
+        stream: StreamKind::Impression,
+        name: "placement",
+        ty: FieldType::String,
+        values: &["feed", "search"],
+    },
+    Extra {
+        stream: StreamKind::Click,
+        name: "position",
+        ty: FieldType::Int,
+        values: &["1", "2", "3"],
+    },
+    Extra {
+        stream: StreamKind::Conversion,
+        name: "type",
+        ty: FieldType::String,
+        values: &["order", "pay"],
+    },
+    Extra {
+        stream: StreamKind::Conversion,
+        name: "quantity",
+        ty: FieldType::Int,
+        values: &["1", "2", "5"],
+    },
+];
+
+/// The bid field `gender` that may replace `device`, and its values.
+const GENDER: &[&str] = &["f", "m", "x"];
+
+/// Declared streams: today's, each with some of the extras inserted at random places,
+/// and the bids' `device` replaced by `gender` or not.
+fn streams() -> impl Strategy<Value = Vec<(StreamKind, StreamSpec)>> {
     (
-        select(vec![500u64, 1_000]),
-        select(vec![0u64, 700, 1_500]),
-        select(vec![0u64, 500, 2_000]),
-        select(vec![0u64, 500, 2_000]),
-        select(vec![0u64, 100, 250, 500]),
-        subsequence(Dim::ALL.to_vec(), 0..=Dim::ALL.len()),
-        // Small skews make some records too far ahead of their partition's watermark.
-        select(vec![u64::MAX, 24 * 3_600_000, 1_500, 3_000]),
+        prop::collection::vec((any::<bool>(), any::<Index>()), EXTRAS.len()),
+        any::<bool>(),
     )
-        .prop_map(
-            |(
-                window,
-                allowed_lateness,
-                bid_bound,
-                click_bound,
-                max_disorder,
-                dims,
-                max_future_skew,
-            )| {
-                FunnelSettings {
-                    lateness: Lateness {
-                        window,
-                        allowed_lateness,
-                        bid_bound,
-                        click_bound,
-                    },
-                    group_by: GroupBy::new(dims),
-                    max_disorder,
-                    max_future_skew,
-                    emit_interval: Duration::ZERO,
+        .prop_map(|(picks, gender)| {
+            StreamKind::ALL
+                .iter()
+                .map(|&kind| {
+                    let mut spec = StreamSpec::default_for(kind);
+                    if kind == StreamKind::Bid && gender {
+                        let fields = &mut spec.fields.0;
+                        if let Some(device) = fields.iter_mut().find(|f| f.name == "device") {
+                            device.name = "gender".into();
+                        }
+                    }
+                    for (extra, (picked, at)) in EXTRAS.iter().zip(&picks) {
+                        if *picked && extra.stream == kind {
+                            let fields = &mut spec.fields.0;
+                            let at = at.index(fields.len() + 1);
+                            fields.insert(at, Field::new(extra.name, extra.ty));
+                        }
+                    }
+                    (kind, spec)
+                })
+                .collect()
+        })
+}
+
+/// The values field `name` of a record takes (today's fields come from the event).
+fn extra_values(name: &str) -> &'static [&'static str] {
+    if name == "gender" {
+        return GENDER;
+    }
+    EXTRAS
+        .iter()
+        .find(|e| e.name == name)
+        .map_or(&[][..], |e| e.values)
+}
+
+/// `event` as a record of the declared `schema`: today's fields from the event, the
+/// others one of their values, picked by `extras`.
+fn record_of(schema: &Schema, event: &Event, extras: u64) -> Record {
+    let today = Record::from(*event);
+    let defaults = Schema::funnel().stream(event.kind());
+    let stream = schema.stream(event.kind());
+    let mut record = Record::new(event.kind(), event.id(), event.ts());
+    for (index, field) in stream.fields().iter().enumerate() {
+        let value = match defaults.index(&field.name) {
+            Some(at) => defaults.get(&today, at),
+            None => {
+                let values = extra_values(&field.name);
+                let mut hash = extras;
+                for byte in field.name.bytes() {
+                    hash = hash.rotate_left(7) ^ u64::from(byte);
                 }
-            },
+                let text = values[(hash % values.len() as u64) as usize];
+                field
+                    .ty
+                    .parse(&field.name, text)
+                    .expect("a value of the field's type")
+            }
+        };
+        stream.set(&mut record, index, value);
+    }
+    record
+}
+
+/// A filter on `stream`'s fields and the fields it names.
+const FILTERS: &[(StreamKind, &str, &[&str])] = &[
+    (
+        StreamKind::Bid,
+        "region = 'eu' OR device IN ('app')",
+        &["region", "device"],
+    ),
+    (StreamKind::Bid, "age >= 30 AND NOT vip", &["age", "vip"]),
+    (StreamKind::Bid, "vip", &["vip"]),
+    (StreamKind::Bid, "gender IN ('f', 'x')", &["gender"]),
+    (
+        StreamKind::Impression,
+        "cost_micros > 100",
+        &["cost_micros"],
+    ),
+    (
+        StreamKind::Impression,
+        "placement = 'feed' OR user_id <> 2",
+        &["placement", "user_id"],
+    ),
+    (StreamKind::Click, "position BETWEEN 2 AND 3", &["position"]),
+    (
+        StreamKind::Conversion,
+        "value_micros <> 3000",
+        &["value_micros"],
+    ),
+    (StreamKind::Conversion, "type = 'order'", &["type"]),
+    (
+        StreamKind::Conversion,
+        "quantity > 1 AND type <> 'pay'",
+        &["quantity", "type"],
+    ),
+];
+
+/// Measures over `schema`: counts of each stream, sums of its int and money fields,
+/// distinct counts of some of its fields, each maybe filtered on the stream's own fields
+/// or on the event time.
+fn measure(schema: &Schema) -> impl Strategy<Value = MeasureSpec> {
+    let mut bases = Vec::new();
+    for kind in StreamKind::ALL {
+        let stream = schema.stream(kind);
+        bases.push(MeasureSpec::count("m", kind));
+        for (index, field) in stream.fields().iter().enumerate() {
+            if index == stream.id_index() || index == stream.time_index() {
+                continue;
+            }
+            if field.ty.summable() {
+                bases.push(MeasureSpec::sum("m", kind, &field.name));
+            }
+            if matches!(
+                field.name.as_str(),
+                "region" | "gender" | "vip" | "bid_id" | "user_id" | "click_id" | "type"
+            ) {
+                bases.push(MeasureSpec::count_distinct("m", kind, &field.name));
+            }
+        }
+    }
+    let filters: Vec<(StreamKind, &'static str)> = FILTERS
+        .iter()
+        .filter(|(kind, _, fields)| {
+            fields
+                .iter()
+                .all(|f| schema.stream(*kind).index(f).is_some())
+        })
+        .map(|(kind, text, _)| (*kind, *text))
+        .collect();
+    (select(bases), 0usize..4, any::<Index>()).prop_map(move |(spec, filter, which)| {
+        let target = spec
+            .count
+            .clone()
+            .or(spec.sum.clone())
+            .or(spec.count_distinct.clone())
+            .unwrap_or_default();
+        let stream = StreamKind::from_name(target.split('.').next().unwrap_or_default());
+        let own: Vec<&str> = filters
+            .iter()
+            .filter(|(kind, _)| Some(*kind) == stream)
+            .map(|(_, text)| *text)
+            .collect();
+        match filter {
+            2 if !own.is_empty() => spec.filter(own[which.index(own.len())]),
+            2 => spec.filter("ts >= 2000"),
+            3 => spec.filter("NOT (ts BETWEEN 1000 AND 3000) OR ts > 6000"),
+            _ => spec,
+        }
+    })
+}
+
+/// The bid fields `schema` allows to group by.
+fn dims_of(schema: &Schema) -> Vec<String> {
+    let bids = schema.stream(StreamKind::Bid);
+    bids.fields()
+        .iter()
+        .enumerate()
+        .filter(|(i, f)| *i != bids.id_index() && f.ty.groupable() && f.ty != FieldType::Timestamp)
+        .map(|(_, f)| f.name.clone())
+        .collect()
+}
+
+fn aggregate(schema: &Schema) -> impl Strategy<Value = AggregateSpec> {
+    (
+        select(vec![500u64, 1_000, 2_000]),
+        select(vec![None, Some(0u64), Some(700), Some(1_500)]),
+        subsequence(dims_of(schema), 0..=3),
+        prop::collection::vec(measure(schema), 1..=4),
+    )
+        .prop_map(|(window, lateness, dims, measures)| {
+            let mut spec = AggregateSpec::new("a", "1ms").group_by(dims);
+            spec.window = DurationText::from_millis(window);
+            spec.allowed_lateness = lateness.map(DurationText::from_millis);
+            for (j, mut measure) in measures.into_iter().enumerate() {
+                measure.name = format!("m{j}");
+                spec = spec.measure(measure);
+            }
+            spec
+        })
+}
+
+fn dimensions(schema: &Schema) -> impl Strategy<Value = Vec<(String, DimensionSpec)>> {
+    let names: Vec<String> = ["region", "campaign_id", "gender", "age"]
+        .into_iter()
+        .filter(|name| schema.stream(StreamKind::Bid).index(name).is_some())
+        .map(str::to_owned)
+        .collect();
+    let bound = (
+        select(names),
+        1usize..=2,
+        select(vec![Beyond::Other, Beyond::DeadLetter]),
+    )
+        .prop_map(|(name, max_values, beyond)| (name, DimensionSpec { max_values, beyond }));
+    prop_oneof![3 => Just(Vec::new()), 1 => prop::collection::vec(bound, 1..=1)]
+}
+
+fn settings() -> impl Strategy<Value = FunnelSettings> {
+    streams().prop_flat_map(|streams| {
+        let schema = Schema::resolve(&streams.iter().cloned().collect())
+            .expect("the random streams are valid");
+        (
+            Just(streams),
+            (
+                select(vec![500u64, 1_000]),
+                select(vec![0u64, 700, 1_500]),
+                select(vec![0u64, 500, 2_000]),
+                select(vec![0u64, 500, 2_000]),
+                select(vec![0u64, 100, 250, 500]),
+                // Small skews make some records too far ahead of their partition's
+                // watermark.
+                select(vec![u64::MAX, 24 * 3_600_000, 1_500, 3_000]),
+            ),
+            subsequence(dims_of(&schema), 0..=3),
+            prop_oneof![
+                2 => Just(Vec::new()),
+                1 => prop::collection::vec(aggregate(&schema), 1..=3),
+            ],
+            dimensions(&schema),
         )
+            .prop_map(|(streams, durations, dims, aggregates, bounds)| {
+                let (window, allowed_lateness, bid_bound, click_bound, max_disorder, skew) =
+                    durations;
+                let ms = DurationText::from_millis;
+                let old_form = aggregates.is_empty();
+                let funnel = FunnelSpec {
+                    window: old_form.then_some(ms(window)),
+                    group_by: old_form.then_some(dims),
+                    allowed_lateness: ms(allowed_lateness),
+                    bid_retention: ms(bid_bound),
+                    click_retention: ms(click_bound),
+                    max_disorder: ms(max_disorder),
+                    max_future_skew: ms(skew),
+                    emit_interval: ms(0),
+                };
+                let mut declaration = Declaration::default().funnel(funnel);
+                for (kind, spec) in streams {
+                    declaration = declaration.stream(kind, spec);
+                }
+                for (i, mut aggregate) in aggregates.into_iter().enumerate() {
+                    aggregate.name = format!("a{i}");
+                    declaration = declaration.aggregate(aggregate);
+                }
+                for (name, bound) in bounds {
+                    declaration = declaration.dimension(name, bound);
+                }
+                declaration.resolve().expect("a valid declaration")
+            })
+    })
 }
 
 fn label(text: &str) -> Label {
@@ -218,8 +535,9 @@ fn delay() -> impl Strategy<Value = Delay> {
 }
 
 fn placed(event: impl Strategy<Value = Event>) -> impl Strategy<Value = Placed> {
-    (event, 0usize..4, delay()).prop_map(|(event, partition, delay)| Placed {
+    (event, any::<u64>(), 0usize..4, delay()).prop_map(|(event, extras, partition, delay)| Placed {
         event,
+        extras,
         partition,
         delay,
     })
@@ -377,8 +695,14 @@ pub fn case() -> impl Strategy<Value = Case> {
                 if !all.is_empty() {
                     for (which, kind, partition, delay) in copies {
                         let original = all[which.index(all.len())];
+                        // A changed payload may change the declared extra fields too.
+                        let extras = match kind {
+                            Change::Payload => original.extras.rotate_left(17),
+                            _ => original.extras,
+                        };
                         all.push(Placed {
                             event: duplicate(original.event, kind),
+                            extras,
                             partition,
                             delay,
                         });
@@ -396,7 +720,7 @@ pub fn case() -> impl Strategy<Value = Case> {
 
 /// A record of a partition before positions are numbered.
 enum Slot {
-    Event(Event),
+    Record(Record),
     Dead(StreamKind),
 }
 
@@ -408,13 +732,14 @@ fn deal(
     dead: Vec<(StreamKind, usize, Index)>,
     count: usize,
 ) -> Vec<Vec<Arrival>> {
-    let mut timed: Vec<Vec<(Millis, usize, Event)>> = vec![Vec::new(); count];
+    let mut timed: Vec<Vec<(Millis, usize, Record)>> = vec![Vec::new(); count];
     for (seq, p) in placed.into_iter().enumerate() {
         let delay = match p.delay {
             Delay::Within(percent) => settings.max_disorder * percent / 100,
             Delay::Beyond(extra) => settings.max_disorder + extra,
         };
-        timed[p.partition % count].push((p.event.ts() + delay, seq, p.event));
+        let record = record_of(&settings.schema, &p.event, p.extras);
+        timed[p.partition % count].push((p.event.ts() + delay, seq, record));
     }
     let mut partitions: Vec<Vec<Slot>> = timed
         .into_iter()
@@ -422,7 +747,7 @@ fn deal(
             records.sort();
             records
                 .into_iter()
-                .map(|(_, _, e)| Slot::Event(e))
+                .map(|(_, _, r)| Slot::Record(r))
                 .collect()
         })
         .collect();
@@ -441,7 +766,7 @@ fn deal(
                 .map(|(i, slot)| {
                     let position = i as u64 + 1;
                     match slot {
-                        Slot::Event(event) => Arrival::Event { event, position },
+                        Slot::Record(record) => Arrival::Event { record, position },
                         Slot::Dead(stream) => Arrival::DeadLetter(DeadLetter {
                             stream,
                             origin: Origin {

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use diffmill::connectors::kafka::topics_for;
 use diffmill::connectors::Arrival;
-use diffmill::dataflow::{FunnelSettings, Measures};
-use diffmill::event::{parse_json, raw_text, DeadLetter, Origin, StreamKind};
+use diffmill::declare::{FunnelSettings, Schema};
+use diffmill::event::{raw_text, DeadLetter, Origin, StreamKind};
+use diffmill::format::decode_json;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -145,9 +146,9 @@ pub fn input_partitions(brokers: &str, prefix: &str, from: Option<i64>) -> Vec<V
                 .iter()
                 .map(|(offset, _, payload)| {
                     let text = String::from_utf8_lossy(payload);
-                    match parse_json(*kind, &text) {
-                        Ok(event) => Arrival::Event {
-                            event,
+                    match decode_json(Schema::funnel().stream(*kind), &text, None) {
+                        Ok(record) => Arrival::Event {
+                            record,
                             position: *offset as u64,
                         },
                         Err(reason) => Arrival::DeadLetter(DeadLetter {
@@ -197,11 +198,14 @@ pub fn progress_frontiers(records: &[serde_json::Value]) -> Vec<Option<i64>> {
         .collect()
 }
 
-/// The row messages summed per window and dims, keyed as `aggregates.csv` sums are:
-/// `[window_start, window_end, dims…]`, the dims read by name from the message's `dims`
-/// object, which must name exactly the grouped dims, each with text.
+/// The row messages (of the first aggregate of `settings`) summed per window and dims,
+/// keyed as `aggregates.csv` sums are: `[window_start, window_end, dims…]`, the dims read
+/// by name from the message's `dims` object, which must name exactly the grouped dims,
+/// each with text, and the measures by name from its `delta` object.
 pub fn sum(records: &[serde_json::Value], settings: &FunnelSettings) -> CsvAggregates {
-    let names: Vec<&str> = settings.group_by.dims().iter().map(|d| d.name()).collect();
+    let aggregate = &settings.aggregates[0];
+    let names = aggregate.dims.names();
+    let measures = aggregate.measure_names();
     let mut sums = CsvAggregates::new();
     for record in records.iter().filter(|r| r["type"] == "row") {
         let dims = record["dims"]
@@ -223,8 +227,8 @@ pub fn sum(records: &[serde_json::Value], settings: &FunnelSettings) -> CsvAggre
                 .to_owned()
         }));
         let delta = &record["delta"];
-        let sum = sums.entry(key).or_insert([0; 6]);
-        for (slot, measure) in sum.iter_mut().zip(Measures::NAMES) {
+        let sum = sums.entry(key).or_insert_with(|| vec![0; measures.len()]);
+        for (slot, measure) in sum.iter_mut().zip(&measures) {
             *slot += number(delta, measure);
         }
     }

@@ -18,15 +18,34 @@ pub mod source;
 
 use std::time::Duration;
 
-use differential_dataflow::difference::Semigroup;
 use diffmill::connectors::generator::{Generated, Generator};
 use diffmill::connectors::{positioned, AggregateRow, Arrival};
-use diffmill::dataflow::{
-    Attribution, Dim, DimValues, FunnelSettings, GroupBy, Lateness, Measures,
+use diffmill::declare::{
+    Attribution, Declaration, DurationText, FunnelSettings, FunnelSpec, Measures, Value,
 };
 use diffmill::event::{Bid, Click, Conversion, Event, EventId, Impression, Label, Millis};
 
-use oracle::Aggregates;
+use oracle::{Aggregates, RowKey};
+
+/// A `[funnel]` table with these durations (ms), emitting at every frontier move.
+pub fn funnel_spec(
+    window: Millis,
+    allowed_lateness: Millis,
+    bid_bound: Millis,
+    click_bound: Millis,
+    max_disorder: Millis,
+) -> FunnelSpec {
+    let ms = DurationText::from_millis;
+    FunnelSpec {
+        window: Some(ms(window)),
+        allowed_lateness: ms(allowed_lateness),
+        bid_retention: ms(bid_bound),
+        click_retention: ms(click_bound),
+        max_disorder: ms(max_disorder),
+        emit_interval: ms(0),
+        ..FunnelSpec::default()
+    }
+}
 
 /// Settings for hand-written cases, grouped by campaign, emitting at every frontier move.
 pub fn settings(
@@ -36,17 +55,27 @@ pub fn settings(
     click_bound: Millis,
     max_disorder: Millis,
 ) -> FunnelSettings {
-    FunnelSettings {
-        lateness: Lateness {
+    let funnel = FunnelSpec {
+        group_by: Some(vec!["campaign_id".to_owned()]),
+        ..funnel_spec(
             window,
             allowed_lateness,
             bid_bound,
             click_bound,
-        },
-        group_by: GroupBy::new([Dim::Campaign]),
-        max_disorder,
-        emit_interval: Duration::ZERO,
-        ..FunnelSettings::default()
+            max_disorder,
+        )
+    };
+    Declaration::default()
+        .funnel(funnel)
+        .resolve()
+        .expect("valid settings")
+}
+
+/// Settings with `emit_interval` changed.
+pub fn with_emit_interval(settings: &FunnelSettings, interval: Duration) -> FunnelSettings {
+    FunnelSettings {
+        emit_interval: interval,
+        ..settings.clone()
     }
 }
 
@@ -113,7 +142,7 @@ pub fn generated_events(generator: &Generator) -> Vec<Vec<Arrival>> {
                 .enumerate()
                 .filter_map(|(i, generated)| match generated {
                     Generated::Event(event) => Some(Arrival::Event {
-                        event,
+                        record: generator.record(&event),
                         position: i as u64 + 1,
                     }),
                     Generated::Malformed { .. } => None,
@@ -125,13 +154,22 @@ pub fn generated_events(generator: &Generator) -> Vec<Vec<Arrival>> {
 
 /// The dims key of campaign `campaign_id` under [`settings`]' grouping.
 pub fn campaign(campaign_id: u64) -> Attribution {
-    Attribution::Dims(DimValues {
-        campaign_id: Some(campaign_id),
-        ..DimValues::default()
-    })
+    let settings = settings(1, 0, 0, 0, 0);
+    Attribution::Dims(
+        settings.aggregates[0]
+            .dims
+            .key(&[Some(Value::Id(campaign_id))]),
+    )
 }
 
-/// Measures from their six values, in field order.
+/// The row key of the first aggregate's window `start` for campaign `campaign_id`
+/// (`None`: unattributed), under [`settings`]' grouping.
+pub fn campaign_row(start: Millis, campaign_id: Option<u64>) -> RowKey {
+    let text = campaign_id.map_or("unattributed".to_owned(), |c| c.to_string());
+    (0, start, vec![text])
+}
+
+/// Measures of the default declaration from their six values, in order.
 pub fn measures(
     bids: i64,
     impressions: i64,
@@ -140,23 +178,56 @@ pub fn measures(
     spend_micros: i64,
     revenue_micros: i64,
 ) -> Measures {
-    Measures {
+    Measures::from_values(&[
         bids,
         impressions,
         clicks,
         conversions,
         spend_micros,
         revenue_micros,
-    }
+    ])
 }
 
-/// Adds `rows` to running sums per `(window, dims)`, dropping entries that reach zero.
-pub fn add_rows(sums: &mut Aggregates, rows: &[AggregateRow]) {
+/// Six values of the default declaration as the oracle holds them.
+pub fn values(measures: Measures) -> Vec<i128> {
+    measures.values(6).iter().map(|v| i128::from(*v)).collect()
+}
+
+/// `row` of aggregate `aggregate` as the oracle keys and holds it: its dims as text, its
+/// measures as integers.
+pub fn row_entry(
+    settings: &FunnelSettings,
+    aggregate: usize,
+    row: &AggregateRow,
+) -> (RowKey, Vec<i128>) {
+    let declared = &settings.aggregates[aggregate];
+    let key = (aggregate, row.window_start, declared.dims.texts(&row.dims));
+    let values = row
+        .delta
+        .values(declared.measures.len())
+        .iter()
+        .map(|v| i128::from(*v))
+        .collect();
+    (key, values)
+}
+
+/// Adds the `rows` of aggregate `aggregate` to running sums per row key, dropping entries
+/// that reach zero.
+pub fn add_rows(
+    sums: &mut Aggregates,
+    settings: &FunnelSettings,
+    aggregate: usize,
+    rows: &[AggregateRow],
+) {
     for row in rows {
-        let key = (row.window_start, row.dims);
-        let sum = sums.entry(key).or_default();
-        sum.plus_equals(&row.delta);
-        if *sum == Measures::default() {
+        let (key, values) = row_entry(settings, aggregate, row);
+        let sum = sums
+            .entry(key.clone())
+            .or_insert_with(|| vec![0; values.len()]);
+        for (total, value) in sum.iter_mut().zip(values) {
+            *total += value;
+        }
+        if sum.iter().all(|v| *v == 0) {
             sums.remove(&key);
         }
     }

@@ -1,22 +1,35 @@
 //! A from-scratch model of the funnel, written from `docs/semantics.md` alone.
 //!
-//! Nothing here uses timely, differential or the dataflow's operators: the oracle replays
-//! each partition to classify its records (§1), forms the dedup groups (§2), and computes
-//! the value of every aggregate at any time by brute force (§3-4). It is meant to be
-//! obviously correct on small inputs, not fast.
+//! Nothing here uses timely, differential or the dataflow's operators, projections or
+//! measure types: the oracle replays each partition to classify its records (§1, with the
+//! bounds on dimensions and the overflow budget), forms the dedup groups (§2), and computes
+//! the value of every aggregate at any time by brute force (§3-4), reading the declared
+//! fields of each record by name, grouping by their text, evaluating filters it parses
+//! itself with `sqlparser`, and adding measures as `i128`. It is meant to be obviously
+//! correct on small inputs, not fast.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
-use differential_dataflow::difference::Semigroup;
 use diffmill::connectors::Arrival;
-use diffmill::dataflow::{Attribution, FunnelSettings, Measures};
-use diffmill::event::{
-    to_csv_fields, DeadLetter, Event, EventId, Invalid, Millis, Origin, StreamKind, TooLate,
-};
+use diffmill::declare::{Beyond, FunnelSettings, MeasureKind, StreamSchema, Value};
+use diffmill::event::{DeadLetter, EventId, Invalid, Millis, Origin, Record, StreamKind, TooLate};
+use diffmill::format::csv_line;
 use diffmill::runtime::Accounting;
+use sqlparser::ast::{BinaryOperator, Expr, InTarget, UnaryOperator, Value as Literal};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
 
-/// The aggregates at one time: the measures of every `(window start, dims)`.
-pub type Aggregates = BTreeMap<(Millis, Attribution), Measures>;
+/// The overflow budget of docs/semantics.md §1.
+pub const OVERFLOW_BUDGET: u128 = 1 << 46;
+
+/// An aggregate row's identity: the aggregate's position, the window start, and the text
+/// of each dim (`unattributed` for all dims of an unattributed row, `other` for a value
+/// beyond its dimension's bound).
+pub type RowKey = (usize, Millis, Vec<String>);
+
+/// The aggregates at one time: the measures of every row, in the aggregate's order.
+pub type Aggregates = BTreeMap<RowKey, Vec<i128>>;
 
 /// What §1 decides for one valid record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +42,7 @@ pub enum Fate {
         entry: Millis,
         /// `ts < watermark`.
         late: bool,
-        /// A parent whose own window was final when it arrived.
+        /// A parent whose own windows were all final when it arrived.
         attribution_only: bool,
     },
 }
@@ -41,8 +54,11 @@ pub struct Classified {
     pub partition: usize,
     /// Its position in the partition, as given by the arrival.
     pub position: u64,
-    /// The event.
-    pub event: Event,
+    /// The record.
+    pub record: Record,
+    /// Bit `i`: the record's (a bid's) value of bounded dimension `i` is beyond its bound,
+    /// so it counts as `other`.
+    pub others: u8,
     /// The partition's watermark just before the record.
     pub watermark: Millis,
     /// Too late, or entered.
@@ -63,6 +79,7 @@ pub struct Group {
 /// The oracle's view of one run: every record's fate, the dedup groups, the accounting.
 pub struct Oracle {
     settings: FunnelSettings,
+    filters: Vec<Vec<Option<Condition>>>,
     /// Every valid record, partition by partition, in arrival order.
     pub records: Vec<Classified>,
     /// The watermark of each partition after each of its arrivals (dead letters included).
@@ -76,8 +93,23 @@ pub struct Oracle {
 impl Oracle {
     /// Replays `partitions` under `settings`.
     pub fn new(settings: &FunnelSettings, partitions: &[Vec<Arrival>]) -> Oracle {
+        let filters = settings
+            .aggregates
+            .iter()
+            .map(|a| {
+                a.measures
+                    .iter()
+                    .map(|m| {
+                        m.filter
+                            .as_ref()
+                            .map(|f| Condition::parse(f.text()).expect("the filter parses"))
+                    })
+                    .collect()
+            })
+            .collect();
         let mut oracle = Oracle {
             settings: settings.clone(),
+            filters,
             records: Vec::new(),
             watermarks: Vec::new(),
             groups: Vec::new(),
@@ -91,41 +123,76 @@ impl Oracle {
         oracle
     }
 
-    /// Window length `W`.
-    fn window(&self) -> Millis {
-        self.settings.lateness.window
+    fn schema(&self, kind: StreamKind) -> &StreamSchema {
+        self.settings.schema.stream(kind)
     }
 
-    /// `start(ts) = ts − ts mod W`.
-    pub fn start(&self, ts: Millis) -> Millis {
-        ts - ts % self.window()
+    /// `(W, L)` of aggregate `a`.
+    fn window(&self, a: usize) -> (Millis, Millis) {
+        let w = self.settings.aggregates[a].window;
+        (w.length, w.allowed_lateness)
     }
 
-    /// `final_at(ts) = start(ts) + W + L`.
+    /// `start(ts)` in aggregate `a`.
+    pub fn start(&self, a: usize, ts: Millis) -> Millis {
+        ts - ts % self.window(a).0
+    }
+
+    /// `final_at(ts)` in aggregate `a`: `start + W + L`.
+    pub fn final_at_in(&self, a: usize, ts: Millis) -> Millis {
+        let (w, l) = self.window(a);
+        self.start(a, ts).saturating_add(w).saturating_add(l)
+    }
+
+    /// The first time at which every window holding `ts` is final.
     pub fn final_at(&self, ts: Millis) -> Millis {
-        self.start(ts)
-            .saturating_add(self.window())
-            .saturating_add(self.settings.lateness.allowed_lateness)
+        (0..self.settings.aggregates.len())
+            .map(|a| self.final_at_in(a, ts))
+            .max()
+            .unwrap_or(ts)
     }
 
     /// `release(r) = final_at(reach(r))`.
-    pub fn release(&self, event: &Event) -> Millis {
-        let bounds = &self.settings.lateness;
-        let reach = match event {
-            Event::Impression(_) | Event::Conversion(_) => event.ts(),
-            Event::Click(c) => c.ts.saturating_add(bounds.click_bound),
-            Event::Bid(b) => {
-                b.ts.saturating_add(bounds.bid_bound)
-                    .saturating_add(bounds.click_bound)
-            }
+    pub fn release(&self, record: &Record) -> Millis {
+        let (bb, bc) = (
+            self.settings.lateness.bid_bound,
+            self.settings.lateness.click_bound,
+        );
+        let reach = match record.stream {
+            StreamKind::Impression | StreamKind::Conversion => record.ts,
+            StreamKind::Click => record.ts.saturating_add(bc),
+            StreamKind::Bid => record.ts.saturating_add(bb).saturating_add(bc),
         };
         self.final_at(reach)
+    }
+
+    fn dead_letter(&mut self, partition: usize, position: u64, record: &Record, reason: Invalid) {
+        let counts = self.accounting.stream_mut(record.stream);
+        counts.read += 1;
+        counts.dead_lettered += 1;
+        let raw = csv_line(self.schema(record.stream), record);
+        self.dead_letters.push(DeadLetter {
+            stream: record.stream,
+            origin: Origin {
+                source: format!("memory/{partition}"),
+                position,
+            },
+            raw,
+            reason: reason.to_string(),
+        });
     }
 
     fn replay_partition(&mut self, partition: usize, arrivals: &[Arrival]) {
         let mut watermark: Millis = 0;
         let mut entered_any = false;
         let mut after = Vec::with_capacity(arrivals.len());
+        // Per bounded dimension: the values this partition kept (§1 step 2a).
+        let mut kept: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // |sum| per (stream, field, window start of the longest aggregate) (§1 step 2b).
+        let mut spent: BTreeMap<(StreamKind, String, Millis), u128> = BTreeMap::new();
+        let longest = (0..self.settings.aggregates.len())
+            .max_by_key(|&a| self.window(a).0)
+            .unwrap_or(0);
         for arrival in arrivals {
             match arrival {
                 Arrival::DeadLetter(dead) => {
@@ -134,32 +201,82 @@ impl Oracle {
                     counts.dead_lettered += 1;
                     self.dead_letters.push(dead.clone());
                 }
-                Arrival::Event { event, position } => {
-                    // semantics.md §1 step 0: too far ahead of the watermark.
-                    let ahead_ms = event.ts().saturating_sub(watermark);
+                Arrival::Event { record, position } => {
+                    let ts = record.ts;
+                    // Step 0: too far ahead of the watermark.
+                    let ahead_ms = ts.saturating_sub(watermark);
                     if entered_any && ahead_ms > self.settings.max_future_skew {
-                        let counts = self.accounting.stream_mut(event.kind());
-                        counts.read += 1;
-                        counts.dead_lettered += 1;
-                        self.dead_letters.push(DeadLetter {
-                            stream: event.kind(),
-                            origin: Origin {
-                                source: format!("memory/{partition}"),
-                                position: *position,
-                            },
-                            raw: to_csv_fields(event).join(","),
-                            reason: Invalid::TooFarInFuture {
-                                ts: event.ts(),
-                                ahead_ms,
-                            }
-                            .to_string(),
-                        });
+                        let schema = self.schema(record.stream);
+                        let field = schema.fields()[schema.time_index()].name.clone();
+                        let reason = Invalid::TooFarInFuture {
+                            field,
+                            ts,
+                            ahead_ms,
+                        };
+                        self.dead_letter(partition, *position, record, reason);
                         after.push(watermark);
                         continue;
                     }
-                    let fate = self.classify(event, watermark);
+                    let fate = self.classify(record, watermark);
+                    let mut others = 0u8;
+                    if let Fate::Entered {
+                        attribution_only, ..
+                    } = fate
+                    {
+                        let mut rejected = None;
+                        let mut fresh = Vec::new();
+                        if record.stream == StreamKind::Bid {
+                            for (i, bound) in self.settings.bounds.iter().enumerate() {
+                                let value = self.text(record, &bound.name);
+                                let set = kept.entry(bound.name.clone()).or_default();
+                                if set.contains(&value) {
+                                    continue;
+                                }
+                                if set.len() < bound.max_values {
+                                    fresh.push((bound.name.clone(), value));
+                                } else if bound.beyond == Beyond::Other {
+                                    others |= 1 << i;
+                                } else {
+                                    rejected.get_or_insert(Invalid::TooManyValues {
+                                        field: bound.name.clone(),
+                                        value,
+                                        max: bound.max_values,
+                                    });
+                                }
+                            }
+                        }
+                        let mut spend = Vec::new();
+                        if rejected.is_none() && !attribution_only {
+                            let start = self.start(longest, ts);
+                            for field in self.summed(record.stream) {
+                                let value = self.int(record, &field);
+                                let key = (record.stream, field.clone(), start);
+                                let total =
+                                    spent.get(&key).copied().unwrap_or(0) + value.unsigned_abs();
+                                if total > OVERFLOW_BUDGET {
+                                    rejected = Some(Invalid::SumOverflow {
+                                        field,
+                                        value: value as i64,
+                                        window_start: start,
+                                        budget: OVERFLOW_BUDGET as u64,
+                                    });
+                                    break;
+                                }
+                                spend.push((key, total));
+                            }
+                        }
+                        if let Some(reason) = rejected {
+                            self.dead_letter(partition, *position, record, reason);
+                            after.push(watermark);
+                            continue;
+                        }
+                        for (name, value) in fresh {
+                            kept.entry(name).or_default().insert(value);
+                        }
+                        spent.extend(spend);
+                    }
                     entered_any |= matches!(fate, Fate::Entered { .. });
-                    let counts = self.accounting.stream_mut(event.kind());
+                    let counts = self.accounting.stream_mut(record.stream);
                     counts.read += 1;
                     match fate {
                         Fate::TooLate => counts.too_late += 1,
@@ -175,12 +292,14 @@ impl Oracle {
                     self.records.push(Classified {
                         partition,
                         position: *position,
-                        event: *event,
+                        record: *record,
+                        others,
                         watermark,
                         fate,
                     });
-                    watermark =
-                        watermark.max(event.ts().saturating_sub(self.settings.max_disorder));
+                    if matches!(fate, Fate::Entered { .. }) {
+                        watermark = watermark.max(ts.saturating_sub(self.settings.max_disorder));
+                    }
                 }
             }
             after.push(watermark);
@@ -188,15 +307,62 @@ impl Oracle {
         self.watermarks.push(after);
     }
 
-    fn classify(&self, event: &Event, watermark: Millis) -> Fate {
-        if watermark >= self.release(event) {
+    /// The names of the fields of `kind` that some sum measure adds up.
+    fn summed(&self, kind: StreamKind) -> Vec<String> {
+        let mut fields = Vec::new();
+        for aggregate in self.settings.aggregates.iter() {
+            for measure in aggregate.measures.iter().filter(|m| m.stream == kind) {
+                if let MeasureKind::Sum { field } = measure.kind {
+                    let name = self.schema(kind).fields()[field].name.clone();
+                    if !fields.contains(&name) {
+                        fields.push(name);
+                    }
+                }
+            }
+        }
+        fields
+    }
+
+    fn classify(&self, record: &Record, watermark: Millis) -> Fate {
+        if watermark >= self.release(record) {
             return Fate::TooLate;
         }
-        let is_parent = matches!(event, Event::Bid(_) | Event::Click(_));
+        let is_parent = matches!(record.stream, StreamKind::Bid | StreamKind::Click);
         Fate::Entered {
-            entry: event.ts().max(watermark),
-            late: event.ts() < watermark,
-            attribution_only: is_parent && watermark >= self.final_at(event.ts()),
+            entry: record.ts.max(watermark),
+            late: record.ts < watermark,
+            attribution_only: is_parent && watermark >= self.final_at(record.ts),
+        }
+    }
+
+    /// The value of the field `name` of `record`.
+    fn value(&self, record: &Record, name: &str) -> Value {
+        let schema = self.schema(record.stream);
+        let index = schema.index(name).expect("a declared field");
+        schema.get(record, index)
+    }
+
+    /// The text of the field `name` of `record`.
+    fn text(&self, record: &Record, name: &str) -> String {
+        self.value(record, name).to_string()
+    }
+
+    /// The field `name` of `record` as an integer.
+    fn int(&self, record: &Record, name: &str) -> i128 {
+        match self.value(record, name) {
+            Value::Id(v) | Value::Timestamp(v) => i128::from(v),
+            Value::Int(v) | Value::Money(v) => i128::from(v),
+            other => panic!("{name} is not a number: {other:?}"),
+        }
+    }
+
+    /// The parent's id of a child record.
+    fn parent(&self, record: &Record) -> EventId {
+        let schema = self.schema(record.stream);
+        let index = schema.parent_index().expect("a child stream");
+        match schema.get(record, index) {
+            Value::Id(id) => id,
+            other => panic!("a parent id: {other:?}"),
         }
     }
 
@@ -204,41 +370,41 @@ impl Oracle {
     /// time then payload; a record entering at or after the release time of its id's
     /// current group starts a new group.
     fn form_groups(&mut self) {
-        let mut entered: Vec<(Millis, Event, usize)> = self
+        let mut entered: Vec<(Millis, Record, usize)> = self
             .records
             .iter()
             .enumerate()
-            .filter_map(|(index, r)| self.entry(index).map(|entry| (entry, r.event, index)))
+            .filter_map(|(index, r)| self.entry(index).map(|entry| (entry, r.record, index)))
             .collect();
         entered.sort();
         let mut current: BTreeMap<(StreamKind, EventId), usize> = BTreeMap::new();
-        for (entry, event, index) in entered {
-            let key = (event.kind(), event.id());
+        for (entry, record, index) in entered {
+            let key = (record.stream, record.id);
             let joins = current.get(&key).copied().filter(|&g| {
                 let winner = self.winner(&self.groups[g], Millis::MAX);
-                winner.is_some_and(|w| self.release(&w) > entry)
+                winner.is_some_and(|w| self.release(&self.records[w].record) > entry)
             });
             match joins {
                 Some(g) => {
                     self.groups[g].members.push(index);
-                    self.accounting.stream_mut(event.kind()).duplicate += 1;
+                    self.accounting.stream_mut(record.stream).duplicate += 1;
                 }
                 None => {
                     current.insert(key, self.groups.len());
                     self.groups.push(Group {
-                        kind: event.kind(),
-                        id: event.id(),
+                        kind: record.stream,
+                        id: record.id,
                         members: vec![index],
                     });
-                    self.accounting.stream_mut(event.kind()).applied += 1;
+                    self.accounting.stream_mut(record.stream).applied += 1;
                 }
             }
         }
         for group in &self.groups {
-            let payloads: BTreeSet<Event> = group
+            let payloads: BTreeSet<(Record, u8)> = group
                 .members
                 .iter()
-                .map(|&m| self.records[m].event)
+                .map(|&m| (self.records[m].record, self.records[m].others))
                 .collect();
             self.accounting.stream_mut(group.kind).conflicting += payloads.len() as u64 - 1;
         }
@@ -253,22 +419,30 @@ impl Oracle {
     }
 
     /// The winner of `group` among its members entered at or before `t`: the greatest
-    /// `(ts, payload)`.
-    pub fn winner(&self, group: &Group, t: Millis) -> Option<Event> {
+    /// `(ts, payload)` (payload: the fields in declaration order, then the `other` marks).
+    pub fn winner(&self, group: &Group, t: Millis) -> Option<usize> {
         group
             .members
             .iter()
-            .filter(|&&m| self.entry(m).is_some_and(|entry| entry <= t))
-            .map(|&m| self.records[m].event)
-            .max_by_key(|event| (event.ts(), *event))
+            .copied()
+            .filter(|&m| self.entry(m).is_some_and(|entry| entry <= t))
+            .max_by(|&a, &b| self.rank(a).cmp(&self.rank(b)))
+    }
+
+    fn rank(&self, index: usize) -> (Millis, Record, u8) {
+        let r = &self.records[index];
+        (r.record.ts, r.record, r.others)
     }
 
     /// The present records of stream `kind` at time `t`, by id: each group's winner among
     /// its members entered by `t`, unless that winner's release time has come.
-    fn present(&self, kind: StreamKind, t: Millis) -> BTreeMap<EventId, Event> {
+    fn present(&self, kind: StreamKind, t: Millis) -> BTreeMap<EventId, usize> {
         let mut present = BTreeMap::new();
         for group in self.groups.iter().filter(|g| g.kind == kind) {
-            if let Some(winner) = self.winner(group, t).filter(|w| t < self.release(w)) {
+            if let Some(winner) = self
+                .winner(group, t)
+                .filter(|&w| t < self.release(&self.records[w].record))
+            {
                 let previous = present.insert(group.id, winner);
                 assert!(
                     previous.is_none(),
@@ -280,78 +454,129 @@ impl Oracle {
         present
     }
 
+    /// The texts of aggregate `a`'s dims for the bid at `bid` (in the bid's field order).
+    fn dims_of(&self, a: usize, bid: usize) -> Vec<String> {
+        let bids = self.schema(StreamKind::Bid);
+        let classified = &self.records[bid];
+        let mut grouped: Vec<(usize, String)> = self.settings.aggregates[a]
+            .dims
+            .names()
+            .into_iter()
+            .map(|name| (bids.index(name).expect("a bid field"), name.to_owned()))
+            .collect();
+        grouped.sort();
+        grouped
+            .into_iter()
+            .map(|(_, name)| {
+                let bound = self.settings.bounds.iter().position(|b| b.name == name);
+                if bound.is_some_and(|i| classified.others & (1 << i) != 0) {
+                    "other".to_owned()
+                } else {
+                    self.text(&classified.record, &name)
+                }
+            })
+            .collect()
+    }
+
     /// The value of every aggregate at time `t` (§3-4), zero entries dropped.
     pub fn value_at(&self, t: Millis) -> Aggregates {
         let bounds = &self.settings.lateness;
-        let group_by = &self.settings.group_by;
         let bids = self.present(StreamKind::Bid, t);
         let clicks = self.present(StreamKind::Click, t);
-        let bid_attribution = |bid_id: EventId, child_ts: Millis| match bids.get(&bid_id) {
-            Some(Event::Bid(bid)) if child_ts <= bid.ts.saturating_add(bounds.bid_bound) => {
-                Attribution::Dims(group_by.project(bid))
-            }
-            _ => Attribution::Unattributed,
+        // The bid (record index) a child at `child_ts` with parent `bid_id` is attributed to.
+        let bid_of = |bid_id: EventId, child_ts: Millis| {
+            bids.get(&bid_id)
+                .copied()
+                .filter(|&b| child_ts <= self.records[b].record.ts.saturating_add(bounds.bid_bound))
         };
-        let mut contributions: Vec<(Millis, Attribution, Measures)> = Vec::new();
-        for event in bids.values() {
-            if let Event::Bid(bid) = event {
-                let dims = Attribution::Dims(group_by.project(bid));
-                contributions.push((bid.ts, dims, Measures::bid()));
+        // (record index, attributed bid) of every present record.
+        let mut attributed: Vec<(usize, Option<usize>)> = Vec::new();
+        attributed.extend(bids.values().map(|&b| (b, Some(b))));
+        for kind in [StreamKind::Impression, StreamKind::Click] {
+            for &i in self.present(kind, t).values() {
+                let r = &self.records[i].record;
+                attributed.push((i, bid_of(self.parent(r), r.ts)));
             }
         }
-        for event in self.present(StreamKind::Impression, t).values() {
-            if let Event::Impression(imp) = event {
-                let dims = bid_attribution(imp.bid_id, imp.ts);
-                contributions.push((imp.ts, dims, Measures::impression(imp.cost_micros)));
-            }
-        }
-        for event in clicks.values() {
-            if let Event::Click(click) = event {
-                let dims = bid_attribution(click.bid_id, click.ts);
-                contributions.push((click.ts, dims, Measures::click()));
-            }
-        }
-        for event in self.present(StreamKind::Conversion, t).values() {
-            if let Event::Conversion(conv) = event {
-                let dims = match clicks.get(&conv.click_id) {
-                    Some(Event::Click(click))
-                        if conv.ts <= click.ts.saturating_add(bounds.click_bound) =>
-                    {
-                        bid_attribution(click.bid_id, click.ts)
-                    }
-                    _ => Attribution::Unattributed,
-                };
-                contributions.push((conv.ts, dims, Measures::conversion(conv.value_micros)));
-            }
+        for &i in self.present(StreamKind::Conversion, t).values() {
+            let conv = &self.records[i].record;
+            let bid = clicks.get(&self.parent(conv)).copied().and_then(|c| {
+                let click = &self.records[c].record;
+                (conv.ts <= click.ts.saturating_add(bounds.click_bound))
+                    .then(|| bid_of(self.parent(click), click.ts))
+                    .flatten()
+            });
+            attributed.push((i, bid));
         }
         let mut aggregates = Aggregates::new();
-        for (ts, dims, measures) in contributions {
-            aggregates
-                .entry((self.start(ts), dims))
-                .or_default()
-                .plus_equals(&measures);
+        let mut distinct: BTreeMap<(RowKey, usize), BTreeSet<String>> = BTreeMap::new();
+        for (a, aggregate) in self.settings.aggregates.iter().enumerate() {
+            let n = aggregate.measures.len();
+            for &(index, bid) in &attributed {
+                let record = &self.records[index].record;
+                let dims = match bid {
+                    Some(bid) => self.dims_of(a, bid),
+                    None => vec!["unattributed".to_owned(); aggregate.dims.names().len()],
+                };
+                let key = (a, self.start(a, record.ts), dims);
+                for (j, measure) in aggregate.measures.iter().enumerate() {
+                    if measure.stream != record.stream {
+                        continue;
+                    }
+                    if let Some(condition) = &self.filters[a][j] {
+                        if !condition.holds(self, record) {
+                            continue;
+                        }
+                    }
+                    let schema = self.schema(record.stream);
+                    match measure.kind {
+                        MeasureKind::Count => {
+                            aggregates.entry(key.clone()).or_insert_with(|| vec![0; n])[j] += 1
+                        }
+                        MeasureKind::Sum { field } => {
+                            let name = &schema.fields()[field].name;
+                            let value = self.int(record, name);
+                            aggregates.entry(key.clone()).or_insert_with(|| vec![0; n])[j] += value
+                        }
+                        MeasureKind::CountDistinct { field } => {
+                            let name = &schema.fields()[field].name;
+                            distinct
+                                .entry((key.clone(), j))
+                                .or_default()
+                                .insert(self.text(record, name));
+                        }
+                    }
+                }
+            }
         }
-        aggregates.retain(|_, m| *m != Measures::default());
+        for ((key, j), values) in distinct {
+            let n = self.settings.aggregates[key.0].measures.len();
+            aggregates.entry(key).or_insert_with(|| vec![0; n])[j] += values.len() as i128;
+        }
+        aggregates.retain(|_, m| m.iter().any(|v| *v != 0));
         aggregates
     }
 
-    /// The start of every window an entered record counts in.
-    pub fn windows(&self) -> BTreeSet<Millis> {
-        (0..self.records.len())
-            .filter(|&i| self.entry(i).is_some())
-            .map(|i| self.start(self.records[i].event.ts()))
-            .collect()
+    /// Every `(aggregate, window start)` an entered record counts in.
+    pub fn windows(&self) -> BTreeSet<(usize, Millis)> {
+        let mut windows = BTreeSet::new();
+        for i in (0..self.records.len()).filter(|&i| self.entry(i).is_some()) {
+            for a in 0..self.settings.aggregates.len() {
+                windows.insert((a, self.start(a, self.records[i].record.ts)));
+            }
+        }
+        windows
     }
 
     /// For every window, its value at `min(frontier, end + L) − 1` (§5): what the rows of
     /// all batches up to `frontier` must sum to. `None` is the complete input.
     pub fn expected_prefix(&self, frontier: Option<Millis>) -> Aggregates {
-        let mut by_time: BTreeMap<Millis, Vec<Millis>> = BTreeMap::new();
-        for window in self.windows() {
-            let final_at = self.final_at(window);
+        let mut by_time: BTreeMap<Millis, Vec<(usize, Millis)>> = BTreeMap::new();
+        for (a, window) in self.windows() {
+            let final_at = self.final_at_in(a, window);
             let t = frontier.map_or(final_at, |f| f.min(final_at));
             if t > 0 {
-                by_time.entry(t - 1).or_default().push(window);
+                by_time.entry(t - 1).or_default().push((a, window));
             }
         }
         let mut expected = Aggregates::new();
@@ -359,7 +584,7 @@ impl Oracle {
             expected.extend(
                 self.value_at(t)
                     .into_iter()
-                    .filter(|((start, _), _)| windows.contains(start)),
+                    .filter(|((a, start, _), _)| windows.contains(&(*a, *start))),
             );
         }
         expected
@@ -370,7 +595,7 @@ impl Oracle {
         self.expected_prefix(None)
     }
 
-    /// The dead letters, as read.
+    /// The dead letters, as read or made.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.dead_letters.clone()
     }
@@ -382,13 +607,13 @@ impl Oracle {
             .iter()
             .filter(|r| r.fate == Fate::TooLate)
             .map(|r| TooLate {
-                stream: r.event.kind(),
+                stream: r.record.stream,
                 origin: Origin {
                     source: format!("memory/{}", r.partition),
                     position: r.position,
                 },
-                id: r.event.id(),
-                ts: r.event.ts(),
+                id: r.record.id,
+                ts: r.record.ts,
                 watermark: r.watermark,
                 reason: String::new(),
             })
@@ -410,4 +635,120 @@ pub fn too_late_key(record: &TooLate) -> (StreamKind, Origin, EventId, Millis, M
         record.ts,
         record.watermark,
     )
+}
+
+/// A measure's filter, parsed by the oracle itself from its SQL text.
+#[derive(Clone, Debug)]
+pub struct Condition(Expr);
+
+impl Condition {
+    /// Parses a filter's text.
+    pub fn parse(text: &str) -> Result<Condition, String> {
+        Parser::new(&GenericDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .map(Condition)
+            .map_err(|e| e.to_string())
+    }
+
+    fn holds(&self, oracle: &Oracle, record: &Record) -> bool {
+        truth(&self.0, oracle, record)
+    }
+}
+
+fn truth(expr: &Expr, oracle: &Oracle, record: &Record) -> bool {
+    match expr {
+        Expr::Nested(inner) => truth(inner, oracle, record),
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } => !truth(expr, oracle, record),
+        Expr::BinaryOp { left, op, right } => match op {
+            BinaryOperator::And => truth(left, oracle, record) && truth(right, oracle, record),
+            BinaryOperator::Or => truth(left, oracle, record) || truth(right, oracle, record),
+            _ => {
+                let ordering = compare(
+                    operand(left, oracle, record),
+                    operand(right, oracle, record),
+                );
+                match op {
+                    BinaryOperator::Eq => ordering == Ordering::Equal,
+                    BinaryOperator::NotEq => ordering != Ordering::Equal,
+                    BinaryOperator::Lt => ordering == Ordering::Less,
+                    BinaryOperator::LtEq => ordering != Ordering::Greater,
+                    BinaryOperator::Gt => ordering == Ordering::Greater,
+                    BinaryOperator::GtEq => ordering != Ordering::Less,
+                    other => panic!("operator {other}"),
+                }
+            }
+        },
+        Expr::In {
+            expr,
+            target: InTarget::List(list),
+            negated,
+            ..
+        } => {
+            let value = operand(expr, oracle, record);
+            let found = list.iter().any(|item| {
+                compare(value.clone(), operand(item, oracle, record)) == Ordering::Equal
+            });
+            found != *negated
+        }
+        Expr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => {
+            let value = operand(expr, oracle, record);
+            let inside = compare(value.clone(), operand(low, oracle, record)) != Ordering::Less
+                && compare(value, operand(high, oracle, record)) != Ordering::Greater;
+            inside != *negated
+        }
+        Expr::IsTrue(inner) | Expr::IsNotFalse(inner) => truth(inner, oracle, record),
+        Expr::IsFalse(inner) | Expr::IsNotTrue(inner) => !truth(inner, oracle, record),
+        Expr::Identifier(ident) => oracle.text(record, &ident.value) == "true",
+        other => panic!("a condition the oracle does not know: {other}"),
+    }
+}
+
+/// An operand: a number, or a text.
+#[derive(Clone, Debug)]
+enum Operand {
+    Number(i128),
+    Text(String),
+}
+
+fn compare(a: Operand, b: Operand) -> Ordering {
+    match (a, b) {
+        (Operand::Number(a), Operand::Number(b)) => a.cmp(&b),
+        (Operand::Text(a), Operand::Text(b)) => a.cmp(&b),
+        (a, b) => panic!("comparing {a:?} with {b:?}"),
+    }
+}
+
+fn operand(expr: &Expr, oracle: &Oracle, record: &Record) -> Operand {
+    match expr {
+        Expr::Nested(inner) => operand(inner, oracle, record),
+        Expr::Identifier(ident) => match oracle.value(record, &ident.value) {
+            Value::Id(v) | Value::Timestamp(v) => Operand::Number(i128::from(v)),
+            Value::Int(v) | Value::Money(v) => Operand::Number(i128::from(v)),
+            Value::String(label) => Operand::Text(label.as_str().to_owned()),
+            Value::Bool(b) => Operand::Text(b.to_string()),
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match operand(expr, oracle, record) {
+            Operand::Number(n) => Operand::Number(-n),
+            other => panic!("minus {other:?}"),
+        },
+        Expr::Value(v) => match &v.value {
+            Literal::Number(text, _) => Operand::Number(text.parse().expect("an integer")),
+            Literal::SingleQuotedString(text) => Operand::Text(text.clone()),
+            Literal::Boolean(b) => Operand::Text(b.to_string()),
+            other => panic!("literal {other}"),
+        },
+        other => panic!("operand {other}"),
+    }
 }

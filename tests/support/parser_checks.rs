@@ -5,8 +5,8 @@
 //! Each check panics when an invariant breaks, so a fuzzer reports it as a crash:
 //! - a file of any bytes yields exactly one arrival per record line (blank lines and the
 //!   CSV header carry none), in line order, and the partition ends;
-//! - every event it yields is valid, of the partition's stream, and survives a round
-//!   trip through the canonical encoding;
+//! - every record it yields is of the partition's stream and survives a round trip
+//!   through the canonical encodings (a headerless CSV line, a JSON object);
 //! - every dead letter names its stream, line and a reason, and keeps a bounded raw text;
 //! - graph text either loads into settings that validate and survive a round trip
 //!   through TOML, or fails with an error that names the file.
@@ -15,9 +15,10 @@ use std::io::Cursor;
 use std::path::Path;
 
 use diffmill::connectors::{reader_partition, Arrival, Poll};
-use diffmill::event::{
-    parse_json, to_csv_fields, to_json, validate, CsvDecoder, Event, Format, StreamKind,
-    MAX_RAW_KEPT, MAX_RECORD_BYTES,
+use diffmill::declare::{Schema, StreamSchema};
+use diffmill::event::{Record, StreamKind, MAX_RAW_KEPT};
+use diffmill::format::{
+    csv_line, decode_json, json_object, Decoder, Format, Framing, MAX_RECORD_BYTES,
 };
 use diffmill::graph::{GraphSpec, Overrides, SinkSpec, SourceSpec};
 
@@ -26,29 +27,30 @@ pub fn stream_of(byte: u8) -> StreamKind {
     StreamKind::ALL[usize::from(byte) % StreamKind::ALL.len()]
 }
 
-/// Checks one event against the rules every parsed event satisfies.
-pub fn check_event(stream: StreamKind, event: &Event) {
+/// The declaration of `stream` that the fuzzed files are read by: today's fields.
+pub fn schema_of(stream: StreamKind) -> &'static StreamSchema {
+    Schema::funnel().stream(stream)
+}
+
+/// Checks one record against the rules every decoded record satisfies.
+pub fn check_record(stream: StreamKind, record: &Record) {
     assert_eq!(
-        event.kind(),
-        stream,
-        "an event of another stream: {event:?}"
+        record.stream, stream,
+        "a record of another stream: {record:?}"
     );
+    let schema = schema_of(stream);
+    let line = csv_line(schema, record);
+    let mut decoder = Decoder::new(schema.clone().into(), Format::Csv, Framing::Messages);
     assert_eq!(
-        validate(*event).as_ref(),
-        Ok(event),
-        "a parsed event does not validate"
+        decoder.decode(line.as_bytes(), None),
+        Ok(Some(*record)),
+        "a record does not survive a CSV round trip: {line}"
     );
-    let fields = csv::StringRecord::from(to_csv_fields(event));
+    let json = json_object(schema, record);
     assert_eq!(
-        CsvDecoder::canonical(stream).decode(&fields).as_ref(),
-        Ok(event),
-        "an event does not survive a CSV round trip: {fields:?}"
-    );
-    let json = to_json(event);
-    assert_eq!(
-        parse_json(stream, &json).as_ref(),
-        Ok(event),
-        "an event does not survive a JSON round trip: {json}"
+        decode_json(schema, &json, None).as_ref(),
+        Ok(record),
+        "a record does not survive a JSON round trip: {json}"
     );
 }
 
@@ -98,7 +100,9 @@ pub fn check_file(
     chunk: usize,
 ) -> (usize, usize) {
     let expected = record_lines(format, bytes);
-    let mut partition = reader_partition("fuzz", stream, format, Cursor::new(bytes.to_vec()));
+    let schema = Schema::funnel();
+    let mut partition =
+        reader_partition("fuzz", schema, stream, format, Cursor::new(bytes.to_vec()));
     let mut arrivals = Vec::new();
     let chunk = chunk.max(1);
     // Each poll that is not the last yields `chunk` records, so this many polls suffice.
@@ -132,8 +136,8 @@ pub fn check_file(
     let mut dead_letters = 0;
     for arrival in &arrivals {
         match arrival {
-            Arrival::Event { event, .. } => {
-                check_event(stream, event);
+            Arrival::Event { record, .. } => {
+                check_record(stream, record);
                 events += 1;
             }
             Arrival::DeadLetter(dead) => {
@@ -156,11 +160,11 @@ pub fn check_file(
     (events, dead_letters)
 }
 
-/// Parses one line as JSON of `stream`: an event is valid and round-trips; a failure is
-/// a reason with text.
+/// Decodes one line as JSON of `stream`: a record round-trips; a failure is a reason
+/// with text.
 pub fn check_json_line(stream: StreamKind, line: &str) {
-    match parse_json(stream, line) {
-        Ok(event) => check_event(stream, &event),
+    match decode_json(schema_of(stream), line, None) {
+        Ok(record) => check_record(stream, &record),
         Err(reason) => assert!(!reason.to_string().trim().is_empty()),
     }
 }
@@ -171,10 +175,9 @@ pub fn check_graph(text: &str) {
     let file = Path::new("fuzz.toml");
     match GraphSpec::parse(file, text) {
         Ok(spec) => {
-            spec.funnel
-                .settings()
-                .validate()
-                .expect("a loaded graph's settings validate");
+            spec.declaration()
+                .resolve()
+                .expect("a loaded graph's declaration resolves");
             let written = toml::to_string(&spec).expect("a loaded graph serializes");
             let again = GraphSpec::parse(file, &written)
                 .unwrap_or_else(|e| panic!("a written graph does not load: {e}\n{written}"));
@@ -194,9 +197,9 @@ pub fn check_graph(text: &str) {
                 // Sinks on a server (a database, a broker) connect when planned; only
                 // graphs with local sinks are planned here.
                 let local = spec
-                    .sinks
+                    .all_sinks()
                     .iter()
-                    .all(|sink| matches!(sink, SinkSpec::Csv(_) | SinkSpec::Stdout(_)));
+                    .all(|(_, sink)| matches!(sink, SinkSpec::Csv(_) | SinkSpec::Stdout(_)));
                 if small && local && config.validate().is_ok() {
                     if let Err(e) = spec.clone().plan(file, &Overrides::default()) {
                         panic!("a valid generator graph does not plan: {e}");

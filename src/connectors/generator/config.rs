@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataflow::SettingsError;
+use std::collections::BTreeMap;
+
+use crate::declare::SettingsError;
 use crate::event::{span_text, utc, Label, Millis, MAX_TS};
 
 /// An inclusive range `[min, max]` of integers (milliseconds or micros).
@@ -103,6 +105,10 @@ pub struct GeneratorConfig {
     /// Fraction of records followed by a malformed copy: a CSV line that fails decoding
     /// (bad number, missing field, negative money, zero id or a missing column).
     pub malformed: f64,
+    /// Values of declared string fields that today's records do not have (e.g.
+    /// `gender = ["female", "male"]`), the first most often; a field not listed takes
+    /// `a`, `b`, `c` or `d`. Other declared fields take values drawn from the record's id.
+    pub values: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for GeneratorConfig {
@@ -143,6 +149,7 @@ impl Default for GeneratorConfig {
             conflicting: 0.000_5,
             orphan: 0.001,
             malformed: 0.000_5,
+            values: BTreeMap::new(),
         }
     }
 }
@@ -255,7 +262,10 @@ impl GeneratorConfig {
         if !(self.skew.is_finite() && (0.0..=10.0).contains(&self.skew)) {
             return fail("skew", "must be in 0..=10");
         }
-        for (setting, names) in [("regions", &self.regions), ("devices", &self.devices)] {
+        let listed = [("regions", &self.regions), ("devices", &self.devices)]
+            .into_iter()
+            .chain(self.values.values().map(|list| ("values", list)));
+        for (setting, names) in listed {
             if names.is_empty() {
                 return fail(setting, "must name at least one value");
             }

@@ -2,10 +2,11 @@
 
 use rand::RngCore;
 
-use crate::event::{fields, to_csv_fields, Event, StreamKind};
+use crate::declare::{FieldType, StreamSchema};
+use crate::event::Record;
 
-/// How a copy of an event is broken. Every variant makes a line that
-/// `CsvDecoder::canonical(stream).decode` rejects.
+/// How a copy of a record is broken. Every variant makes a line that decoding by the
+/// stream's declaration (CSV by position) rejects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Corruption {
     /// A letter `O` typed into the event time.
@@ -21,37 +22,43 @@ pub(super) enum Corruption {
 }
 
 impl Corruption {
-    /// Picks a corruption for a record of `kind`, each kind of damage equally often.
-    pub(super) fn draw(rng: &mut impl RngCore, kind: StreamKind) -> Corruption {
+    /// Picks a corruption for a record with `fields` declared fields, each kind of damage
+    /// equally often.
+    pub(super) fn draw(rng: &mut impl RngCore, fields: usize) -> Corruption {
         let x = rng.next_u64();
         match x % 5 {
             0 => Corruption::BadNumber,
-            1 => Corruption::MissingField(((x >> 32) % fields(kind).len() as u64) as usize),
+            1 => Corruption::MissingField(((x >> 32) % fields as u64) as usize),
             2 => Corruption::NegativeMoney,
             3 => Corruption::ZeroId,
             _ => Corruption::TooFewColumns,
         }
     }
 
-    /// The broken CSV line (canonical column order, no header, no newline).
-    pub(super) fn render(self, event: &Event) -> String {
-        let names = fields(event.kind());
-        let column = |wanted: fn(&str) -> bool| names.iter().position(|name| wanted(name));
-        let mut columns = to_csv_fields(event);
+    /// The broken CSV line (declaration order, no header, no newline): a letter in the
+    /// event time, an empty field, a negative first money field (a zero id where there is
+    /// none), a zero id, or the last column cut off.
+    pub(super) fn render(self, schema: &StreamSchema, record: &Record) -> String {
+        let mut columns = schema.texts(record);
+        let money = schema
+            .fields()
+            .iter()
+            .position(|f| f.ty == FieldType::Money);
         match self {
             Corruption::BadNumber => {
-                if let Some(ts) = column(|name| name == "ts") {
-                    let text = &mut columns[ts];
-                    text.insert(text.len() / 2, 'O');
-                }
+                let text = &mut columns[schema.time_index()];
+                text.insert(text.len() / 2, 'O');
             }
-            Corruption::MissingField(i) => columns[i.min(names.len() - 1)].clear(),
-            Corruption::NegativeMoney => match column(|name| name.ends_with("_micros")) {
+            Corruption::MissingField(i) => {
+                let last = columns.len() - 1;
+                columns[i.min(last)].clear();
+            }
+            Corruption::NegativeMoney => match money {
                 Some(money) if columns[money] == "0" => columns[money] = "-1".into(),
                 Some(money) => columns[money].insert(0, '-'),
-                None => columns[0] = "0".into(),
+                None => columns[schema.id_index()] = "0".into(),
             },
-            Corruption::ZeroId => columns[0] = "0".into(),
+            Corruption::ZeroId => columns[schema.id_index()] = "0".into(),
             Corruption::TooFewColumns => {
                 columns.pop();
             }

@@ -16,6 +16,7 @@
 //! malformed lines as dead letters with the CSV decoder's reason.
 
 mod config;
+mod fields;
 mod malformed;
 mod model;
 mod queue;
@@ -30,8 +31,9 @@ pub use config::{Bounds, GeneratorConfig, MAX_CARDINALITY};
 pub use shard::Shard;
 
 use super::{Arrival, Partition, PartitionPosition, Poll, Source};
-use crate::dataflow::{FunnelSettings, SettingsError};
-use crate::event::{parse_csv_line, DeadLetter, Event, Millis, Origin, StreamKind};
+use crate::declare::{FunnelSettings, SettingsError};
+use crate::event::{DeadLetter, Event, Invalid, Millis, Origin, Record, StreamKind};
+use crate::format::{Decoder, Format, Framing};
 use model::Model;
 
 /// One record made by the generator.
@@ -57,30 +59,6 @@ impl Generated {
             Generated::Malformed { stream, .. } => *stream,
         }
     }
-
-    /// The record as read from partition `source` at `position`: an event, or a
-    /// malformed line as a dead letter with the CSV decoder's reason.
-    pub fn into_arrival(self, source: &str, position: u64) -> Arrival {
-        match self {
-            Generated::Event(event) => Arrival::Event { event, position },
-            Generated::Malformed { stream, line } => {
-                match parse_csv_line(stream, &line) {
-                    // Unreachable by construction (tests check it), but a line that
-                    // decodes is an event, not a dead letter.
-                    Ok(event) => Arrival::Event { event, position },
-                    Err(reason) => Arrival::DeadLetter(DeadLetter {
-                        stream,
-                        origin: Origin {
-                            source: source.to_owned(),
-                            position,
-                        },
-                        raw: line,
-                        reason: reason.to_string(),
-                    }),
-                }
-            }
-        }
-    }
 }
 
 /// A deterministic generator of ad-funnel events, split into partitions.
@@ -88,7 +66,7 @@ impl Generated {
 /// # Examples
 /// ```
 /// use diffmill::connectors::generator::{Generated, Generator, GeneratorConfig};
-/// use diffmill::dataflow::FunnelSettings;
+/// use diffmill::declare::FunnelSettings;
 /// use diffmill::event::Event;
 ///
 /// let config = GeneratorConfig { bids: 10_000, partitions: 2, ..GeneratorConfig::default() };
@@ -124,7 +102,6 @@ impl Generator {
         settings: &FunnelSettings,
     ) -> Result<Generator, SettingsError> {
         config.validate()?;
-        settings.validate()?;
         Ok(Generator {
             model: Arc::new(Model::new(config, settings)),
         })
@@ -151,6 +128,48 @@ impl Generator {
     pub fn bid_ts(&self, index: u64) -> Millis {
         self.model.bid_ts(index)
     }
+
+    /// The declared streams the records are made for.
+    pub fn schema(&self) -> &crate::declare::Schema {
+        &self.model.schema
+    }
+
+    /// A generated event as a record of the declared streams: today's fields from the
+    /// event, other declared fields drawn deterministically from the record's id.
+    pub fn record(&self, event: &Event) -> Record {
+        self.model.record(event)
+    }
+
+    /// A generated item as read from partition `source` at `position`: a record, or a
+    /// malformed line as a dead letter with the decoder's reason.
+    pub fn arrival(&self, item: Generated, source: &str, position: u64) -> Arrival {
+        match item {
+            Generated::Event(event) => Arrival::Event {
+                record: self.record(&event),
+                position,
+            },
+            Generated::Malformed { stream, line } => {
+                let schema = std::sync::Arc::clone(self.model.schema.stream(stream));
+                let mut decoder = Decoder::new(schema, Format::Csv, Framing::Messages);
+                let reason = match decoder.decode(line.as_bytes(), None) {
+                    // Unreachable by construction (tests check it), but a line that
+                    // decodes is a record, not a dead letter.
+                    Ok(Some(record)) => return Arrival::Event { record, position },
+                    Ok(None) => Invalid::Csv("empty line".into()),
+                    Err(reason) => reason,
+                };
+                Arrival::DeadLetter(DeadLetter {
+                    stream,
+                    origin: Origin {
+                        source: source.to_owned(),
+                        position,
+                    },
+                    raw: line,
+                    reason: reason.to_string(),
+                })
+            }
+        }
+    }
 }
 
 impl Source for Generator {
@@ -171,6 +190,7 @@ impl Source for Generator {
             .map(|p| {
                 Box::new(ShardPartition {
                     name: format!("generator/{p}"),
+                    generator: self.clone(),
                     shard: self.partition(p),
                     position: 0,
                 }) as Box<dyn Partition>
@@ -182,6 +202,7 @@ impl Source for Generator {
 /// A shard as a source partition: positions count its records from 1.
 struct ShardPartition {
     name: String,
+    generator: Generator,
     shard: Shard,
     position: u64,
 }
@@ -198,7 +219,7 @@ impl Partition for ShardPartition {
             };
             self.position += 1;
             let position = self.position;
-            out.push(item.into_arrival(&self.name, position));
+            out.push(self.generator.arrival(item, &self.name, position));
         }
         Ok(if self.shard.is_finished() {
             Poll::Done

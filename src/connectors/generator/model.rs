@@ -3,11 +3,14 @@
 
 use rand::RngCore;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use super::config::RESTAMP_MS;
 use super::sample::{threshold, uniform, Coin, Zipf};
 use super::{Bounds, GeneratorConfig};
-use crate::dataflow::{FunnelSettings, Lateness};
-use crate::event::{Bid, Click, Conversion, Event, Impression, Label, Millis, StreamKind};
+use crate::declare::{FunnelSettings, Lateness, Schema};
+use crate::event::{Bid, Click, Conversion, Event, Impression, Label, Millis, Record, StreamKind};
 
 /// How a second copy of a record is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +57,10 @@ pub(super) struct Model {
     duplicate: [u64; 2],
     lateness: Lateness,
     pub(super) max_disorder: Millis,
+    /// The declared streams the records are made for.
+    pub(super) schema: Arc<Schema>,
+    /// Values of declared string fields the generator does not know.
+    values: BTreeMap<String, Vec<Label>>,
     /// Slack added to the late and too-late lags so that enough on-time records of the
     /// partition arrive in between to move its watermark past the record.
     margin: Millis,
@@ -90,9 +97,23 @@ impl Model {
             ],
             lateness: settings.lateness,
             max_disorder: settings.max_disorder,
+            schema: Arc::clone(&settings.schema),
+            values: config
+                .values
+                .iter()
+                .map(|(name, list)| {
+                    let labels = list.iter().filter_map(|v| Label::new(v)).collect();
+                    (name.clone(), labels)
+                })
+                .collect(),
             margin: spacing.saturating_mul(8).max(1_000),
             config,
         }
+    }
+
+    /// `event` as a record of the declared streams.
+    pub(super) fn record(&self, event: &Event) -> Record {
+        super::fields::record(&self.schema, &self.values, self.config.seed, event)
     }
 
     /// Event time of bid `index` (0-based over the whole run).
@@ -162,13 +183,14 @@ impl Model {
     }
 
     /// A too-late record sent at its own place in the partition, with an event time
-    /// `lag + window` earlier: a record of `kind` with that time is released by the time
-    /// the watermark reaches `ts − d − margin`, which the on-time records of the last
-    /// `margin` ms have brought it to. (`release_time(t) − t` is at most `window` more for
-    /// any `t` than for `ts`.) `None` in the partition's first `margin` ms, before its
+    /// `lag + window` earlier (the longest aggregate's window): a record of `kind` with
+    /// that time is released by the time the watermark reaches `ts − d − margin`, which the
+    /// on-time records of the last `margin` ms have brought it to. (`release_time(t) − t`
+    /// is at most `window` more for any `t` than for `ts`.) `None` in the partition's first `margin` ms, before its
     /// watermark is that far, or when the time would be before the epoch.
     fn back_date(&self, ts: Millis, lag: Millis, span: Span) -> Option<Placement> {
-        let back = lag.saturating_add(self.lateness.window);
+        let longest = self.lateness.windows().iter().map(|w| w.length).max();
+        let back = lag.saturating_add(longest.unwrap_or_default());
         if ts < span.first.saturating_add(self.margin) {
             return None;
         }

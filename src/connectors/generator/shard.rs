@@ -195,7 +195,8 @@ impl Out<'_> {
             None => {}
         }
         if model.malformed.flip(self.rng) {
-            let corruption = Corruption::draw(self.rng, event.kind());
+            let fields = model.schema.stream(event.kind()).fields().len();
+            let corruption = Corruption::draw(self.rng, fields);
             self.push(ts, Scheduled::Malformed(event, corruption));
         }
         (placement.arrival, Model::at(event, placement.ts))
@@ -222,7 +223,10 @@ impl Shard {
                         Scheduled::Event(event) => Generated::Event(event),
                         Scheduled::Malformed(event, corruption) => Generated::Malformed {
                             stream: event.kind(),
-                            line: corruption.render(&event),
+                            line: corruption.render(
+                                self.model.schema.stream(event.kind()),
+                                &self.model.record(&event),
+                            ),
                         },
                     },
                 ));

@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::*;
-use crate::dataflow::Lateness;
-use crate::event::{Bid, Click, EventId, Invalid, Record};
+use crate::declare::{Declaration, DurationText, FunnelSpec};
+use crate::event::{Bid, Click, EventId, Invalid, Keyed, Record};
 
 /// Every partition's records, in order.
 fn run(config: &GeneratorConfig, settings: &FunnelSettings) -> Vec<Vec<Generated>> {
@@ -20,6 +20,15 @@ fn events(partitions: &[Vec<Generated>]) -> impl Iterator<Item = &Event> {
         Generated::Event(event) => Some(event),
         Generated::Malformed { .. } => None,
     })
+}
+
+/// Decodes a generated CSV line of `stream` as every source decodes a message.
+fn decode_line(stream: StreamKind, line: &str) -> Result<Record, Invalid> {
+    let schema = Arc::clone(FunnelSettings::default().schema.stream(stream));
+    let mut decoder = Decoder::new(schema, Format::Csv, Framing::Messages);
+    decoder
+        .decode(line.as_bytes(), None)?
+        .ok_or_else(|| Invalid::Csv("empty line".into()))
 }
 
 /// No perturbations at all.
@@ -39,16 +48,16 @@ fn clean(bids: u64) -> GeneratorConfig {
 
 /// Short windows and bounds, so that late and too-late lags fit in a run of minutes.
 fn short_settings() -> FunnelSettings {
-    FunnelSettings {
-        lateness: Lateness {
-            window: 1_000,
-            allowed_lateness: 2_000,
-            bid_bound: 2_000,
-            click_bound: 2_000,
-        },
-        max_disorder: 500,
-        ..FunnelSettings::default()
-    }
+    let ms = DurationText::from_millis;
+    let funnel = FunnelSpec {
+        window: Some(ms(1_000)),
+        allowed_lateness: ms(2_000),
+        bid_retention: ms(2_000),
+        click_retention: ms(2_000),
+        max_disorder: ms(500),
+        ..FunnelSpec::default()
+    };
+    Declaration::default().funnel(funnel).resolve().unwrap()
 }
 
 fn count(partitions: &[Vec<Generated>], kind: StreamKind) -> usize {
@@ -314,22 +323,22 @@ fn malformed_lines_fail_decoding_for_every_reason() {
     for item in partitions.iter().flatten() {
         if let Generated::Malformed { stream, line } = item {
             lines += 1;
-            let reason = parse_csv_line(*stream, line).expect_err(line);
+            let reason = decode_line(*stream, line).expect_err(line);
             reasons.insert(std::mem::discriminant(&reason));
         }
     }
     let valid = events(&partitions).count() as f64;
     assert!(within(lines, 0.05 * valid, 0.1), "{lines}");
     let expected = [
-        Invalid::MissingField { field: "ts" },
+        Invalid::MissingField { field: "ts".into() },
         Invalid::BadNumber {
-            field: "ts",
+            field: "ts".into(),
             value: String::new(),
             expected: "",
         },
-        Invalid::ZeroId { field: "" },
+        Invalid::ZeroId { field: "".into() },
         Invalid::NegativeMoney {
-            field: "",
+            field: "".into(),
             value: 0,
         },
         Invalid::Csv(String::new()),
@@ -377,18 +386,18 @@ fn source_partitions_cover_every_record_once_for_any_worker_count() {
                 match (arrival, item) {
                     (
                         Arrival::Event {
-                            event,
+                            record,
                             position: at,
                         },
                         Generated::Event(e),
                     ) => {
-                        assert_eq!((event, *at), (e, position));
+                        assert_eq!((*record, *at), (Record::from(*e), position));
                     }
                     (Arrival::DeadLetter(dead), Generated::Malformed { stream, line }) => {
                         assert_eq!(dead.origin.source, *name);
                         assert_eq!(dead.origin.position, position);
                         assert_eq!((&dead.stream, &dead.raw), (stream, line));
-                        let reason = parse_csv_line(*stream, line).unwrap_err().to_string();
+                        let reason = decode_line(*stream, line).unwrap_err().to_string();
                         assert_eq!(dead.reason, reason);
                     }
                     other => panic!("mismatch at {name}:{position}: {other:?}"),

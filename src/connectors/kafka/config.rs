@@ -7,8 +7,9 @@ use rdkafka::config::FromClientConfig;
 use rdkafka::ClientConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{time_text, Format, StreamKind};
-use crate::graph::DurationText;
+use crate::declare::DurationText;
+use crate::event::{time_text, StreamKind};
+use crate::format::Format;
 
 /// Where a partition starts reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,5 +29,5 @@ pub use config::{
 };
 pub use produce::{create_topics, produce, topics_for, Produced};
 pub use resume::last_progress;
-pub use sink::{KafkaSink, OutputRecord, ProgressRecord, RowRecord};
+pub use sink::{KafkaSink, Named, OutputRecord, ProgressRecord, RowRecord};
 pub use source::{KafkaPartition, KafkaSource};

@@ -13,7 +13,8 @@ use rdkafka::ClientConfig;
 use super::reach::reach;
 use super::DEFAULT_CONNECT_TIMEOUT;
 use crate::connectors::generator::{Generated, Generator};
-use crate::event::{to_csv_fields, to_json, Format, StreamKind};
+use crate::event::StreamKind;
+use crate::format::{csv_line, json_object, Format};
 
 /// How long creating topics or flushing may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -94,7 +95,8 @@ fn create(
 /// Produces every record of `generator` into `topics` (one per stream, in
 /// [`StreamKind::ALL`] order): generator partition `p` goes to Kafka partition
 /// `p % partitions`, each message's timestamp is its event time (malformed messages
-/// take the previous event's), payloads are `format` (CSV: one headerless record in canonical order).
+/// take the previous event's), payloads are `format` (CSV: one headerless record in
+/// declaration order), records as the generator's settings declare the streams.
 /// At most `rate` messages per second when given, else as fast as possible. Returns when
 /// every message is acknowledged.
 ///
@@ -118,13 +120,15 @@ pub fn produce(
         for item in generator.partition(p) {
             let stream = item.stream();
             let (payload, ts) = match &item {
-                Generated::Event(event) => (
-                    match format {
-                        Format::Json => to_json(event),
-                        Format::Csv => to_csv_fields(event).join(","),
-                    },
-                    Some(event.ts() as i64),
-                ),
+                Generated::Event(event) => {
+                    let record = generator.record(event);
+                    let schema = generator.schema().stream(stream);
+                    let payload = match format {
+                        Format::Json => json_object(schema, &record),
+                        Format::Csv => csv_line(schema, &record),
+                    };
+                    (payload, Some(event.ts() as i64))
+                }
                 Generated::Malformed { line, .. } => {
                     produced.malformed += 1;
                     (line.clone(), Some(last_ts))

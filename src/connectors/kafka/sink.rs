@@ -1,17 +1,20 @@
 //! The Kafka sink: each batch's rows and progress record in one transaction.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use serde::{Deserialize, Serialize};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::config::KafkaSinkSpec;
 use super::reach::reach;
 use super::resume::last_progress;
 use crate::connectors::{AggregateRow, Batch, Resume, Sink, SinkError};
-use crate::dataflow::{Dim, Measures, WindowStatus};
+use crate::declare::{Aggregate, WindowStatus};
 use crate::event::Millis;
 
 /// How long initializing or committing a transaction may take.
@@ -53,29 +56,86 @@ pub struct RowRecord {
     pub window_start: Millis,
     /// Window end (exclusive), ms.
     pub window_end: Millis,
-    /// The grouped dims by name.
+    /// The grouped dims by name (`other` for a value beyond its dimension's bound).
     pub dims: BTreeMap<String, String>,
     /// The change to the measures.
-    pub delta: Measures,
+    pub delta: Named,
     /// `open`, `closed` or `correction`, as in the CSV change log.
     pub status: WindowStatus,
 }
 
 impl RowRecord {
-    /// The record of `row` in a batch `seq` with `frontier`, its dims named by `dims`.
-    pub fn new(seq: u64, frontier: Option<Millis>, row: &AggregateRow, dims: &[Dim]) -> RowRecord {
+    /// The record of `row`, a row of `aggregate` in the batch `seq` with `frontier`.
+    pub fn new(
+        aggregate: &Aggregate,
+        seq: u64,
+        frontier: Option<Millis>,
+        row: &AggregateRow,
+    ) -> RowRecord {
+        let names = aggregate.measure_names();
         RowRecord {
             seq,
             frontier,
             window_start: row.window_start,
             window_end: row.window_end,
-            dims: dims
-                .iter()
-                .map(|dim| (dim.name().to_owned(), row.dims.value(*dim)))
+            dims: aggregate
+                .dims
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .zip(aggregate.dims.texts(&row.dims))
                 .collect(),
-            delta: row.delta,
+            delta: Named(
+                names
+                    .iter()
+                    .map(|n| n.to_string())
+                    .zip(row.delta.values(names.len()).iter().copied())
+                    .collect(),
+            ),
             status: row.status,
         }
+    }
+}
+
+/// Named values in their declared order (a measure's change per name), written as a JSON
+/// object whose keys keep that order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Named(pub Vec<(String, i64)>);
+
+impl Named {
+    /// The value named `name`.
+    pub fn get(&self, name: &str) -> Option<i64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+impl Serialize for Named {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Named {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> Visitor<'de> for InOrder {
+            type Value = Named;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of measure names and integers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Named, A::Error> {
+                let mut values = Vec::new();
+                while let Some(entry) = map.next_entry::<String, i64>()? {
+                    values.push(entry);
+                }
+                Ok(Named(values))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
     }
 }
 
@@ -109,7 +169,7 @@ pub struct ProgressRecord {
 pub struct KafkaSink {
     name: String,
     spec: KafkaSinkSpec,
-    dims: Vec<Dim>,
+    aggregate: Aggregate,
     producer: BaseProducer,
     /// The last progress record the topic held when the run began.
     held: Option<ProgressRecord>,
@@ -121,7 +181,7 @@ impl KafkaSink {
     ///
     /// # Errors
     /// A [`SinkError`] when the producer cannot be created or initialized.
-    pub fn create(spec: &KafkaSinkSpec, dims: &[Dim]) -> Result<KafkaSink, SinkError> {
+    pub fn create(spec: &KafkaSinkSpec, aggregate: &Aggregate) -> Result<KafkaSink, SinkError> {
         let name = format!("kafka:{}", spec.topic);
         let error = |e: KafkaError| SinkError::Other {
             sink: name.clone(),
@@ -148,7 +208,7 @@ impl KafkaSink {
         Ok(KafkaSink {
             name: name.clone(),
             spec: spec.clone(),
-            dims: dims.to_vec(),
+            aggregate: aggregate.clone(),
             producer,
             held: None,
         })
@@ -170,7 +230,7 @@ impl KafkaSink {
 
     fn write(&self, batch: &Batch) -> Result<(), KafkaError> {
         for row in &batch.rows {
-            let record = RowRecord::new(batch.seq, batch.frontier, row, &self.dims);
+            let record = RowRecord::new(&self.aggregate, batch.seq, batch.frontier, row);
             let key = json(&(record.window_start, &record.dims));
             self.send(&self.spec.topic, &key, &json(&OutputRecord::Row(record)))?;
         }

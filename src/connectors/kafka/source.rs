@@ -13,10 +13,9 @@ use super::backlog::HighWatermark;
 use super::config::{KafkaSourceSpec, StartPosition};
 use super::reach::reach;
 use crate::connectors::{owner, Arrival, Partition, PartitionPosition, Poll, Source};
-use crate::event::{
-    parse_csv_line, parse_json, raw_text, DeadLetter, Format, Invalid, Millis, Origin, StreamKind,
-    MAX_RECORD_BYTES,
-};
+use crate::declare::Schema;
+use crate::event::{raw_text, DeadLetter, Invalid, Millis, Origin, StreamKind};
+use crate::format::{Decoder, Framing};
 
 /// How long a metadata or offset request to the broker may take.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,17 +34,19 @@ const COMMIT_STEP: Millis = 100;
 #[derive(Clone, Debug)]
 pub struct KafkaSource {
     spec: KafkaSourceSpec,
+    schema: Arc<Schema>,
     /// Whether the brokers answered, found out by the first worker of the process to
     /// ask; the others wait for it (one set of messages per process, not per worker).
     reached: Arc<Mutex<Option<Result<(), String>>>>,
 }
 
 impl KafkaSource {
-    /// A source over the topics of `spec`. Nothing is contacted until
-    /// [`Source::partitions`].
-    pub fn new(spec: KafkaSourceSpec) -> KafkaSource {
+    /// A source over the topics of `spec`, decoding payloads as `schema` declares the
+    /// streams. Nothing is contacted until [`Source::partitions`].
+    pub fn new(spec: KafkaSourceSpec, schema: Arc<Schema>) -> KafkaSource {
         KafkaSource {
             spec,
+            schema,
             reached: Arc::default(),
         }
     }
@@ -167,8 +168,11 @@ impl KafkaSource {
                 name,
                 topic,
                 partition,
-                stream: kind,
-                format: self.spec.format,
+                decoder: Decoder::new(
+                    Arc::clone(self.schema.stream(kind)),
+                    self.spec.format,
+                    Framing::Messages,
+                ),
                 queue,
                 consumer: Arc::clone(&consumer),
                 end: self.spec.stop_at_end.then_some(high),
@@ -212,8 +216,8 @@ pub struct KafkaPartition {
     name: String,
     topic: String,
     partition: i32,
-    stream: StreamKind,
-    format: Format,
+    /// Decodes the payloads by the stream's declaration.
+    decoder: Decoder,
     /// This partition's messages, split off the worker's consumer.
     queue: PartitionQueue<DefaultConsumerContext>,
     /// The worker's consumer, shared by all its partitions of this source: polled for
@@ -239,56 +243,61 @@ pub struct KafkaPartition {
     committed: i64,
 }
 
+/// A payload of partition `name` that is no valid record.
+fn dead_letter(
+    decoder: &Decoder,
+    name: &str,
+    offset: i64,
+    raw: &[u8],
+    reason: &Invalid,
+) -> Arrival {
+    Arrival::DeadLetter(DeadLetter {
+        stream: decoder.schema().kind(),
+        origin: Origin {
+            source: name.to_owned(),
+            position: offset.max(0) as u64,
+        },
+        raw: raw_text(raw),
+        reason: reason.to_string(),
+    })
+}
+
+/// Decodes one payload of partition `name`; a record without its event time takes the
+/// message timestamp.
+fn decode(
+    decoder: &mut Decoder,
+    name: &str,
+    offset: i64,
+    payload: Option<&[u8]>,
+    timestamp: Option<i64>,
+) -> Arrival {
+    let Some(bytes) = payload else {
+        return dead_letter(
+            decoder,
+            name,
+            offset,
+            b"",
+            &Invalid::Json("empty message".into()),
+        );
+    };
+    let fallback = timestamp.and_then(|t| Millis::try_from(t).ok());
+    match decoder.decode(bytes, fallback) {
+        Ok(Some(record)) => Arrival::Event {
+            record,
+            position: offset.max(0) as u64,
+        },
+        Ok(None) => dead_letter(
+            decoder,
+            name,
+            offset,
+            bytes,
+            &Invalid::Csv("empty line".into()),
+        ),
+        Err(reason) => dead_letter(decoder, name, offset, bytes, &reason),
+    }
+}
+
 impl KafkaPartition {
-    fn dead_letter(&self, offset: i64, raw: &[u8], reason: &Invalid) -> Arrival {
-        Arrival::DeadLetter(DeadLetter {
-            stream: self.stream,
-            origin: Origin {
-                source: self.name.clone(),
-                position: offset.max(0) as u64,
-            },
-            raw: raw_text(raw),
-            reason: reason.to_string(),
-        })
-    }
-
-    /// Decodes one payload; a JSON payload without `ts` takes the message timestamp.
-    fn decode(&self, offset: i64, payload: Option<&[u8]>, timestamp: Option<i64>) -> Arrival {
-        let Some(bytes) = payload else {
-            return self.dead_letter(offset, b"", &Invalid::Json("empty message".into()));
-        };
-        if bytes.len() > MAX_RECORD_BYTES {
-            let reason = Invalid::TooLong {
-                len: bytes.len(),
-                max: MAX_RECORD_BYTES,
-            };
-            return self.dead_letter(offset, bytes, &reason);
-        }
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text.trim_end_matches(['\n', '\r']),
-            Err(e) => return self.dead_letter(offset, bytes, &Invalid::NotUtf8(e.to_string())),
-        };
-        let decoded = match self.format {
-            Format::Json => match parse_json(self.stream, text) {
-                Err(Invalid::MissingField { field: "ts" }) if timestamp.is_some() => {
-                    with_ts(text, timestamp.unwrap_or_default())
-                        .map_or(Err(Invalid::MissingField { field: "ts" }), |text| {
-                            parse_json(self.stream, &text)
-                        })
-                }
-                other => other,
-            },
-            Format::Csv => parse_csv_line(self.stream, text),
-        };
-        match decoded {
-            Ok(event) => Arrival::Event {
-                event,
-                position: offset.max(0) as u64,
-            },
-            Err(reason) => self.dead_letter(offset, bytes, &reason),
-        }
-    }
-
     fn note_read(&mut self, offset: i64, ts: Option<Millis>) {
         if let Some(ts) = ts {
             self.max_ts = Some(self.max_ts.map_or(ts, |max| max.max(ts)));
@@ -347,13 +356,6 @@ fn found_offset(list: TopicPartitionList, topic: &str, partition: i32) -> Option
     }
 }
 
-/// A JSON object with `"ts": ts` added; `None` when the text is not an object.
-fn with_ts(text: &str, ts: i64) -> Option<String> {
-    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
-    object.insert("ts".into(), ts.into());
-    Some(serde_json::Value::Object(object).to_string())
-}
-
 fn io(error: impl ToString) -> std::io::Error {
     std::io::Error::other(error.to_string())
 }
@@ -401,10 +403,16 @@ impl Partition for KafkaPartition {
             };
             let offset = message.offset();
             let timestamp = message.timestamp().to_millis();
-            let arrival = self.decode(offset, message.payload(), timestamp);
+            let arrival = decode(
+                &mut self.decoder,
+                &self.name,
+                offset,
+                message.payload(),
+                timestamp,
+            );
             drop(message);
             let ts = match &arrival {
-                Arrival::Event { event, .. } => Some(event.ts()),
+                Arrival::Event { record, .. } => Some(record.ts),
                 Arrival::DeadLetter(_) => None,
             };
             self.note_read(offset, ts);

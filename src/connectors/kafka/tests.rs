@@ -14,8 +14,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use super::*;
 use crate::connectors::generator::{Generator, GeneratorConfig};
 use crate::connectors::{Arrival, Batch, MemorySink, Poll, Source};
-use crate::dataflow::{Attribution, FunnelSettings, Measures};
-use crate::event::{Format, Millis};
+use crate::declare::{Attribution, DurationText, FunnelSettings, Measures, Schema};
+use crate::event::Millis;
+use crate::format::Format;
 use crate::runtime::Funnel;
 
 const PARTITIONS: i32 = 2;
@@ -56,6 +57,11 @@ fn generator(malformed: f64) -> Generator {
         ..GeneratorConfig::default()
     };
     Generator::new(config, &FunnelSettings::default()).expect("generator")
+}
+
+/// Today's four streams, as the sources read them.
+fn schema() -> std::sync::Arc<Schema> {
+    std::sync::Arc::new(Schema::funnel().clone())
 }
 
 type Totals = BTreeMap<(Millis, Attribution), Measures>;
@@ -104,7 +110,8 @@ fn generated_events_round_trip_through_topics() {
         .expect("produce");
         assert!(produced.malformed > 0);
 
-        let (via_kafka, report) = run(KafkaSource::new(source_spec(&brokers, &prefix, format)), 2);
+        let spec = source_spec(&brokers, &prefix, format);
+        let (via_kafka, report) = run(KafkaSource::new(spec, schema()), 2);
         let (direct, _) = run(generator.clone(), 1);
         assert!(report.accounting.balances(), "{:?}", report.accounting);
         assert_eq!(report.accounting.total().read, produced.total());
@@ -144,7 +151,7 @@ fn offsets_commit_only_behind_the_written_frontier() {
     let mut spec = source_spec(&brokers, prefix, Format::Json);
     spec.group_id = "commit-test".into();
     spec.bids = Some(format!("{prefix}bids"));
-    let source = KafkaSource::new(spec.clone());
+    let source = KafkaSource::new(spec.clone(), schema());
     let mut partitions = source.partitions(0, 1).expect("partitions");
     let bids = &mut partitions[0];
     let mut arrivals = Vec::new();
@@ -157,7 +164,7 @@ fn offsets_commit_only_behind_the_written_frontier() {
     let ts: Vec<Millis> = arrivals
         .iter()
         .map(|a| match a {
-            Arrival::Event { event, .. } => event.ts(),
+            Arrival::Event { record, .. } => record.ts,
             Arrival::DeadLetter(_) => unreachable!("no malformed input"),
         })
         .collect();
@@ -182,7 +189,9 @@ fn offsets_commit_only_behind_the_written_frontier() {
 
     // Restart from the committed offset: the first record read is the next one.
     spec.start = StartPosition::Committed;
-    let mut partitions = KafkaSource::new(spec).partitions(0, 1).expect("partitions");
+    let mut partitions = KafkaSource::new(spec, schema())
+        .partitions(0, 1)
+        .expect("partitions");
     let mut again = Vec::new();
     while again.is_empty() {
         partitions[0].poll(&mut again, 1).expect("poll");
@@ -255,10 +264,10 @@ fn an_idle_partition_is_released() {
     .expect("produce");
     let mut spec = source_spec(&brokers, prefix, Format::Json);
     spec.stop_at_end = false;
-    spec.idle_timeout = crate::graph::DurationText::from_millis(300);
+    spec.idle_timeout = DurationText::from_millis(300);
     let sink = MemorySink::new();
     let funnel = Funnel::new(FunnelSettings::default())
-        .source(KafkaSource::new(spec))
+        .source(KafkaSource::new(spec, schema()))
         .sink(sink.clone())
         .workers(1);
     let stop = funnel.stop_handle();
@@ -289,33 +298,25 @@ fn an_idle_partition_is_released() {
 #[test]
 fn a_row_message_names_its_dims_as_the_csv_does() {
     use crate::connectors::AggregateRow;
-    use crate::dataflow::{Dim, DimValues, WindowStatus};
+    use crate::declare::{Value, WindowStatus};
     use crate::event::Label;
 
-    let dims = [Dim::Campaign, Dim::Region];
+    let aggregate = FunnelSettings::default().aggregates[0].clone();
     let row = |dims: Attribution, status| AggregateRow {
         window_start: 1_704_067_200_000,
         window_end: 1_704_068_100_000,
         dims,
-        delta: Measures {
-            bids: 9,
-            impressions: 7,
-            spend_micros: 19_418,
-            ..Measures::default()
-        },
+        delta: Measures::from_values(&[9, 7, 0, 0, 19_418]),
         status,
     };
-    let attributed = Attribution::Dims(DimValues {
-        campaign_id: Some(1),
-        region: Label::new("eu-west"),
-        ..DimValues::default()
-    });
+    let region = Label::new("eu-west").map(Value::String);
+    let attributed = Attribution::Dims(aggregate.dims.key(&[Some(Value::Id(1)), region]));
     let json = |row: &AggregateRow| {
         serde_json::to_string(&OutputRecord::Row(RowRecord::new(
+            &aggregate,
             3,
             Some(1_704_069_397_432),
             row,
-            &dims,
         )))
         .expect("a row serializes")
     };

@@ -1,7 +1,10 @@
 //! The tables' columns: Arrow schemas, and rows turned into record batches.
 //!
-//! Times are `TIMESTAMP(MILLIS, UTC)`, dims are strings holding the text the CSV sink
-//! writes (`unattributed` included), measures and positions are `INT64`.
+//! The aggregates table follows the aggregate's declaration: a column per declared dim,
+//! a column per declared measure, in declaration order. Times are
+//! `TIMESTAMP(MILLIS, UTC)`; dims are strings holding the text the CSV sink writes
+//! (`other` and `unattributed` included); measures are `INT64` (counts, sums of ints, and
+//! sums of money as integer micros, exact); positions are `INT64`.
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use arrow_array::builder::{Int64Builder, StringBuilder, TimestampMillisecondBuil
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use crate::dataflow::{Attribution, Dim, Measures};
+use crate::declare::{Aggregate, Attribution, KeyLayout, Measures};
 use crate::event::{DeadLetter, Millis, TooLate};
 
 /// The Arrow type of every time column: milliseconds since the epoch, UTC.
@@ -42,29 +45,34 @@ pub struct AggregateLine {
     pub status: &'static str,
 }
 
-/// The columns of the aggregates table for a graph's dims:
+/// The columns of the aggregates table for an aggregate's dims and measures:
 /// `window_start, window_end, <dims…>, <measures…>, status, frontier, batch_seq`.
 #[derive(Clone, Debug)]
 pub struct AggregateColumns {
-    dims: Vec<Dim>,
+    dims: KeyLayout,
+    measures: usize,
     schema: SchemaRef,
 }
 
 impl AggregateColumns {
-    /// The columns for `dims`.
-    pub fn new(dims: &[Dim]) -> AggregateColumns {
+    /// The columns for the dims and measures `aggregate` declares.
+    pub fn new(aggregate: &Aggregate) -> AggregateColumns {
         let mut fields = vec![
             Field::new("window_start", timestamp_type(), false),
             Field::new("window_end", timestamp_type(), false),
         ];
         fields.extend(
-            dims.iter()
-                .map(|d| Field::new(d.name(), DataType::Utf8, true)),
+            aggregate
+                .dims
+                .names()
+                .into_iter()
+                .map(|name| Field::new(name, DataType::Utf8, true)),
         );
         fields.extend(
-            Measures::NAMES
+            aggregate
+                .measures
                 .iter()
-                .map(|m| Field::new(*m, DataType::Int64, false)),
+                .map(|m| Field::new(m.name.as_str(), DataType::Int64, false)),
         );
         fields.extend([
             Field::new("status", DataType::Utf8, false),
@@ -72,7 +80,8 @@ impl AggregateColumns {
             Field::new("batch_seq", DataType::Int64, false),
         ]);
         AggregateColumns {
-            dims: dims.to_vec(),
+            dims: aggregate.dims.clone(),
+            measures: aggregate.measures.len(),
             schema: Arc::new(Schema::new(fields)),
         }
     }
@@ -103,20 +112,33 @@ impl AggregateColumns {
     ) -> Result<RecordBatch, ArrowError> {
         let mut starts = timestamps();
         let mut ends = timestamps();
-        let mut dims: Vec<StringBuilder> = self.dims.iter().map(|_| StringBuilder::new()).collect();
-        let mut measures: Vec<Int64Builder> = Measures::NAMES
+        let mut dims: Vec<StringBuilder> = self
+            .dims
+            .names()
             .iter()
-            .map(|_| Int64Builder::new())
+            .map(|_| StringBuilder::new())
             .collect();
+        let mut measures: Vec<Int64Builder> =
+            (0..self.measures).map(|_| Int64Builder::new()).collect();
         let mut status = StringBuilder::new();
         for line in lines {
             starts.append_value(ms(line.window_start));
             ends.append_value(ms(line.window_end));
-            for (dim, column) in self.dims.iter().zip(&mut dims) {
-                column.append_option(line.dims.map(|d| d.value(*dim)));
+            match &line.dims {
+                Some(attribution) => {
+                    for (text, column) in self.dims.texts(attribution).iter().zip(&mut dims) {
+                        column.append_value(text);
+                    }
+                }
+                None => dims.iter_mut().for_each(StringBuilder::append_null),
             }
-            for (value, column) in line.measures.values().into_iter().zip(&mut measures) {
-                column.append_value(value);
+            for (value, column) in line
+                .measures
+                .values(self.measures)
+                .iter()
+                .zip(&mut measures)
+            {
+                column.append_value(*value);
             }
             status.append_value(line.status);
         }

@@ -1,11 +1,13 @@
-//! Parquet event columns to events: columns by name, each value as text, then the CSV
-//! decoder, so a Parquet record is validated exactly as a CSV line with the same values.
+//! Parquet event columns to records: a column per declared field, found by name, each
+//! value as text, then the declared schema's CSV decoder, so a Parquet record is
+//! validated exactly as a CSV line with the same values.
 //!
 //! This is the Parquet source's whole decoding: which column types stand for which
-//! field ([`EventColumns::new`]) and how a value becomes field text
+//! field type ([`EventColumns::new`]) and how a value becomes field text
 //! ([`EventColumns::decode`]).
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -15,25 +17,30 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Schema, TimeUnit};
 
-use crate::event::{fields, CsvDecoder, Event, Invalid, StreamKind};
+use crate::declare::{FieldType, StreamSchema, UnknownFields};
+use crate::event::{Invalid, Record, StreamKind};
+use crate::format::CsvDecoder;
 
 /// What a field's column may hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// Ids and money: any integer type.
+    /// Ids, ints and money: any integer type.
     Integer,
-    /// The event time: an integer of ms, or a timestamp of any unit (read as ms).
+    /// A timestamp: an integer of ms, or a timestamp of any unit (read as ms).
     Time,
-    /// Region and device: strings.
+    /// Strings.
     Text,
+    /// Booleans.
+    Boolean,
 }
 
 impl Kind {
-    fn of(field: &str) -> Kind {
-        match field {
-            "ts" => Kind::Time,
-            "region" | "device" => Kind::Text,
-            _ => Kind::Integer,
+    fn of(ty: FieldType) -> Kind {
+        match ty {
+            FieldType::Timestamp => Kind::Time,
+            FieldType::String => Kind::Text,
+            FieldType::Bool => Kind::Boolean,
+            FieldType::Id | FieldType::Int | FieldType::Money => Kind::Integer,
         }
     }
 
@@ -46,6 +53,7 @@ impl Kind {
                 data_type,
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
             ),
+            Kind::Boolean => *data_type == DataType::Boolean,
         }
     }
 
@@ -54,6 +62,7 @@ impl Kind {
             Kind::Integer => "an integer",
             Kind::Time => "a timestamp or an integer of milliseconds",
             Kind::Text => "a string",
+            Kind::Boolean => "a boolean",
         }
     }
 }
@@ -61,13 +70,13 @@ impl Kind {
 /// A column of an event file that cannot be read as its field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ColumnError {
-    /// The stream needs a column the file lacks.
+    /// The stream declares a field the file has no column for.
     #[error("no column `{column}` (a {stream} file needs {needed}; it has {found})")]
     Missing {
         /// The stream the file is read as.
         stream: StreamKind,
         /// The missing column.
-        column: &'static str,
+        column: String,
         /// The columns the stream needs.
         needed: String,
         /// The file's columns.
@@ -77,18 +86,28 @@ pub enum ColumnError {
     #[error("column `{column}` is {found}, expected {expected}")]
     WrongType {
         /// The column.
-        column: &'static str,
+        column: String,
         /// Its type in the file.
         found: String,
         /// What the field needs.
         expected: &'static str,
     },
+    /// The file has a column the stream does not declare, and the declaration rejects
+    /// unknown fields.
+    #[error("column `{column}` is not a declared field of the {stream} stream (its unknown fields are rejected)")]
+    Unknown {
+        /// The stream the file is read as.
+        stream: StreamKind,
+        /// The undeclared column.
+        column: String,
+    },
 }
 
-/// The columns of one stream's fields in an event file, checked against their types.
+/// The columns of one stream's declared fields in an event file, checked against their
+/// types.
 #[derive(Clone, Debug)]
 pub struct EventColumns {
-    kind: StreamKind,
+    schema: Arc<StreamSchema>,
     decoder: CsvDecoder,
 }
 
@@ -101,19 +120,21 @@ pub struct RecordText {
 }
 
 impl EventColumns {
-    /// Checks that `schema` has a column of a fitting type for every field of `kind`
-    /// (extra columns are ignored; columns are found by name, in any order).
+    /// Checks that `arrow` has a column of a fitting type for every field `schema`
+    /// declares (columns are found by name, in any order; extra columns are ignored,
+    /// or refused when the stream rejects unknown fields).
     ///
     /// # Errors
     /// A [`ColumnError`] for the first field without a usable column.
-    pub fn new(kind: StreamKind, schema: &Schema) -> Result<EventColumns, ColumnError> {
-        for &field in fields(kind) {
-            let Ok(column) = schema.field_with_name(field) else {
-                let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    pub fn new(schema: Arc<StreamSchema>, arrow: &Schema) -> Result<EventColumns, ColumnError> {
+        let kind = schema.kind();
+        for field in schema.fields() {
+            let Ok(column) = arrow.field_with_name(&field.name) else {
+                let names: Vec<&str> = arrow.fields().iter().map(|f| f.name().as_str()).collect();
                 return Err(ColumnError::Missing {
                     stream: kind,
-                    column: field,
-                    needed: fields(kind).join(", "),
+                    column: field.name.clone(),
+                    needed: schema.names(),
                     found: if names.is_empty() {
                         "none".to_owned()
                     } else {
@@ -121,26 +142,38 @@ impl EventColumns {
                     },
                 });
             };
-            let expected = Kind::of(field);
+            let expected = Kind::of(field.ty);
             if !expected.accepts(column.data_type()) {
                 return Err(ColumnError::WrongType {
-                    column: field,
+                    column: field.name.clone(),
                     found: column.data_type().to_string(),
                     expected: expected.expected(),
                 });
             }
         }
-        Ok(EventColumns {
-            kind,
-            decoder: CsvDecoder::canonical(kind),
-        })
+        if schema.unknown_fields() == UnknownFields::Reject {
+            if let Some(column) = arrow
+                .fields()
+                .iter()
+                .find(|f| schema.index(f.name()).is_none())
+            {
+                return Err(ColumnError::Unknown {
+                    stream: kind,
+                    column: column.name().clone(),
+                });
+            }
+        }
+        let decoder = CsvDecoder::by_position(Arc::clone(&schema));
+        Ok(EventColumns { schema, decoder })
     }
 
-    /// The indices in `schema` of the columns read, ascending (for a projection).
-    pub fn indices(&self, schema: &Schema) -> Vec<usize> {
-        let mut indices: Vec<usize> = fields(self.kind)
+    /// The indices in `arrow` of the columns read, ascending (for a projection).
+    pub fn indices(&self, arrow: &Schema) -> Vec<usize> {
+        let mut indices: Vec<usize> = self
+            .schema
+            .fields()
             .iter()
-            .filter_map(|field| schema.index_of(field).ok())
+            .filter_map(|field| arrow.index_of(&field.name).ok())
             .collect();
         indices.sort_unstable();
         indices
@@ -148,18 +181,21 @@ impl EventColumns {
 
     /// Makes `batch` the source of the next [`EventColumns::decode`] calls.
     pub fn start(&self, batch: &RecordBatch, text: &mut RecordText) {
-        text.columns = fields(self.kind)
+        text.columns = self
+            .schema
+            .fields()
             .iter()
-            .filter_map(|field| batch.column_by_name(field).cloned())
+            .filter_map(|field| batch.column_by_name(&field.name).cloned())
             .collect();
     }
 
     /// Decodes row `row` of the batch given to [`EventColumns::start`]: its values as
-    /// text (a null is an empty field), then the CSV decoder and its validation.
+    /// text in declaration order (a null is an empty field), then the CSV decoder and
+    /// its validation.
     ///
     /// # Errors
     /// The decoder's [`Invalid`] reason, with the record's text for the dead letter.
-    pub fn decode(&self, row: usize, text: &mut RecordText) -> Result<Event, (Invalid, String)> {
+    pub fn decode(&self, row: usize, text: &mut RecordText) -> Result<Record, (Invalid, String)> {
         text.record.clear();
         for column in &text.columns {
             text.value.clear();
@@ -191,6 +227,7 @@ fn value_text(column: &dyn Array, row: usize, out: &mut String) {
         DataType::Utf8 => write!(out, "{}", column.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => write!(out, "{}", column.as_string::<i64>().value(row)),
         DataType::Utf8View => write!(out, "{}", column.as_string_view().value(row)),
+        DataType::Boolean => write!(out, "{}", column.as_boolean().value(row)),
         // Excluded by the column check of `EventColumns::new`.
         _ => Ok(()),
     };

@@ -1,14 +1,15 @@
 //! Event files in Parquet, as `diffmill gen --format parquet` writes them.
 //!
-//! One file per stream and partition, a column per field in the canonical order: ids
-//! `UINT64`, `ts` a `TIMESTAMP(MILLIS, UTC)`, money `INT64`, region and device strings.
+//! One file per stream and partition, a column per declared field in declaration order:
+//! ids `UINT64`, timestamps `TIMESTAMP(MILLIS, UTC)`, ints and money `INT64`, strings
+//! `UTF8`, booleans `BOOLEAN`.
 
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    Int64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
+    BooleanBuilder, Int64Builder, StringBuilder, TimestampMillisecondBuilder, UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -17,7 +18,8 @@ use parquet::arrow::ArrowWriter;
 use super::columns::timestamp_type;
 use super::config::DEFAULT_ROW_GROUP_SIZE;
 use super::publish::writer_properties;
-use crate::event::{fields, to_csv_fields, Event, StreamKind};
+use crate::declare::{FieldType, StreamSchema, Value};
+use crate::event::Record;
 
 /// Rows buffered before they are handed to the Parquet writer.
 const CHUNK_ROWS: usize = 64 * 1024;
@@ -26,34 +28,52 @@ const CHUNK_ROWS: usize = 64 * 1024;
 enum Column {
     Id(UInt64Builder),
     Time(TimestampMillisecondBuilder),
-    Money(Int64Builder),
+    Integer(Int64Builder),
     Text(StringBuilder),
+    Boolean(BooleanBuilder),
 }
 
 impl Column {
-    fn for_field(field: &str) -> (Column, DataType) {
-        match field {
-            "ts" => (
+    fn for_type(ty: FieldType) -> (Column, DataType) {
+        match ty {
+            FieldType::Timestamp => (
                 Column::Time(TimestampMillisecondBuilder::new().with_timezone("UTC")),
                 timestamp_type(),
             ),
-            "region" | "device" => (Column::Text(StringBuilder::new()), DataType::Utf8),
-            money if money.ends_with("_micros") => {
-                (Column::Money(Int64Builder::new()), DataType::Int64)
+            FieldType::String => (Column::Text(StringBuilder::new()), DataType::Utf8),
+            FieldType::Money | FieldType::Int => {
+                (Column::Integer(Int64Builder::new()), DataType::Int64)
             }
-            _ => (Column::Id(UInt64Builder::new()), DataType::UInt64),
+            FieldType::Bool => (Column::Boolean(BooleanBuilder::new()), DataType::Boolean),
+            FieldType::Id => (Column::Id(UInt64Builder::new()), DataType::UInt64),
+        }
+    }
+
+    /// Appends a value of the column's field.
+    fn append(&mut self, value: Value) {
+        match (self, value) {
+            (Column::Id(c), Value::Id(v)) => c.append_value(v),
+            (Column::Time(c), Value::Timestamp(v)) => {
+                c.append_value(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            (Column::Integer(c), Value::Int(v) | Value::Money(v)) => c.append_value(v),
+            (Column::Text(c), Value::String(label)) => c.append_value(label.as_str()),
+            (Column::Boolean(c), Value::Bool(b)) => c.append_value(b),
+            // A record holds a value of each field's declared type.
+            (column, _) => column.append_text(None),
         }
     }
 
     /// Appends the value written as `text`; null when it is absent or not of the column's
     /// type (a malformed record stays malformed: a reader rejects the null).
-    fn append(&mut self, text: Option<&str>) {
+    fn append_text(&mut self, text: Option<&str>) {
         let text = text.map(str::trim).filter(|t| !t.is_empty());
         match self {
             Column::Id(c) => c.append_option(text.and_then(|t| t.parse().ok())),
             Column::Time(c) => c.append_option(text.and_then(|t| t.parse().ok())),
-            Column::Money(c) => c.append_option(text.and_then(|t| t.parse().ok())),
+            Column::Integer(c) => c.append_option(text.and_then(|t| t.parse().ok())),
             Column::Text(c) => c.append_option(text),
+            Column::Boolean(c) => c.append_option(text.and_then(|t| t.parse().ok())),
         }
     }
 
@@ -61,8 +81,9 @@ impl Column {
         match self {
             Column::Id(c) => Arc::new(c.finish()),
             Column::Time(c) => Arc::new(c.finish()),
-            Column::Money(c) => Arc::new(c.finish()),
+            Column::Integer(c) => Arc::new(c.finish()),
             Column::Text(c) => Arc::new(c.finish()),
+            Column::Boolean(c) => Arc::new(c.finish()),
         }
     }
 }
@@ -70,22 +91,24 @@ impl Column {
 /// Writes the records of one stream to a Parquet file.
 pub struct EventFileWriter {
     schema: SchemaRef,
+    stream: Arc<StreamSchema>,
     columns: Vec<Column>,
     rows: usize,
     writer: ArrowWriter<File>,
 }
 
 impl EventFileWriter {
-    /// Creates (or replaces) `path` for records of `kind`.
+    /// Creates (or replaces) `path` for records of the stream `stream` declares.
     ///
     /// # Errors
     /// An I/O error creating the file.
-    pub fn create(path: &Path, kind: StreamKind) -> std::io::Result<EventFileWriter> {
-        let (columns, fields): (Vec<Column>, Vec<Field>) = fields(kind)
+    pub fn create(path: &Path, stream: Arc<StreamSchema>) -> std::io::Result<EventFileWriter> {
+        let (columns, fields): (Vec<Column>, Vec<Field>) = stream
+            .fields()
             .iter()
-            .map(|name| {
-                let (column, data_type) = Column::for_field(name);
-                (column, Field::new(*name, data_type, true))
+            .map(|field| {
+                let (column, data_type) = Column::for_type(field.ty);
+                (column, Field::new(field.name.as_str(), data_type, true))
             })
             .unzip();
         let schema = Arc::new(Schema::new(fields));
@@ -95,36 +118,39 @@ impl EventFileWriter {
                 .map_err(std::io::Error::other)?;
         Ok(EventFileWriter {
             schema,
+            stream,
             columns,
             rows: 0,
             writer,
         })
     }
 
-    /// Appends a valid event.
+    /// Appends a valid record.
     ///
     /// # Errors
     /// An I/O error writing the file.
-    pub fn event(&mut self, event: &Event) -> std::io::Result<()> {
-        let values = to_csv_fields(event);
-        self.record(values.iter().map(String::as_str))
+    pub fn record(&mut self, record: &Record) -> std::io::Result<()> {
+        for (index, column) in self.columns.iter_mut().enumerate() {
+            column.append(self.stream.get(record, index));
+        }
+        self.row_done()
     }
 
-    /// Appends a malformed record given as a headerless CSV line in canonical column
-    /// order (as the generator makes them): each value that does not fit its column is
-    /// null, so the record is rejected when read, as the line is.
+    /// Appends a malformed record given as a headerless CSV line in declaration order
+    /// (as the generator makes them): each value that does not fit its column is null,
+    /// so the record is rejected when read, as the line is.
     ///
     /// # Errors
     /// An I/O error writing the file.
     pub fn malformed(&mut self, line: &str) -> std::io::Result<()> {
-        self.record(line.split(','))
+        let mut values = line.split(',');
+        for column in &mut self.columns {
+            column.append_text(values.next());
+        }
+        self.row_done()
     }
 
-    fn record<'a>(&mut self, values: impl Iterator<Item = &'a str>) -> std::io::Result<()> {
-        let mut values = values;
-        for column in &mut self.columns {
-            column.append(values.next());
-        }
+    fn row_done(&mut self) -> std::io::Result<()> {
         self.rows += 1;
         if self.rows >= CHUNK_ROWS {
             self.flush()?;

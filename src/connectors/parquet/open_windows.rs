@@ -6,8 +6,11 @@ use differential_dataflow::difference::{IsZero, Semigroup};
 
 use super::columns::AggregateLine;
 use crate::connectors::AggregateRow;
-use crate::dataflow::{AggregateKey, Lateness, Measures};
+use crate::declare::{Attribution, Measures, Window};
 use crate::event::Millis;
+
+/// The key of a total: the window start and the dims.
+pub type WindowKey = (Millis, Attribution);
 
 /// The totals per `(window, dims)` of the windows that are not final: the sum of every
 /// diff row received for them. When a window becomes final its totals are taken out,
@@ -22,10 +25,9 @@ use crate::event::Millis;
 /// ```
 /// use diffmill::connectors::parquet::OpenWindows;
 /// use diffmill::connectors::AggregateRow;
-/// use diffmill::dataflow::{Attribution, Lateness, Measures, WindowStatus};
+/// use diffmill::declare::{Attribution, Measures, Window, WindowStatus};
 ///
-/// let lateness = Lateness { window: 10, allowed_lateness: 5, bid_bound: 0, click_bound: 0 };
-/// let mut open = OpenWindows::new(lateness);
+/// let mut open = OpenWindows::new(Window { length: 10, allowed_lateness: 5 });
 /// let row = |start, delta| AggregateRow {
 ///     window_start: start,
 ///     window_end: start + 10,
@@ -38,26 +40,26 @@ use crate::event::Millis;
 /// // At frontier 15 the window [0, 10) is final (end 10 + lateness 5); [10, 20) is not.
 /// let finals = open.take_final(&[], Some(15));
 /// assert_eq!(finals.len(), 1);
-/// assert_eq!(finals[0].measures.clicks, 2);
+/// assert_eq!(finals[0].measures, Measures::click().times(2));
 /// assert_eq!(open.len(), 1);
 /// ```
 #[derive(Clone, Debug)]
 pub struct OpenWindows {
-    lateness: Lateness,
-    totals: BTreeMap<AggregateKey, Measures>,
+    window: Window,
+    totals: BTreeMap<WindowKey, Measures>,
 }
 
 impl OpenWindows {
-    /// No open windows, under the run's window and lateness settings.
-    pub fn new(lateness: Lateness) -> OpenWindows {
+    /// No open windows, under the aggregate's window and lateness settings.
+    pub fn new(window: Window) -> OpenWindows {
         OpenWindows {
-            lateness,
+            window,
             totals: BTreeMap::new(),
         }
     }
 
     /// Replaces the totals with `totals` (as persisted, or as a restored run hands them).
-    pub fn restore(&mut self, totals: impl IntoIterator<Item = (AggregateKey, Measures)>) {
+    pub fn restore(&mut self, totals: impl IntoIterator<Item = (WindowKey, Measures)>) {
         self.totals = totals.into_iter().filter(|(_, m)| !m.is_zero()).collect();
     }
 
@@ -81,9 +83,9 @@ impl OpenWindows {
         finalized: &[Millis],
         frontier: Option<Millis>,
     ) -> Vec<AggregateLine> {
-        let lateness = self.lateness;
+        let window = self.window;
         let is_final = |start: Millis| {
-            frontier.is_none_or(|f| lateness.final_at(start) <= f)
+            frontier.is_none_or(|f| window.final_at(start) <= f)
                 || finalized.binary_search(&start).is_ok()
         };
         let (finals, open): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut self.totals)
@@ -94,7 +96,7 @@ impl OpenWindows {
             .into_iter()
             .map(|((window_start, dims), measures)| AggregateLine {
                 window_start,
-                window_end: lateness.window_end(window_start),
+                window_end: window.end(window_start),
                 dims: Some(dims),
                 measures,
                 status: "final",
@@ -103,7 +105,7 @@ impl OpenWindows {
     }
 
     /// The totals, for persisting.
-    pub fn snapshot(&self) -> Vec<(AggregateKey, Measures)> {
+    pub fn snapshot(&self) -> Vec<(WindowKey, Measures)> {
         self.totals.iter().map(|(k, m)| (*k, *m)).collect()
     }
 

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::config::ParquetMode;
 use super::layout::{temporary_name, PROGRESS_FILE};
+use super::open_windows::WindowKey;
 use super::publish::{publish_bytes, sync_dir};
-use crate::dataflow::{AggregateKey, Measures};
+use crate::declare::Measures;
 use crate::event::Millis;
 
 /// Version of the record's layout; a record of another version is not read.
@@ -35,7 +36,7 @@ pub struct Committed {
     pub complete: bool,
     /// `final` mode: the totals of the windows not final at `frontier`, which the next
     /// batches add to. Empty in `changes` mode.
-    pub open_windows: Vec<(AggregateKey, Measures)>,
+    pub open_windows: Vec<(WindowKey, Measures)>,
 }
 
 impl Committed {

@@ -58,7 +58,7 @@ use super::open_windows::OpenWindows;
 use super::progress::Committed;
 use super::publish::{ensure_dir, publish_parquet, sync_dir, writer_properties};
 use crate::connectors::{Batch, Resume, Sink, SinkError};
-use crate::dataflow::{Dim, Lateness, Measures};
+use crate::declare::{Aggregate, Measures, Window};
 use crate::event::Millis;
 
 /// Writes batches as Parquet tables in a folder (see the module doc).
@@ -67,7 +67,7 @@ pub struct ParquetSink {
     root: PathBuf,
     mode: ParquetMode,
     columns: AggregateColumns,
-    lateness: Lateness,
+    window: Window,
     properties: WriterProperties,
     committed: Committed,
     /// The progress record existed when the sink was opened: an earlier run wrote here.
@@ -82,18 +82,15 @@ struct Pending {
 }
 
 impl ParquetSink {
-    /// Opens the folder of `spec` for a graph grouped by `dims` under `lateness`:
+    /// Opens the folder of `spec` for the rows of `aggregate` (its dims, measures and
+    /// windows):
     /// creates it if missing, reads its progress record, and removes what an interrupted
     /// run left (temporary files, files of a batch that did not commit).
     ///
     /// # Errors
     /// A [`SinkError`] when the folder cannot be used: an I/O error, an unreadable
     /// progress record, or tables of another mode or other columns.
-    pub fn open(
-        spec: &ParquetSinkSpec,
-        dims: &[Dim],
-        lateness: Lateness,
-    ) -> Result<ParquetSink, SinkError> {
+    pub fn open(spec: &ParquetSinkSpec, aggregate: &Aggregate) -> Result<ParquetSink, SinkError> {
         let name = spec.path.display().to_string();
         let io = |source: std::io::Error| SinkError::Io {
             sink: name.clone(),
@@ -106,7 +103,7 @@ impl ParquetSink {
         if let Err((key, problem)) = spec.check() {
             return Err(other(format!("`{key}`: {problem}")));
         }
-        let columns = AggregateColumns::new(dims);
+        let columns = AggregateColumns::new(aggregate);
         ensure_dir(&spec.path).map_err(io)?;
         let recorded = Committed::read(&spec.path).map_err(other)?;
         let held_before = recorded.is_some();
@@ -136,14 +133,14 @@ impl ParquetSink {
                  writes nothing (use another path to write again)"
             );
         }
-        let mut open = OpenWindows::new(lateness);
+        let mut open = OpenWindows::new(aggregate.window);
         open.restore(committed.open_windows.iter().copied());
         Ok(ParquetSink {
             root: spec.path.clone(),
             mode: spec.mode,
             properties: writer_properties(spec.row_group_size),
             columns,
-            lateness,
+            window: aggregate.window,
             committed,
             held_before,
             open,
@@ -177,7 +174,7 @@ impl ParquetSink {
                     .collect();
                 lines.extend(batch.finalized.iter().map(|&start| AggregateLine {
                     window_start: start,
-                    window_end: self.lateness.window_end(start),
+                    window_end: self.window.end(start),
                     dims: None,
                     measures: Measures::default(),
                     status: "final",

@@ -13,23 +13,24 @@ use parquet::arrow::ProjectionMask;
 
 use super::decode::{EventColumns, RecordText};
 use crate::connectors::{Arrival, Partition, PartitionPosition, Poll};
-use crate::event::{DeadLetter, Origin, StreamKind};
+use crate::declare::StreamSchema;
+use crate::event::{DeadLetter, Origin};
 
 /// Rows decoded from the file at a time.
 const BATCH_ROWS: usize = 8192;
 
-/// A Parquet file of one stream as a partition: rows in file order, each row an event or
+/// A Parquet file of one stream as a partition: rows in file order, each row a record or
 /// a dead letter, its position the row's 1-based index in the file. Its
 /// [`PartitionPosition`] counts rows (`offset` and `line` alike), and a checkpoint
 /// reopens it there by skipping that many rows.
 ///
-/// Columns are found by name ([`EventColumns`]); only the stream's columns are read. The
+/// Columns are found by the declared fields' names ([`EventColumns`]); only those are read. The
 /// Arrow schema a writer may have embedded is ignored, so dictionary-encoded strings
 /// (pandas categoricals, say) read as plain strings.
 pub struct ParquetPartition {
     name: String,
     path: std::path::PathBuf,
-    stream: StreamKind,
+    schema: Arc<StreamSchema>,
     reader: ParquetRecordBatchReader,
     columns: EventColumns,
     text: RecordText,
@@ -41,38 +42,38 @@ pub struct ParquetPartition {
     bytes_read: Arc<AtomicU64>,
 }
 
-/// Opens `path` as an event file of `stream` and checks its columns.
+/// Opens `path` as an event file of the stream `schema` declares and checks its columns.
 fn open(
     path: &Path,
-    stream: StreamKind,
+    schema: &Arc<StreamSchema>,
 ) -> std::io::Result<(ParquetRecordBatchReaderBuilder<File>, EventColumns)> {
     let named = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let file = File::open(path).map_err(|e| std::io::Error::new(e.kind(), named(&e)))?;
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
     let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, named(&e)))?;
-    let columns = EventColumns::new(stream, builder.schema())
+    let columns = EventColumns::new(Arc::clone(schema), builder.schema())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, named(&e)))?;
     Ok((builder, columns))
 }
 
-/// Checks that `path` is a Parquet file with usable columns for `stream`, reading its
-/// footer only.
+/// Checks that `path` is a Parquet file with a usable column for every field `schema`
+/// declares, reading its footer only.
 ///
 /// # Errors
 /// A message naming the file, and the column when one is missing or of the wrong type.
-pub fn check_event_file(path: &Path, stream: StreamKind) -> Result<(), String> {
-    open(path, stream).map(|_| ()).map_err(|e| e.to_string())
+pub fn check_event_file(path: &Path, schema: &Arc<StreamSchema>) -> Result<(), String> {
+    open(path, schema).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// A reader of the stream's columns of `path` from row `skip` on, its columns, and the
 /// file's row count.
 fn read_from(
     path: &Path,
-    stream: StreamKind,
+    schema: &Arc<StreamSchema>,
     skip: usize,
 ) -> std::io::Result<(ParquetRecordBatchReader, EventColumns, i64)> {
-    let (builder, columns) = open(path, stream)?;
+    let (builder, columns) = open(path, schema)?;
     let rows = builder.metadata().file_metadata().num_rows();
     let mask = ProjectionMask::roots(builder.parquet_schema(), columns.indices(builder.schema()));
     let reader = builder
@@ -90,7 +91,7 @@ fn read_from(
 }
 
 impl ParquetPartition {
-    /// Opens `path` as a partition of `stream`; rows read are counted in `bytes_read` in
+    /// Opens `path` as a partition of the stream `schema` declares; rows read are counted in `bytes_read` in
     /// proportion of the file's size.
     ///
     /// # Errors
@@ -98,15 +99,15 @@ impl ParquetPartition {
     /// type; each message names the file (and the column).
     pub fn open(
         path: &Path,
-        stream: StreamKind,
+        schema: Arc<StreamSchema>,
         bytes_read: Arc<AtomicU64>,
     ) -> std::io::Result<ParquetPartition> {
-        let (reader, columns, rows) = read_from(path, stream, 0)?;
+        let (reader, columns, rows) = read_from(path, &schema, 0)?;
         let size = std::fs::metadata(path)?.len();
         Ok(ParquetPartition {
             name: path.display().to_string(),
             path: path.to_owned(),
-            stream,
+            schema,
             reader,
             columns,
             text: RecordText::default(),
@@ -156,12 +157,12 @@ impl Partition for ParquetPartition {
             let decoded = self.columns.decode(self.row, &mut self.text);
             self.row += 1;
             out.push(match decoded {
-                Ok(event) => Arrival::Event {
-                    event,
+                Ok(record) => Arrival::Event {
+                    record,
                     position: self.position,
                 },
                 Err((reason, raw)) => Arrival::DeadLetter(DeadLetter {
-                    stream: self.stream,
+                    stream: self.schema.kind(),
                     origin: Origin {
                         source: self.name.clone(),
                         position: self.position,
@@ -184,7 +185,7 @@ impl Partition for ParquetPartition {
     /// Reopens the file after its first `position.offset` rows.
     fn seek(&mut self, position: PartitionPosition) -> Result<(), std::io::Error> {
         let skip = usize::try_from(position.offset).map_err(std::io::Error::other)?;
-        let (reader, columns, _) = read_from(&self.path, self.stream, skip)?;
+        let (reader, columns, _) = read_from(&self.path, &self.schema, skip)?;
         self.reader = reader;
         self.columns = columns;
         self.batch = None;

@@ -15,25 +15,39 @@ use super::decode::{EventColumns, RecordText};
 use super::layout::{file_name, temporary_name};
 use super::{ParquetMode, ParquetSink, ParquetSinkSpec};
 use crate::connectors::{AggregateRow, Batch, Sink, SinkError};
-use crate::dataflow::{Attribution, Dim, DimValues, Lateness, Measures, WindowStatus};
-use crate::event::{CsvDecoder, Event, Millis, StreamKind};
+use crate::declare::{
+    Aggregate, Attribution, Declaration, DurationText, FunnelSpec, Measures, Schema, StreamSchema,
+    Value, Window, WindowStatus,
+};
+use crate::event::{Millis, Record, StreamKind};
+use crate::format::CsvDecoder;
 
 const MIN: Millis = 60_000;
 
-fn lateness() -> Lateness {
-    Lateness {
-        window: MIN,
+fn lateness() -> Window {
+    Window {
+        length: MIN,
         allowed_lateness: MIN,
-        bid_bound: MIN,
-        click_bound: MIN,
     }
 }
 
+/// The aggregate of the default measures by `dims`, in windows of a minute.
+fn aggregate(dims: &[&str]) -> Aggregate {
+    let ms = DurationText::from_millis;
+    let funnel = FunnelSpec {
+        window: Some(ms(MIN)),
+        group_by: Some(dims.iter().map(|d| d.to_string()).collect()),
+        allowed_lateness: ms(MIN),
+        bid_retention: ms(MIN),
+        click_retention: ms(MIN),
+        ..FunnelSpec::default()
+    };
+    let settings = Declaration::default().funnel(funnel).resolve().unwrap();
+    settings.aggregates[0].clone()
+}
+
 fn campaign(id: u64) -> Attribution {
-    Attribution::Dims(DimValues {
-        campaign_id: Some(id),
-        ..DimValues::default()
-    })
+    Attribution::Dims(aggregate(&["campaign_id"]).dims.key(&[Some(Value::Id(id))]))
 }
 
 fn row(window_start: Millis, dims: Attribution, clicks: i64) -> AggregateRow {
@@ -41,10 +55,7 @@ fn row(window_start: Millis, dims: Attribution, clicks: i64) -> AggregateRow {
         window_start,
         window_end: window_start + MIN,
         dims,
-        delta: Measures {
-            clicks,
-            ..Measures::default()
-        },
+        delta: Measures::click().times(clicks),
         status: WindowStatus::Open,
     }
 }
@@ -68,8 +79,7 @@ fn batch(seq: u64, previous: Millis, frontier: Option<Millis>, rows: Vec<Aggrega
 fn open(dir: &Path, mode: ParquetMode) -> Result<ParquetSink, SinkError> {
     ParquetSink::open(
         &ParquetSinkSpec::new(dir, mode),
-        &[Dim::Campaign],
-        lateness(),
+        &aggregate(&["campaign_id"]),
     )
 }
 
@@ -252,8 +262,7 @@ fn tables_of_another_mode_or_dims_are_refused() {
     assert!(other_mode.contains("`changes` tables"), "{other_mode}");
     let other_dims = ParquetSink::open(
         &ParquetSinkSpec::new(dir.path(), ParquetMode::Changes),
-        &[Dim::Region],
-        lateness(),
+        &aggregate(&["region"]),
     )
     .err()
     .unwrap()
@@ -264,10 +273,15 @@ fn tables_of_another_mode_or_dims_are_refused() {
     );
 }
 
+/// The default declaration of clicks.
+fn clicks() -> Arc<StreamSchema> {
+    Arc::clone(Schema::funnel().stream(StreamKind::Click))
+}
+
 /// Decodes every row of `columns` as clicks.
-fn decode_clicks(columns: Vec<(&str, ArrayRef)>) -> Vec<Result<Event, String>> {
+fn decode_clicks(columns: Vec<(&str, ArrayRef)>) -> Vec<Result<Record, String>> {
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let decoder = EventColumns::new(StreamKind::Click, &batch.schema()).unwrap();
+    let decoder = EventColumns::new(clicks(), &batch.schema()).unwrap();
     let mut text = RecordText::default();
     decoder.start(&batch, &mut text);
     (0..batch.num_rows())
@@ -299,7 +313,7 @@ fn columns_decode_as_the_csv_decoder_reads_their_text() {
         ("click_id", Arc::new(UInt64Array::from(vec![1, 2, 3, 4]))),
     ]);
     let csv = |fields: &[&str]| {
-        CsvDecoder::canonical(StreamKind::Click)
+        CsvDecoder::by_position(clicks())
             .decode(&csv::StringRecord::from(fields.to_vec()))
             .map_err(|reason| format!("{reason} [{}]", fields.join(",")))
     };
@@ -327,5 +341,5 @@ fn timestamps_of_any_unit_read_as_milliseconds() {
             ),
         ),
     ]);
-    assert_eq!(decoded[0].as_ref().map(Event::ts), Ok(1_704_067_200_123));
+    assert_eq!(decoded[0].as_ref().map(|r| r.ts), Ok(1_704_067_200_123));
 }

@@ -4,7 +4,7 @@ use postgres::config::Host;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{DEAD_LETTERS_SUFFIX, TOO_LATE_SUFFIX};
-use crate::graph::DurationText;
+use crate::declare::DurationText;
 
 /// The environment variable read for the connection string when a graph gives neither
 /// `url` nor `url_env`.

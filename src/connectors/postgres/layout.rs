@@ -1,7 +1,7 @@
 //! The tables the PostgreSQL sink writes, and the SQL that reads and writes them.
 //!
-//! The aggregates table holds one row per `(window_start, dims…)` with the six measures
-//! as totals (the sum of all diffs applied so far), the status of the window's last
+//! The aggregates table holds one row per `(window_start, dims…)` with the aggregate's
+//! declared measures as totals (the sum of all diffs applied so far), the status of the window's last
 //! change (`open`, `closed`, `correction`, or `final` once the window is final) and the
 //! frontier of the batch that changed it last (`NULL` once the input was complete). Dims
 //! are `text`, written as in the CSV sink: ids in decimal, `unattributed` for every dim
@@ -24,7 +24,7 @@ use std::fmt::Write;
 
 use super::config::PostgresConfig;
 use crate::connectors::{AggregateRow, Batch};
-use crate::dataflow::{Dim, Measures};
+use crate::declare::Aggregate;
 
 /// The batch's rows are copied into this session-local table first.
 const STAGING: &str = "pg_temp.diffmill_batch";
@@ -47,7 +47,7 @@ fn at(ms: &str) -> String {
 }
 
 /// The tables of one sink and every statement it runs, built once from the config and
-/// the graph's dims.
+/// the aggregate's declaration.
 #[derive(Clone, Debug)]
 pub struct Layout {
     /// `schema`.
@@ -62,12 +62,13 @@ pub struct Layout {
     pub dead_letters: String,
     /// `schema.<table>_too_late`.
     pub too_late: String,
-    dims: Vec<Dim>,
+    aggregate: Aggregate,
+    measures: Vec<String>,
 }
 
 impl Layout {
-    /// The layout for `config` and the grouped `dims`.
-    pub fn new(config: &PostgresConfig, dims: &[Dim]) -> Layout {
+    /// The layout for `config` and the rows of `aggregate`.
+    pub fn new(config: &PostgresConfig, aggregate: &Aggregate) -> Layout {
         let qualified = |table: &str| format!("{}.{}", config.schema, table);
         Layout {
             schema: config.schema.clone(),
@@ -76,12 +77,21 @@ impl Layout {
             change_log: config.change_log_table.as_deref().map(qualified),
             dead_letters: qualified(&format!("{}{DEAD_LETTERS_SUFFIX}", config.table)),
             too_late: qualified(&format!("{}{TOO_LATE_SUFFIX}", config.table)),
-            dims: dims.to_vec(),
+            measures: aggregate
+                .measure_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            aggregate: aggregate.clone(),
         }
     }
 
-    fn dim_names(&self) -> Vec<&'static str> {
-        self.dims.iter().map(|d| d.name()).collect()
+    fn dim_names(&self) -> Vec<&str> {
+        self.aggregate.dims.names()
+    }
+
+    fn measure_names(&self) -> Vec<&str> {
+        self.measures.iter().map(String::as_str).collect()
     }
 
     /// The aggregates table's columns and their types (as `information_schema` names
@@ -92,7 +102,7 @@ impl Layout {
             ("window_end".to_owned(), "timestamp with time zone"),
         ];
         columns.extend(self.dim_names().into_iter().map(|d| (d.to_owned(), "text")));
-        columns.extend(Measures::NAMES.iter().map(|m| (m.to_string(), "bigint")));
+        columns.extend(self.measures.iter().map(|m| (m.clone(), "bigint")));
         columns.push(("status".to_owned(), "text"));
         columns.push(("last_frontier".to_owned(), "timestamp with time zone"));
         columns
@@ -120,7 +130,7 @@ impl Layout {
         columns.extend(
             self.aggregate_columns()
                 .into_iter()
-                .take(2 + self.dims.len() + 7),
+                .take(2 + self.dim_names().len() + self.measures.len() + 1),
         );
         columns
     }
@@ -172,7 +182,7 @@ impl Layout {
         for dim in self.dim_names() {
             let _ = writeln!(sql, "  {dim} text NOT NULL,");
         }
-        for measure in Measures::NAMES {
+        for measure in &self.measures {
             let _ = writeln!(sql, "  {measure} bigint NOT NULL,");
         }
         let _ = write!(
@@ -197,7 +207,7 @@ impl Layout {
             for dim in self.dim_names() {
                 let _ = writeln!(sql, "  {dim} text NOT NULL,");
             }
-            for measure in Measures::NAMES {
+            for measure in &self.measures {
                 let _ = writeln!(sql, "  {measure} bigint NOT NULL,");
             }
             sql.push_str("  status text NOT NULL\n);\n");
@@ -230,7 +240,7 @@ impl Layout {
         for dim in self.dim_names() {
             let _ = write!(sql, ", {dim} text NOT NULL");
         }
-        for measure in Measures::NAMES {
+        for measure in &self.measures {
             let _ = write!(sql, ", {measure} int8 NOT NULL");
         }
         sql.push_str(", status text NOT NULL) ON COMMIT DELETE ROWS;\n");
@@ -254,11 +264,11 @@ impl Layout {
     /// Appends `row` to `out` in `COPY`'s text format.
     pub fn copy_row(&self, out: &mut String, row: &AggregateRow) {
         let _ = write!(out, "{}\t{}", row.window_start, row.window_end);
-        for dim in &self.dims {
+        for text in self.aggregate.dims.texts(&row.dims) {
             out.push('\t');
-            escape(out, &row.dims.value(*dim));
+            escape(out, &text);
         }
-        for value in row.delta.values() {
+        for value in row.delta.values(self.measures.len()) {
             let _ = write!(out, "\t{value}");
         }
         let _ = writeln!(out, "\t{}", row.status.name());
@@ -268,16 +278,17 @@ impl Layout {
     /// for a complete input).
     pub fn upsert(&self) -> String {
         let dims = self.dim_names();
+        let measures = self.measure_names();
         let mut columns = vec!["window_start", "window_end"];
         columns.extend(&dims);
-        columns.extend(Measures::NAMES);
+        columns.extend(&measures);
         columns.extend(["status", "last_frontier"]);
         let mut values = vec![at("b.window_start"), at("b.window_end")];
         values.extend(dims.iter().map(|d| format!("b.{d}")));
-        values.extend(Measures::NAMES.iter().map(|m| format!("b.{m}")));
+        values.extend(measures.iter().map(|m| format!("b.{m}")));
         values.extend(["b.status".to_owned(), at("$1")]);
         let key: Vec<&str> = std::iter::once("window_start").chain(dims).collect();
-        let mut sets: Vec<String> = Measures::NAMES
+        let mut sets: Vec<String> = measures
             .iter()
             .map(|m| format!("{m} = a.{m} + excluded.{m}"))
             .collect();
@@ -297,7 +308,7 @@ impl Layout {
     pub fn delete_zeros(&self) -> String {
         let mut conditions = vec![format!("a.window_start = {}", at("b.window_start"))];
         conditions.extend(self.dim_names().iter().map(|d| format!("a.{d} = b.{d}")));
-        conditions.extend(Measures::NAMES.iter().map(|m| format!("a.{m} = 0")));
+        conditions.extend(self.measures.iter().map(|m| format!("a.{m} = 0")));
         format!(
             "DELETE FROM {} a USING {STAGING} b WHERE {}",
             self.aggregates,
@@ -321,9 +332,10 @@ impl Layout {
     pub fn append_change_log(&self) -> Option<String> {
         let change_log = self.change_log.as_ref()?;
         let dims = self.dim_names();
+        let measures = self.measure_names();
         let mut columns = vec!["batch_seq", "frontier", "window_start", "window_end"];
         columns.extend(&dims);
-        columns.extend(Measures::NAMES);
+        columns.extend(&measures);
         columns.push("status");
         let mut values = vec![
             "$1::int8".to_owned(),
@@ -332,7 +344,7 @@ impl Layout {
             at("b.window_end"),
         ];
         values.extend(dims.iter().map(|d| format!("b.{d}")));
-        values.extend(Measures::NAMES.iter().map(|m| format!("b.{m}")));
+        values.extend(measures.iter().map(|m| format!("b.{m}")));
         values.push("b.status".to_owned());
         Some(format!(
             "INSERT INTO {change_log} ({}) SELECT {} FROM {STAGING} b",
@@ -463,27 +475,34 @@ fn escape(out: &mut String, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataflow::{Attribution, DimValues, Measures, WindowStatus};
+    use crate::declare::{Attribution, Declaration, FunnelSpec, Measures, Value, WindowStatus};
+    use crate::event::Label;
+
+    fn funnel(group_by: &[&str]) -> Aggregate {
+        let funnel = FunnelSpec {
+            group_by: Some(group_by.iter().map(|d| d.to_string()).collect()),
+            ..FunnelSpec::default()
+        };
+        let settings = Declaration::default().funnel(funnel).resolve().unwrap();
+        settings.aggregates[0].clone()
+    }
 
     #[test]
     fn copy_rows_are_tab_separated_and_escaped() {
+        let aggregate = funnel(&["campaign_id", "region"]);
         let layout = Layout::new(
             &PostgresConfig::with_url("postgresql://localhost/db"),
-            &[Dim::Campaign, Dim::Region],
+            &aggregate,
         );
+        let key = aggregate.dims.key(&[
+            Some(Value::Id(7)),
+            Some(Value::String(Label::new("a\tb").unwrap())),
+        ]);
         let row = AggregateRow {
             window_start: 0,
             window_end: 900_000,
-            dims: Attribution::Dims(DimValues {
-                campaign_id: Some(7),
-                region: crate::event::Label::new("a\tb"),
-                ..DimValues::default()
-            }),
-            delta: Measures {
-                bids: 1,
-                spend_micros: -5,
-                ..Measures::default()
-            },
+            dims: Attribution::Dims(key),
+            delta: Measures::from_values(&[1, 0, 0, 0, -5]),
             status: WindowStatus::Open,
         };
         let mut out = String::new();
@@ -532,7 +551,7 @@ mod tests {
         );
         let layout = Layout::new(
             &PostgresConfig::with_url("postgresql://localhost/db"),
-            &[Dim::Campaign],
+            &funnel(&["campaign_id"]),
         );
         assert_eq!(
             layout.dead_letters,
@@ -545,7 +564,7 @@ mod tests {
     fn the_key_is_the_window_and_the_dims() {
         let layout = Layout::new(
             &PostgresConfig::with_url("postgresql://localhost/db"),
-            &[Dim::Campaign, Dim::Region],
+            &funnel(&["campaign_id", "region"]),
         );
         assert!(layout
             .create()

@@ -7,7 +7,7 @@ use super::layout::Layout;
 use super::retry::{Backoff, Failure};
 use super::session::{Applied, Session};
 use crate::connectors::{Batch, Resume, Sink, SinkError, SinkHealth};
-use crate::dataflow::Dim;
+use crate::declare::Aggregate;
 use crate::event::{time_text, Millis};
 
 /// Writes batches into an aggregates table (see [`super::layout`]) that readers can
@@ -49,14 +49,14 @@ impl PostgresSink {
     /// # Errors
     /// A [`SinkError::Other`] naming the problem: a config problem with its key, a
     /// permanent database error, or transient errors that outlasted `retry_for`.
-    pub fn open(config: &PostgresConfig, dims: &[Dim]) -> Result<PostgresSink, SinkError> {
+    pub fn open(config: &PostgresConfig, aggregate: &Aggregate) -> Result<PostgresSink, SinkError> {
         let name = config.sink_name();
         let url = config.resolve_url().map_err(|p| SinkError::Other {
             sink: name.clone(),
             message: format!("`{}`: {}", p.key, p.problem),
         })?;
         let mut sink = PostgresSink {
-            layout: Layout::new(config, dims),
+            layout: Layout::new(config, aggregate),
             config: config.clone(),
             target: target(&url),
             url,

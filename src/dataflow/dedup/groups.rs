@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::segments::{SegmentId, Segments};
 use super::DedupCounts;
 use crate::codec::SharedBytes;
-use crate::event::{EventId, Millis, Record};
+use crate::event::{EventId, Keyed, Millis};
 
 /// One update to the deduplicated collection: `(record, time, ±1)`.
 pub(super) type Update<R> = (R, Millis, isize);
@@ -53,7 +53,7 @@ impl<R> Default for Groups<R> {
     }
 }
 
-impl<R: Record> Groups<R> {
+impl<R: Keyed> Groups<R> {
     /// Number of groups held.
     pub(super) fn len(&self) -> usize {
         self.groups.len()

@@ -28,7 +28,7 @@ pub use counts::{DedupCounters, DedupCounts};
 pub use groups::GroupState;
 
 use crate::codec::SharedBytes;
-use crate::event::{Millis, Record, StreamKind};
+use crate::event::{Keyed, Millis};
 use groups::{Groups, Update};
 
 /// One dedup operator's state at a checkpoint frontier: its groups after every update at
@@ -36,8 +36,6 @@ use groups::{Groups, Update};
 /// updates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DedupSnapshot {
-    /// The stream deduplicated.
-    pub stream: StreamKind,
     /// The checkpoint frontier.
     pub frontier: Millis,
     /// What the operator counted for the updates at times before `frontier`.
@@ -62,7 +60,7 @@ pub struct Checkpointing<'scope, R> {
 }
 
 /// Dedup by id as a differential operator.
-pub trait DedupById<'scope, R: Record> {
+pub trait DedupById<'scope, R: Keyed> {
     /// Keeps one record per id: the winner, the record with the greatest `(ts, payload)`,
     /// so the choice does not depend on arrival order. Each record is retracted at
     /// `release(record)`, which releases its state; `release` must not decrease with `ts`
@@ -148,7 +146,7 @@ pub trait DedupById<'scope, R: Record> {
 
 impl<'scope, R> DedupById<'scope, R> for VecCollection<'scope, Millis, R>
 where
-    R: Record + ExchangeData,
+    R: Keyed + ExchangeData,
 {
     fn dedup_by_id<F>(self, release: F, counts: Arc<DedupCounters>) -> Self
     where
@@ -192,7 +190,7 @@ where
             );
 
         builder.build(move |_capabilities| {
-            let mut state = Dedup::new(R::KIND, release, counts);
+            let mut state = Dedup::new(release, counts);
             move |frontiers| {
                 restore_input.for_each(|capability, groups| {
                     if let Some(time) = capability.least().copied() {
@@ -232,7 +230,6 @@ type OutputSession<'a, D> = OutputBuilderSession<'a, Millis, CapacityContainerBu
 
 /// Everything one dedup operator keeps between activations.
 struct Dedup<R, F> {
-    stream: StreamKind,
     release: F,
     counts: Arc<DedupCounters>,
     groups: Groups<R>,
@@ -259,10 +256,9 @@ struct Dedup<R, F> {
     reported: i64,
 }
 
-impl<R: Record, F: Fn(&R) -> Millis> Dedup<R, F> {
-    fn new(stream: StreamKind, release: F, counts: Arc<DedupCounters>) -> Self {
+impl<R: Keyed, F: Fn(&R) -> Millis> Dedup<R, F> {
+    fn new(release: F, counts: Arc<DedupCounters>) -> Self {
         Dedup {
-            stream,
             release,
             counts,
             groups: Groups::default(),
@@ -392,13 +388,11 @@ impl<R: Record, F: Fn(&R) -> Millis> Dedup<R, F> {
             counts.add(local);
             let started = std::time::Instant::now();
             let snapshot = DedupSnapshot {
-                stream: self.stream,
                 frontier,
                 counts,
                 groups: self.groups.serialize(),
             };
             tracing::debug!(
-                stream = %self.stream,
                 frontier,
                 groups = self.groups.len(),
                 segments = snapshot.groups.len(),

@@ -1,13 +1,13 @@
 // The diffmill dashboard: reads /api/events (server-sent events: `funnel` at every batch,
-// `stats` every second) and draws the funnel of the recent windows, the charts, the
+// `stats` every second) and draws the funnel of the recent windows of the chosen
+// aggregate (its declared measures, and the ratios they allow), the charts, the
 // partitions and the sinks. Plain DOM and SVG: no library, no network beyond the run.
 "use strict";
 
-const MEASURES = ["bids", "impressions", "clicks", "conversions", "spend_micros", "revenue_micros"];
 const SHOWN_GROUPS = 12;
 const CHART_POINTS = 120;
 
-const state = { funnel: null, lastStats: null, dimension: "*", series: { throughput: [], lag: [], batch: [], window: [] } };
+const state = { funnels: null, aggregate: 0, lastStats: null, dimension: "*", series: { throughput: [], lag: [], batch: [], window: [] } };
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, attrs = {}, ...children) => {
@@ -24,26 +24,43 @@ const percent = (num, den) => (den > 0 ? (100 * num / den).toFixed(2) + " %" : "
 const utc = (ms) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
 const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
 
-function cell(measure, value) {
-  const text = measure.endsWith("_micros") ? money(value) : count(value);
-  return el("td", { "data-measure": measure, "data-value": String(value), class: value < 0 ? "negative" : "" }, text);
+// The ratios shown when the measures they need are declared: [header, key, numerator,
+// denominator, as money].
+const RATIOS = [
+  ["CTR", "ctr", "clicks", "impressions", false],
+  ["CVR", "cvr", "conversions", "clicks", false],
+  ["CPA", "cpa", "spend_micros", "conversions", true],
+];
+// The funnel's steps, drawn as bars when declared.
+const STEPS = ["bids", "impressions", "clicks", "conversions"];
+
+function cell(funnel, i, value) {
+  const text = funnel.money[i] ? money(value) : count(value);
+  return el("td", { "data-measure": funnel.measures[i], "data-value": String(value), class: value < 0 ? "negative" : "" }, text);
 }
 
-// Rows of a window grouped by the chosen dimension: the biggest groups by impressions,
-// the rest summed as "other", unattributed kept apart, and the window's total.
-function groups(window) {
-  const dims = state.funnel.dims;
+// The ratios the aggregate's measures allow.
+function ratios(funnel) {
+  return RATIOS.filter(([, , num, den]) => funnel.measures.includes(num) && funnel.measures.includes(den));
+}
+
+// Rows of a window grouped by the chosen dimension: the biggest groups (by the first
+// measures), the rest summed as "other", unattributed kept apart, and the window's total.
+function groups(funnel, window) {
+  const dims = funnel.dims;
+  const width = funnel.measures.length;
   const index = state.dimension === "*" ? -1 : Number(state.dimension);
   const byKey = new Map();
   let unattributed = null;
-  const total = { key: "__total__", label: "total", totals: [0, 0, 0, 0, 0, 0], corrected_in: null };
+  const zero = () => new Array(width).fill(0);
+  const total = { key: "__total__", label: "total", totals: zero(), corrected_in: null };
   for (const row of window.rows) {
     row.totals.forEach((v, i) => { total.totals[i] += v; });
-    const isUnattributed = row.dims.every((d) => d === "unattributed");
+    const isUnattributed = row.dims.length > 0 && row.dims.every((d) => d === "unattributed");
     const key = isUnattributed ? "unattributed" : index < 0 ? row.dims.join(" · ") : row.dims[index];
     let group = isUnattributed ? unattributed : byKey.get(key);
     if (!group) {
-      group = { key, label: key, totals: [0, 0, 0, 0, 0, 0], corrected_in: null };
+      group = { key, label: key, totals: zero(), corrected_in: null };
       if (isUnattributed) unattributed = group; else byKey.set(key, group);
     }
     row.totals.forEach((v, i) => { group.totals[i] += v; });
@@ -51,11 +68,12 @@ function groups(window) {
       group.corrected_in = row.corrected_in;
     }
   }
-  const sorted = [...byKey.values()].sort((a, b) => b.totals[1] - a.totals[1] || b.totals[0] - a.totals[0]);
+  const order = (a, b) => { for (const i of [1, 0, 2]) { if (i < width && b.totals[i] !== a.totals[i]) return b.totals[i] - a.totals[i]; } return 0; };
+  const sorted = [...byKey.values()].sort(order);
   const shown = sorted.slice(0, SHOWN_GROUPS);
   const rest = sorted.slice(SHOWN_GROUPS);
   if (rest.length > 0) {
-    const other = { key: "__other__", label: `other (${rest.length} ${index < 0 ? "groups" : dims[index] + " values"})`, totals: [0, 0, 0, 0, 0, 0], corrected_in: null };
+    const other = { key: "__other__", label: `other (${rest.length} ${index < 0 ? "groups" : dims[index] + " values"})`, totals: zero(), corrected_in: null };
     for (const g of rest) g.totals.forEach((v, i) => { other.totals[i] += v; });
     shown.push(other);
   }
@@ -63,38 +81,44 @@ function groups(window) {
   return { shown, total };
 }
 
-function row(group, latestBatch, extraClass) {
-  const [bids, impressions, clicks, conversions, spend] = group.totals;
+function row(funnel, group, latestBatch, extraClass) {
+  const value = (name) => group.totals[funnel.measures.indexOf(name)];
   const classes = [extraClass];
   if (group.key === "unattributed") classes.push("unattributed");
   if (group.corrected_in !== null) classes.push("corrected");
   if (group.corrected_in !== null && group.corrected_in === latestBatch) classes.push("fresh");
   return el("tr", { "data-key": group.key, class: classes.join(" ").trim() },
     el("td", {}, group.label),
-    ...group.totals.map((v, i) => cell(MEASURES[i], v)),
-    el("td", { "data-measure": "ctr" }, percent(clicks, impressions)),
-    el("td", { "data-measure": "cvr" }, percent(conversions, clicks)),
-    el("td", { "data-measure": "cpa" }, conversions > 0 ? money(spend / conversions) : "–"));
+    ...group.totals.map((v, i) => cell(funnel, i, v)),
+    ...ratios(funnel).map(([, key, num, den, asMoney]) => el("td", { "data-measure": key },
+      asMoney ? (value(den) > 0 ? money(value(num) / value(den)) : "–") : percent(value(num), value(den)))));
 }
 
-function funnelBars(total) {
-  const [bids, impressions, clicks, conversions] = total.totals;
-  const top = Math.max(bids, impressions, clicks, conversions, 1);
+function funnelBars(funnel, total) {
+  const steps = STEPS.filter((name) => funnel.measures.includes(name));
+  const values = steps.map((name) => total.totals[funnel.measures.indexOf(name)]);
+  const top = Math.max(...values, 1);
   const bars = el("div", { class: "bars" });
-  for (const [name, value] of [["bids", bids], ["impressions", impressions], ["clicks", clicks], ["conversions", conversions]]) {
+  steps.forEach((name, i) => {
     const bar = el("div", { class: "bar" });
-    bar.style.width = `${Math.max(0, 100 * value / top)}%`;
-    bars.append(el("span", {}, name), bar, el("span", {}, count(value)));
-  }
+    bar.style.width = `${Math.max(0, 100 * values[i] / top)}%`;
+    bars.append(el("span", {}, name), bar, el("span", {}, count(values[i])));
+  });
   return bars;
 }
 
 function renderFunnel() {
-  const funnel = state.funnel;
-  if (!funnel) return;
+  if (!state.funnels || state.funnels.length === 0) return;
+  const choice = $("aggregate");
+  if (choice.options.length === 0) {
+    state.funnels.forEach((f, i) => choice.append(el("option", { value: String(i) }, f.aggregate)));
+    choice.value = String(state.aggregate);
+    choice.hidden = state.funnels.length < 2;
+  }
+  const funnel = state.funnels[Math.min(state.aggregate, state.funnels.length - 1)];
   const select = $("dimension");
   if (select.options.length === 0) {
-    select.append(el("option", { value: "*" }, funnel.dims.join(" × ")));
+    select.append(el("option", { value: "*" }, funnel.dims.length ? funnel.dims.join(" × ") : "all"));
     funnel.dims.forEach((d, i) => select.append(el("option", { value: String(i) }, d)));
     select.value = state.dimension;
   }
@@ -105,20 +129,21 @@ function renderFunnel() {
   windows.replaceChildren();
   if (funnel.windows.length === 0) windows.append(el("p", { class: "muted" }, "No rows yet."));
   for (const window of funnel.windows) {
-    const { shown, total } = groups(window);
+    const { shown, total } = groups(funnel, window);
     const head = el("tr", {}, el("th", {}, state.dimension === "*" ? funnel.dims.join(" · ") : funnel.dims[Number(state.dimension)]),
-      ...["bids", "impressions", "clicks", "conversions", "spend", "revenue", "CTR", "CVR", "CPA"].map((h) => el("th", {}, h)));
-    const body = el("tbody", {}, ...shown.map((g) => row(g, funnel.batch, "")), row(total, null, "total"));
+      ...funnel.measures.map((h) => el("th", {}, h)), ...ratios(funnel).map(([h]) => el("th", {}, h)));
+    const body = el("tbody", {}, ...shown.map((g) => row(funnel, g, funnel.batch, "")), row(funnel, total, null, "total"));
     windows.append(el("article", { class: `window ${window.phase}`, "data-window-start": String(window.start), "data-phase": window.phase },
       el("h3", {}, `${utc(window.start)} – ${hhmm(window.end)} UTC`, el("span", { class: `phase ${window.phase}` }, window.phase),
         el("span", { class: "muted" }, ` updated in batch ${window.updated_in}`)),
-      funnelBars(total),
+      funnelBars(funnel, total),
       el("table", {}, el("thead", {}, head), body)));
   }
-  const corrections = $("corrections").tBodies[0];
-  corrections.replaceChildren(...funnel.corrections.map((c) => el("tr", { class: c.batch === funnel.batch ? "fresh" : "" },
+  const corrections = $("corrections");
+  corrections.tHead.replaceChildren(el("tr", {}, ...["batch", "window", "dims", ...funnel.measures.map((m) => `Δ ${m}`)].map((h) => el("th", {}, h))));
+  corrections.tBodies[0].replaceChildren(...funnel.corrections.map((c) => el("tr", { class: c.batch === funnel.batch ? "fresh" : "" },
     el("td", {}, c.batch), el("td", {}, utc(c.window_start)), el("td", {}, c.dims.join(" · ")),
-    ...c.delta.map((v, i) => cell(MEASURES[i], v)))));
+    ...c.delta.map((v, i) => cell(funnel, i, v)))));
 }
 
 function push(series, value) {
@@ -198,6 +223,13 @@ function renderStats(stats) {
     el("td", {}, s.name), el("td", { class: s.failing ? "failing" : "" }, s.failing ? "failing, retrying" : "ok"), el("td", {}, count(s.retries)))));
 }
 
+$("aggregate").addEventListener("change", (event) => {
+  state.aggregate = Number(event.target.value);
+  state.dimension = "*";
+  $("dimension").replaceChildren();
+  renderFunnel();
+});
+
 $("dimension").addEventListener("change", (event) => {
   state.dimension = event.target.value;
   renderFunnel();
@@ -205,9 +237,10 @@ $("dimension").addEventListener("change", (event) => {
 
 const events = new EventSource("/api/events");
 events.addEventListener("funnel", (event) => {
-  state.funnel = JSON.parse(event.data);
+  state.funnels = JSON.parse(event.data);
   renderFunnel();
-  document.body.dataset.batch = state.funnel.batch === null ? "" : String(state.funnel.batch);
+  const first = state.funnels[0];
+  document.body.dataset.batch = !first || first.batch === null ? "" : String(first.batch);
 });
 events.addEventListener("stats", (event) => renderStats(JSON.parse(event.data)));
 events.addEventListener("error", () => {

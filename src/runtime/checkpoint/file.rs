@@ -21,8 +21,9 @@ use crate::codec;
 
 /// The first bytes of every checkpoint file.
 pub const MAGIC: &[u8; 20] = b"diffmill checkpoint\n";
-/// The layout of the body this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The layout of the body this build writes and reads (2: declared records, guards and
+/// windows per aggregate).
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 20 + 4 + 8 + 4;
 
 /// Why a checkpoint file cannot be used.
@@ -145,13 +146,13 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), std::io::Error>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataflow::FunnelSettings;
+    use crate::declare::FunnelSettings;
     use crate::runtime::checkpoint::Identity;
 
     fn checkpoint() -> Checkpoint {
         let mut checkpoint = Checkpoint::complete(Identity::of("g", &FunnelSettings::default()), 7);
         checkpoint.frontier = Some(1_700_000_000_000);
-        checkpoint.windows = vec![1_699_999_200_000];
+        checkpoint.windows = vec![vec![1_699_999_200_000]];
         checkpoint
     }
 

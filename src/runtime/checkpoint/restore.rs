@@ -11,12 +11,10 @@ use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::{Scope, Stream};
 
-use super::{Checkpoint, PartitionState};
+use super::{Checkpoint, Groups, PartitionState};
 use crate::codec::decode;
-use crate::dataflow::{GroupState, RestoredGroups};
-use crate::event::{
-    Bid, Click, Conversion, Event, Impression, Millis, Record, Rejected, StreamKind,
-};
+use crate::dataflow::GroupState;
+use crate::event::{Millis, Record, Rejected};
 
 /// What every ingest operator takes from a checkpoint: the checkpoint's frontier and
 /// every partition's state (each worker picks its own by name).
@@ -32,10 +30,10 @@ pub struct RestoredPartitions {
 pub struct Restored<'scope> {
     /// Partition states, broadcast to every worker.
     pub partitions: Stream<'scope, Millis, Vec<RestoredPartitions>>,
-    /// Dedup groups, at time 0 (before any frontier a sink holds).
-    pub groups: RestoredGroups<'scope>,
-    /// Events read but not applied at the checkpoint, at their entry times.
-    pub events: VecCollection<'scope, Millis, Event>,
+    /// Dedup groups of every stream, at time 0 (before any frontier a sink holds).
+    pub groups: Stream<'scope, Millis, Vec<GroupState<Record>>>,
+    /// Records read but not applied at the checkpoint, at their entry times.
+    pub events: VecCollection<'scope, Millis, Record>,
     /// Records rejected at or after the checkpoint's frontier, with their times.
     pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
 }
@@ -53,10 +51,7 @@ pub fn restore<'scope>(
 ) -> Result<Restored<'scope>, String> {
     let mut builder = OperatorBuilder::new("Restore".to_owned(), scope);
     let (partitions_output, partitions) = builder.new_output();
-    let (bids_output, bids) = builder.new_output();
-    let (impressions_output, impressions) = builder.new_output();
-    let (clicks_output, clicks) = builder.new_output();
-    let (conversions_output, conversions) = builder.new_output();
+    let (groups_output, groups) = builder.new_output();
     let (events_output, events) = builder.new_output();
     let (rejects_output, rejects) = builder.new_output();
 
@@ -68,17 +63,12 @@ pub fn restore<'scope>(
         OutputBuilder::<_, CapacityContainerBuilder<Vec<RestoredPartitions>>>::from(
             partitions_output,
         );
-    let mut bids_output = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(bids_output);
-    let mut impressions_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(impressions_output);
-    let mut clicks_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(clicks_output);
-    let mut conversions_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from(conversions_output);
-    let mut events_output =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Event, Millis, isize)>>>::from(
-            events_output,
-        );
+    let mut groups_output =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<GroupState<Record>>>>::from(groups_output);
+    let mut events_output = OutputBuilder::<
+        _,
+        CapacityContainerBuilder<Vec<(Record, Millis, isize)>>,
+    >::from(events_output);
     let mut rejects_output =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<(Millis, Rejected)>>>::from(rejects_output);
 
@@ -93,24 +83,16 @@ pub fn restore<'scope>(
                 .activate()
                 .session(&caps[0])
                 .give(contents.partitions);
-            give_all(&mut bids_output, &caps[1], contents.bids);
-            give_all(&mut impressions_output, &caps[2], contents.impressions);
-            give_all(&mut clicks_output, &caps[3], contents.clicks);
-            give_all(&mut conversions_output, &caps[4], contents.conversions);
-            let events = contents.events.into_iter().map(|(e, t)| (e, t, 1isize));
-            give_all(&mut events_output, &caps[5], events);
-            give_all(&mut rejects_output, &caps[6], contents.rejects);
+            give_all(&mut groups_output, &caps[1], contents.groups);
+            let events = contents.events.into_iter().map(|(r, t)| (r, t, 1isize));
+            give_all(&mut events_output, &caps[2], events);
+            give_all(&mut rejects_output, &caps[3], contents.rejects);
         }
     });
 
     Ok(Restored {
         partitions: partitions.broadcast(),
-        groups: RestoredGroups {
-            bids,
-            impressions,
-            clicks,
-            conversions,
-        },
+        groups,
         events: events.as_collection(),
         rejects,
     })
@@ -131,47 +113,43 @@ fn give_all<D: timely::ExchangeData>(
 /// A checkpoint's contents, decoded into what each output sends.
 struct Contents {
     partitions: RestoredPartitions,
-    bids: Vec<GroupState<Bid>>,
-    impressions: Vec<GroupState<Impression>>,
-    clicks: Vec<GroupState<Click>>,
-    conversions: Vec<GroupState<Conversion>>,
-    events: Vec<(Event, Millis)>,
+    groups: Vec<GroupState<Record>>,
+    events: Vec<(Record, Millis)>,
     rejects: Vec<(Millis, Rejected)>,
 }
 
 impl Contents {
     fn decode(checkpoint: Checkpoint) -> Result<Contents, String> {
-        let mut contents = Contents {
+        let mut groups = Vec::new();
+        for Groups { stream, bytes } in &checkpoint.groups {
+            let decoded: Vec<GroupState<Record>> =
+                decode(bytes).map_err(|e| format!("the {stream} groups: {e}"))?;
+            if let Some(other) = decoded.iter().find(|g| g.winner.stream != *stream) {
+                return Err(format!(
+                    "the {stream} groups hold a record of the {} stream",
+                    other.winner.stream
+                ));
+            }
+            groups.extend(decoded);
+        }
+        Ok(Contents {
             partitions: RestoredPartitions {
                 frontier: checkpoint.frontier.unwrap_or(Millis::MAX),
                 partitions: checkpoint.partitions,
             },
-            bids: Vec::new(),
-            impressions: Vec::new(),
-            clicks: Vec::new(),
-            conversions: Vec::new(),
+            groups,
             events: checkpoint.events,
             rejects: checkpoint.rejects,
-        };
-        for groups in &checkpoint.groups {
-            let bytes = &groups.bytes;
-            match groups.stream {
-                StreamKind::Bid => decode_into(&mut contents.bids, bytes)?,
-                StreamKind::Impression => decode_into(&mut contents.impressions, bytes)?,
-                StreamKind::Click => decode_into(&mut contents.clicks, bytes)?,
-                StreamKind::Conversion => decode_into(&mut contents.conversions, bytes)?,
-            }
-        }
-        Ok(contents)
+        })
     }
 }
 
-fn decode_into<R: Record>(groups: &mut Vec<GroupState<R>>, bytes: &[u8]) -> Result<(), String> {
-    let decoded: Vec<GroupState<R>> =
-        decode(bytes).map_err(|e| format!("the {} groups: {e}", R::KIND))?;
-    groups.extend(decoded);
-    Ok(())
-}
+/// An aggregate update with dims in a key of `N` bytes.
+type Update<const N: usize> = (
+    crate::dataflow::AggregateKey<N>,
+    Millis,
+    crate::declare::Measures,
+);
 
 /// Drops the aggregate updates at times before the restored checkpoint's frontier: the
 /// restored groups' effects, which the sinks already hold. Done on every worker before
@@ -179,21 +157,16 @@ fn decode_into<R: Record>(groups: &mut Vec<GroupState<R>>, bytes: &[u8]) -> Resu
 /// millions of updates to be thrown away. Updates are held back until `restored` (the
 /// broadcast partition states) is complete, which says the frontier (none: nothing to
 /// drop).
-pub fn drop_restored<'scope>(
-    aggregates: crate::dataflow::Aggregates<'scope>,
+pub fn drop_restored<'scope, const N: usize>(
+    aggregates: crate::dataflow::Aggregates<'scope, N>,
     restored: Stream<'scope, Millis, Vec<RestoredPartitions>>,
-) -> crate::dataflow::Aggregates<'scope> {
+) -> crate::dataflow::Aggregates<'scope, N> {
     use timely::dataflow::channels::pact::Pipeline;
     use timely::dataflow::operators::generic::Operator;
 
-    type Update = (
-        crate::dataflow::AggregateKey,
-        Millis,
-        crate::dataflow::Measures,
-    );
     let mut floor: Option<Millis> = None;
     let mut known = false;
-    let mut held: Vec<(Capability<Millis>, Vec<Update>)> = Vec::new();
+    let mut held: Vec<(Capability<Millis>, Vec<Update<N>>)> = Vec::new();
     aggregates
         .inner
         .binary_frontier(restored, Pipeline, Pipeline, "DropRestored", move |_, _| {
@@ -212,7 +185,7 @@ pub fn drop_restored<'scope>(
                 if !known {
                     return;
                 }
-                let keep = |(_, time, _): &Update| floor.is_none_or(|f| *time >= f);
+                let keep = |(_, time, _): &Update<N>| floor.is_none_or(|f| *time >= f);
                 for (capability, mut data) in held.drain(..) {
                     data.retain(keep);
                     if !data.is_empty() {

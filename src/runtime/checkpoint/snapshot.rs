@@ -6,10 +6,10 @@ use super::Identity;
 use crate::codec::SharedBytes;
 use crate::connectors::PartitionPosition;
 use crate::dataflow::DedupSnapshot;
-use crate::event::{Event, Millis, Rejected, StreamKind};
-use crate::runtime::Accounting;
+use crate::event::{Millis, Record, Rejected, StreamKind};
+use crate::runtime::{Accounting, GuardState};
 
-/// A partition as a checkpoint keeps it: where it stands and its watermark.
+/// A partition as a checkpoint keeps it: where it stands, its watermark and its guards.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     /// The partition's name (a file path, `topic/partition`, `generator/3`): how a
@@ -20,6 +20,8 @@ pub struct PartitionState {
     /// The greatest event time it admitted (its watermark is this minus max disorder),
     /// or where an idle partition was caught up to.
     pub max_seen: Option<Millis>,
+    /// The values it kept of each bounded dimension and the overflow budgets it spent.
+    pub guards: GuardState,
     /// True when the partition was read to its end.
     pub done: bool,
 }
@@ -43,8 +45,8 @@ pub struct IngestPart {
     pub partitions: Vec<PartitionState>,
     /// Ingestion counts of everything the worker read (dedup counts are not in it).
     pub accounting: Accounting,
-    /// Admitted events at their entry times, at or after `frontier`.
-    pub events: Vec<(Event, Millis)>,
+    /// Admitted records at their entry times, at or after `frontier`.
+    pub events: Vec<(Record, Millis)>,
     /// Rejected records at their times, at or after `frontier`.
     pub rejects: Vec<(Millis, Rejected)>,
 }
@@ -54,8 +56,8 @@ pub struct IngestPart {
 pub enum Part {
     /// One worker's ingestion.
     Ingest(Box<IngestPart>),
-    /// One dedup operator's groups.
-    Dedup(DedupSnapshot),
+    /// One dedup operator's groups, with the stream it deduplicates.
+    Dedup(StreamKind, DedupSnapshot),
 }
 
 /// A consistent state of the run at `frontier` (docs/design.md §11).
@@ -74,8 +76,9 @@ pub struct Checkpoint {
     pub frontier: Option<Millis>,
     /// The sequence number of the next batch.
     pub next_seq: u64,
-    /// Starts of the windows with rows that are not final yet.
-    pub windows: Vec<Millis>,
+    /// Per aggregate (in declaration order), the starts of its windows with rows that are
+    /// not final yet.
+    pub windows: Vec<Vec<Millis>>,
     /// Every partition of the source.
     pub partitions: Vec<PartitionState>,
     /// Counts of every record read up to the partitions' positions, cluster-wide
@@ -83,8 +86,8 @@ pub struct Checkpoint {
     pub accounting: Accounting,
     /// The dedup groups held at `frontier`, per stream and dedup operator.
     pub groups: Vec<Groups>,
-    /// Records read, not yet applied at `frontier`: admitted events at their entry times.
-    pub events: Vec<(Event, Millis)>,
+    /// Records read, not yet applied at `frontier`: admitted records at their entry times.
+    pub events: Vec<(Record, Millis)>,
     /// Records read, rejected at `frontier` or later, at their times.
     pub rejects: Vec<(Millis, Rejected)>,
 }
@@ -94,9 +97,9 @@ pub struct Checkpoint {
 pub struct Groups {
     /// The stream.
     pub stream: StreamKind,
-    /// An encoded sequence of [`crate::dataflow::GroupState`]s of the stream's record
-    /// type (bytes, so that reading a checkpoint copies them rather than decoding them
-    /// twice, and a segment unchanged since the last checkpoint is shared with it).
+    /// An encoded sequence of [`crate::dataflow::GroupState`]s of the stream's
+    /// [`Record`]s (bytes, so that reading a checkpoint copies them rather than decoding
+    /// them twice, and a segment unchanged since the last checkpoint is shared with it).
     pub bytes: SharedBytes,
 }
 

@@ -311,7 +311,7 @@ fn write_one(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataflow::FunnelSettings;
+    use crate::declare::FunnelSettings;
 
     fn identity() -> Identity {
         Identity::of("g", &FunnelSettings::default())

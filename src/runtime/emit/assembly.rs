@@ -12,7 +12,7 @@ use crate::runtime::Accounting;
 #[derive(Default)]
 struct Collected {
     ingest: BTreeMap<usize, IngestPart>,
-    dedup: Vec<DedupSnapshot>,
+    dedup: Vec<(StreamKind, DedupSnapshot)>,
 }
 
 /// The checkpoint being put together, and the parts received so far.
@@ -22,8 +22,8 @@ pub(super) struct Assembly {
     /// The frontier of the checkpoint requested and not yet handed to the writer.
     active: Option<Millis>,
     /// The emitter's state once the batch at the active frontier was written: the next
-    /// sequence number and the windows with rows that are not final.
-    at_frontier: Option<(u64, Vec<Millis>)>,
+    /// sequence number and, per aggregate, the windows with rows that are not final.
+    at_frontier: Option<(u64, Vec<Vec<Millis>>)>,
     collected: BTreeMap<Millis, Collected>,
     /// The last part of each worker that has read all its partitions.
     last: BTreeMap<usize, IngestPart>,
@@ -39,7 +39,7 @@ pub(super) struct Earlier {
     pub(super) accounting: Accounting,
     /// The records they read but had not applied: this run's ingestion never saw them, so
     /// a later checkpoint holds those of them at or after its frontier from here.
-    pub(super) events: Vec<(crate::event::Event, Millis)>,
+    pub(super) events: Vec<(crate::event::Record, Millis)>,
     /// Likewise, the records they rejected at or after the restored frontier.
     pub(super) rejects: Vec<(Millis, crate::event::Rejected)>,
 }
@@ -74,7 +74,7 @@ impl Assembly {
     }
 
     /// The emitter wrote every batch up to the active frontier.
-    pub(super) fn cut(&mut self, next_seq: u64, windows: Vec<Millis>) {
+    pub(super) fn cut(&mut self, next_seq: u64, windows: Vec<Vec<Millis>>) {
         self.at_frontier = Some((next_seq, windows));
     }
 
@@ -95,9 +95,9 @@ impl Assembly {
                 let collected = self.collected.entry(part.frontier).or_default();
                 collected.ingest.insert(part.worker, *part);
             }
-            Part::Dedup(snapshot) => {
+            Part::Dedup(stream, snapshot) => {
                 let collected = self.collected.entry(snapshot.frontier).or_default();
-                collected.dedup.push(snapshot);
+                collected.dedup.push((stream, snapshot));
             }
         }
     }
@@ -141,18 +141,14 @@ impl Assembly {
                 add_ingest(&mut checkpoint, part, frontier);
             }
         }
-        for snapshot in collected.dedup {
-            add_dedup(
-                &mut checkpoint.accounting,
-                snapshot.stream,
-                &snapshot.counts,
+        for (stream, snapshot) in collected.dedup {
+            add_dedup(&mut checkpoint.accounting, stream, &snapshot.counts);
+            checkpoint.groups.extend(
+                snapshot
+                    .groups
+                    .into_iter()
+                    .map(|bytes| Groups { stream, bytes }),
             );
-            checkpoint
-                .groups
-                .extend(snapshot.groups.into_iter().map(|bytes| Groups {
-                    stream: snapshot.stream,
-                    bytes,
-                }));
         }
         self.active = None;
         self.at_frontier = None;

@@ -8,12 +8,13 @@ use timely::dataflow::operators::Capability;
 
 use super::EmitContext;
 use crate::connectors::{AggregateRow, Batch, Sink};
-use crate::dataflow::{AggregateKey, FunnelSettings, Measures};
+use crate::dataflow::AggregateKey;
+use crate::declare::{FunnelSettings, Measures};
 use crate::event::{Millis, Rejected};
 use crate::runtime::StopReason;
 
 /// Where a run's emission starts: at the frontier of a restored checkpoint, with its
-/// batch sequence and open windows.
+/// batch sequence and each aggregate's open windows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EmitStart {
     /// The frontier the sinks hold everything below; updates at earlier times are the
@@ -21,29 +22,32 @@ pub struct EmitStart {
     pub frontier: Millis,
     /// The sequence number of the next batch.
     pub next_seq: u64,
-    /// Starts of the windows with rows that are not final yet.
-    pub windows: Vec<Millis>,
+    /// Per aggregate (in declaration order), the starts of its windows with rows that
+    /// are not final yet.
+    pub windows: Vec<Vec<Millis>>,
     /// The accounting of the runs before this one, carried into its checkpoints.
     pub accounting: crate::runtime::Accounting,
     /// The records the runs before this one read but had not applied at `frontier`
     /// (sent again by the restore operator), carried into its checkpoints.
-    pub events: Vec<(crate::event::Event, Millis)>,
+    pub events: Vec<(crate::event::Record, Millis)>,
     /// Likewise, the records they rejected at `frontier` or later.
     pub rejects: Vec<(Millis, Rejected)>,
 }
 
-/// Everything the emitter keeps between activations.
-pub(super) struct Emitter {
+/// Everything the emitter keeps between activations (updates with dims in keys of `N`
+/// bytes).
+pub(super) struct Emitter<const N: usize> {
     pub(super) settings: FunnelSettings,
-    pub(super) sinks: Vec<Box<dyn Sink>>,
-    pub(super) updates: Vec<(AggregateKey, Millis, Measures)>,
+    /// The sinks of each aggregate (`sinks[a]`: those of aggregate `a`).
+    pub(super) sinks: Vec<Vec<Box<dyn Sink>>>,
+    pub(super) updates: Vec<(AggregateKey<N>, Millis, Measures)>,
     pub(super) rejects: Vec<(Millis, Rejected)>,
     /// Updates and rejects at earlier times are already in the sinks (a restored run).
     pub(super) floor: Millis,
     /// The frontier of the last batch.
     pub(super) previous: Millis,
-    /// Windows with rows that are not final yet.
-    pub(super) windows: BTreeSet<Millis>,
+    /// Per aggregate: windows with rows that are not final yet.
+    pub(super) windows: Vec<BTreeSet<Millis>>,
     pub(super) seq: u64,
     pub(super) finished: bool,
     /// Held at the frontier up to which every sink is safe: the frontier of the last
@@ -58,20 +62,26 @@ pub(super) struct Emitter {
     pub(super) resume: BTreeMap<Millis, u64>,
 }
 
-impl Emitter {
+impl<const N: usize> Emitter<N> {
     pub(super) fn new(
         settings: FunnelSettings,
-        sinks: Vec<Box<dyn Sink>>,
+        sinks: Vec<Vec<Box<dyn Sink>>>,
         start: Option<EmitStart>,
         written: Option<Capability<Millis>>,
-    ) -> Emitter {
+    ) -> Emitter<N> {
         let start = start.unwrap_or_default();
         let mut resume = BTreeMap::new();
-        for sink in &sinks {
+        for sink in sinks.iter().flatten() {
             if let Some(r) = sink.resume().filter(|r| r.frontier > start.frontier) {
                 resume.insert(r.frontier, r.seq);
             }
         }
+        let windows = (0..settings.aggregates.len())
+            .map(|a| {
+                let restored = start.windows.get(a).cloned().unwrap_or_default();
+                restored.into_iter().collect()
+            })
+            .collect();
         Emitter {
             settings,
             sinks,
@@ -79,7 +89,7 @@ impl Emitter {
             rejects: Vec::new(),
             floor: start.frontier,
             previous: start.frontier,
-            windows: start.windows.into_iter().collect(),
+            windows,
             seq: start.next_seq,
             finished: false,
             written,
@@ -96,86 +106,107 @@ impl Emitter {
             .is_some_and(|(last, _)| frontier.is_some_and(|f| f < *last))
     }
 
-    /// Builds the batch that moves the frontier from `previous` to `frontier`.
-    pub(super) fn batch(&mut self, frontier: Option<Millis>) -> Batch {
-        let lateness = self.settings.lateness;
+    /// Builds the batches (one per aggregate, with the same sequence number) that move
+    /// the frontier from `previous` to `frontier`.
+    pub(super) fn batch(&mut self, frontier: Option<Millis>) -> Vec<Batch> {
+        let aggregates = std::sync::Arc::clone(&self.settings.aggregates);
         let before = |time: &Millis| frontier.is_none_or(|f| *time < f);
-        let mut sums: BTreeMap<AggregateKey, Measures> = BTreeMap::new();
+        let mut sums: BTreeMap<AggregateKey<N>, Measures> = BTreeMap::new();
         self.updates.retain(|(key, time, delta)| {
             if !before(time) {
                 return true;
             }
             // Changes at or after the window is final are releases of state or parents
             // too late for this window: the final value stands.
-            if *time < lateness.final_at(key.0) {
+            let window = aggregates[usize::from(key.0)].window;
+            if *time < window.final_at(key.1) {
                 sums.entry(*key).or_default().plus_equals(delta);
             }
             false
         });
-        let rows: Vec<AggregateRow> = sums
-            .into_iter()
-            .filter(|(_, delta)| !delta.is_zero())
-            .map(|((window_start, dims), delta)| {
-                let window_end = lateness.window_end(window_start);
-                AggregateRow {
-                    window_start,
-                    window_end,
-                    dims,
-                    delta,
-                    status: lateness.status(window_end, self.previous, frontier),
-                }
-            })
-            .collect();
-        self.windows.extend(rows.iter().map(|row| row.window_start));
-        let finalized: Vec<Millis> = match frontier {
-            None => std::mem::take(&mut self.windows).into_iter().collect(),
-            Some(f) => {
-                let open = self.windows.split_off(&self.first_not_final(f));
-                std::mem::replace(&mut self.windows, open)
-                    .into_iter()
-                    .collect()
-            }
-        };
         if let Some(seq) = frontier.and_then(|f| self.resume.remove(&f)) {
             // The batch a resuming sink holds ends here: it keeps its number.
             self.seq = self.seq.max(seq);
         }
-        let mut batch = Batch {
-            seq: self.seq,
-            previous: self.previous,
-            frontier,
-            rows,
-            finalized,
-            ..Batch::default()
-        };
+        let mut batches: Vec<Batch> = aggregates
+            .iter()
+            .map(|_| Batch {
+                seq: self.seq,
+                previous: self.previous,
+                frontier,
+                ..Batch::default()
+            })
+            .collect();
+        for ((aggregate, window_start, dims), delta) in sums {
+            if delta.is_zero() {
+                continue;
+            }
+            let window = aggregates[usize::from(aggregate)].window;
+            let window_end = window.end(window_start);
+            batches[usize::from(aggregate)].rows.push(AggregateRow {
+                window_start,
+                window_end,
+                dims: dims.widen(),
+                delta,
+                status: window.status(window_end, self.previous, frontier),
+            });
+        }
+        let mut dead_letters = Vec::new();
+        let mut too_late = Vec::new();
         self.rejects.retain(|(time, rejected)| {
             if !before(time) {
                 return true;
             }
             match rejected.clone() {
-                Rejected::DeadLetter(dead) => batch.dead_letters.push(dead),
-                Rejected::TooLate(late) => batch.too_late.push(late),
+                Rejected::DeadLetter(dead) => dead_letters.push(dead),
+                Rejected::TooLate(late) => too_late.push(late),
             }
             false
         });
+        for (a, batch) in batches.iter_mut().enumerate() {
+            let windows = &mut self.windows[a];
+            windows.extend(batch.rows.iter().map(|row| row.window_start));
+            batch.finalized = match frontier {
+                None => std::mem::take(windows).into_iter().collect(),
+                Some(f) => {
+                    let open = windows.split_off(&aggregates[a].window.first_not_final(f));
+                    std::mem::replace(windows, open).into_iter().collect()
+                }
+            };
+            batch.dead_letters = dead_letters.clone();
+            batch.too_late = too_late.clone();
+        }
         self.seq += 1;
         if let Some(f) = frontier {
             self.previous = f;
         }
-        batch
+        batches
     }
 
-    /// Writes `batch` to every sink (and closes them after the last batch of a complete
-    /// input). On a failure the run is stopped and nothing more is written. Returns
-    /// whether every sink took it.
-    pub(super) fn write(&mut self, batch: &Batch, context: &EmitContext, worker: usize) -> bool {
+    /// Writes each aggregate's batch to its sinks (and closes them after the last batch
+    /// of a complete input). On a failure the run is stopped and nothing more is written.
+    /// Returns whether every sink took its batch.
+    pub(super) fn write(
+        &mut self,
+        batches: &[Batch],
+        context: &EmitContext,
+        worker: usize,
+    ) -> bool {
+        let Some(first) = batches.first() else {
+            return true;
+        };
         let progress = &context.progress;
         progress.batches.fetch_add(1, Ordering::Relaxed);
         progress
             .frontier
-            .store(batch.frontier.unwrap_or(u64::MAX), Ordering::Relaxed);
-        let close = batch.frontier.is_none();
-        for sink in self.sinks.iter_mut() {
+            .store(first.frontier.unwrap_or(u64::MAX), Ordering::Relaxed);
+        let close = first.frontier.is_none();
+        let sinks = self
+            .sinks
+            .iter_mut()
+            .zip(batches)
+            .flat_map(|(sinks, batch)| sinks.iter_mut().map(move |sink| (sink, batch)));
+        for (sink, batch) in sinks {
             progress.writing.store(true, Ordering::SeqCst);
             let written =
                 sink.write_batch(batch)
@@ -196,6 +227,11 @@ impl Emitter {
         true
     }
 
+    /// Whether any aggregate has a sink.
+    pub(super) fn has_sinks(&self) -> bool {
+        self.sinks.iter().any(|sinks| !sinks.is_empty())
+    }
+
     /// Builds the batch up to `frontier` when it moves the frontier (or ends the input)
     /// and writes it to the sinks; returns whether every sink took it (or there was
     /// nothing to write).
@@ -208,8 +244,8 @@ impl Emitter {
         if frontier.is_some_and(|f| f <= self.previous) {
             return true;
         }
-        let batch = self.batch(frontier);
-        self.sinks.is_empty() || self.write(&batch, context, worker)
+        let batches = self.batch(frontier);
+        !self.has_sinks() || self.write(&batches, context, worker)
     }
 
     /// Writes one batch ending at each resume frontier below `frontier` (all of them
@@ -228,19 +264,6 @@ impl Emitter {
             if cut <= self.previous || !self.emit(Some(cut), context, worker) {
                 self.resume.remove(&cut);
             }
-        }
-    }
-
-    /// The least window start whose window is not final at frontier `f`.
-    fn first_not_final(&self, f: Millis) -> Millis {
-        let lateness = self.settings.lateness;
-        // final_at(s) = s + W + L <= f  <=>  s <= f - W - L
-        let span = lateness.window.saturating_add(lateness.allowed_lateness);
-        match f.checked_sub(span) {
-            Some(last_final) => lateness
-                .window_start(last_final)
-                .saturating_add(lateness.window),
-            None => 0,
         }
     }
 }

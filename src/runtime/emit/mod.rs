@@ -22,7 +22,8 @@ use super::checkpoint::{Checkpoint, CheckpointWriter, Identity, Part};
 use super::control::{CheckpointClock, Control};
 use super::{Progress, Stop, StopReason};
 use crate::connectors::{Sink, SinkError};
-use crate::dataflow::{AggregateKey, Aggregates, FunnelSettings, Measures};
+use crate::dataflow::{AggregateKey, Aggregates};
+use crate::declare::{FunnelSettings, Measures};
 use crate::event::{Millis, Rejected};
 use assembly::{Assembly, Earlier};
 use emitter::Emitter;
@@ -41,10 +42,10 @@ pub struct EmitContext {
     pub progress: Arc<Progress>,
 }
 
-/// The streams the emitter reads.
-pub struct EmitInputs<'scope> {
+/// The streams the emitter reads (the aggregate updates with dims in keys of `N` bytes).
+pub struct EmitInputs<'scope, const N: usize> {
     /// The funnel's aggregate updates.
-    pub aggregates: Aggregates<'scope>,
+    pub aggregates: Aggregates<'scope, N>,
     /// Dead letters and too-late records, each with the time it was rejected at.
     pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
     /// The control stream (stop notices, checkpoint requests), broadcast: each worker
@@ -58,8 +59,9 @@ pub struct EmitInputs<'scope> {
 pub struct Emission {
     /// The funnel's settings.
     pub settings: FunnelSettings,
-    /// The sinks (worker 0 of process 0 only; empty elsewhere).
-    pub sinks: Vec<Box<dyn Sink>>,
+    /// The sinks of each aggregate (`sinks[a]`: those of aggregate `a`; worker 0 of
+    /// process 0 only, empty elsewhere).
+    pub sinks: Vec<Vec<Box<dyn Sink>>>,
     /// Where the emitter reports.
     pub context: EmitContext,
     /// Sees the emitter's input frontier (for flow control).
@@ -100,7 +102,8 @@ enum Notice {
 ///
 /// When the frontier (the least frontier of its inputs) has advanced and at least
 /// `emit_interval` has passed since the last batch — or the input is complete — it builds
-/// one [`crate::connectors::Batch`] and writes it to every sink, in order. A sink
+/// one [`crate::connectors::Batch`] per aggregate (all with the same sequence number and
+/// frontiers) and writes each to its aggregate's sinks, in order. A sink
 /// failure stops the run and is reported. A batch also ends at every frontier where a
 /// sink resumes ([`Sink::resume`]) and at every checkpoint's frontier.
 ///
@@ -114,7 +117,7 @@ enum Notice {
 /// durable, the output frontier moves to the checkpoint's frontier. When the input is
 /// complete it writes a checkpoint that says so. A checkpoint that cannot be written
 /// (a full disk) stops the run with the error; the previous checkpoint stays usable.
-pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
+pub fn emit<'scope, const N: usize>(inputs: EmitInputs<'scope, N>, emission: Emission) {
     let scope = inputs.aggregates.inner.scope();
     let worker = scope.index();
     let mut builder = OperatorBuilder::new("Emit".to_owned(), scope);
@@ -129,7 +132,7 @@ pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
     };
     let mut updates_input = builder.new_input(
         inputs.aggregates.inner.probe_with(&emission.processed),
-        Exchange::new(|_: &(AggregateKey, Millis, Measures)| 0u64),
+        Exchange::new(|_: &(AggregateKey<N>, Millis, Measures)| 0u64),
     );
     let mut notices_input = builder.new_input(notices, Exchange::new(|_: &Notice| 0u64));
     let mut control_input = builder.new_input(inputs.control, Pipeline);
@@ -146,7 +149,9 @@ pub fn emit<'scope>(inputs: EmitInputs<'scope>, emission: Emission) {
             checkpoints,
             ..
         } = emission;
-        let written = capabilities.pop().filter(|_| !sinks.is_empty());
+        let written = capabilities
+            .pop()
+            .filter(|_| sinks.iter().any(|s| !s.is_empty()));
         let earlier = start
             .as_ref()
             .map(|s| Earlier {
@@ -192,8 +197,8 @@ struct Checkpoints {
 }
 
 /// The emitter operator's state: the batches, the checkpoints, the schedule.
-struct Operator {
-    emitter: Emitter,
+struct Operator<const N: usize> {
+    emitter: Emitter<N>,
     checkpoints: Option<Checkpoints>,
     interval: Duration,
     last_emit: Option<Instant>,
@@ -201,8 +206,8 @@ struct Operator {
     worker: usize,
 }
 
-impl Operator {
-    fn take_updates(&mut self, data: &mut Vec<(AggregateKey, Millis, Measures)>) {
+impl<const N: usize> Operator<N> {
+    fn take_updates(&mut self, data: &mut Vec<(AggregateKey<N>, Millis, Measures)>) {
         let floor = self.emitter.floor;
         self.emitter
             .updates
@@ -320,7 +325,12 @@ impl Operator {
             return;
         }
         if self.emitter.emit(Some(at), &self.context, self.worker) {
-            let windows = self.emitter.windows.iter().copied().collect();
+            let windows = self
+                .emitter
+                .windows
+                .iter()
+                .map(|w| w.iter().copied().collect())
+                .collect();
             checkpoints.assembly.cut(self.emitter.seq, windows);
         }
     }

@@ -1,5 +1,5 @@
 //! Ingestion: read a worker's partitions in step by event time, judge lateness, and emit
-//! events (as a differential collection) and rejected records, with the frontier.
+//! records (as a differential collection) and rejected records, with the frontier.
 
 mod reading;
 mod recorder;
@@ -24,8 +24,8 @@ pub use reading::MAX_LEAD;
 use super::checkpoint::{IngestPart, RestoredPartitions};
 use super::{Accounting, Progress, Stop, StopNotice, StopReason};
 use crate::connectors::{Arrival, Partition};
-use crate::dataflow::{FunnelSettings, Lateness};
-use crate::event::{Event, Millis, Rejected};
+use crate::declare::FunnelSettings;
+use crate::event::{Millis, Record, Rejected};
 use crate::observe::Observer;
 use reading::{read_slice, release_idle, Admitted, Reading, SliceBounds, POLL_CHUNK};
 use recorder::Recorder;
@@ -71,8 +71,8 @@ pub struct IngestCheckpointing<'scope> {
 
 /// The streams that ingestion produces.
 pub struct Ingested<'scope> {
-    /// Admitted events, each `(event, entry time, +1)`.
-    pub events: VecCollection<'scope, Millis, Event>,
+    /// Admitted records, each `(record, entry time, +1)`.
+    pub records: VecCollection<'scope, Millis, Record>,
     /// Dead letters and too-late records, each with the time it was rejected at (its
     /// partition's watermark when read; at or after the message's time).
     pub rejects: Stream<'scope, Millis, Vec<(Millis, Rejected)>>,
@@ -87,8 +87,10 @@ pub struct Ingested<'scope> {
 /// The operator holds a capability at the worker's frontier: the least watermark over its
 /// open partitions (docs/design.md §3). It always reads from the open partition whose watermark
 /// is lowest, so the frontier advances during a replay. Each valid record is admitted by
-/// its partition's [`super::PartitionClock`]; entering records become `(event, entry, +1)`
-/// updates; dead letters and too-late records go to the second stream. When every
+/// its partition's [`super::PartitionClock`], then checked against the bounds of bounded
+/// dimensions and the overflow budget of summed fields ([`super::Guards`]); entering
+/// records become `(record, entry, +1)` updates; dead letters and too-late records go to
+/// the second stream. When every
 /// partition is done the capability is dropped, completing every window downstream.
 ///
 /// When the process's [`Stop`] is stopping (requested here or heard from the cluster),
@@ -135,19 +137,19 @@ fn build<'scope>(
     };
     // Restored partitions are read before anything else; they do not hold the outputs.
     let mut restore_input = builder.new_input_connection(restore, Pipeline, []);
-    let (events_output, events) = builder.new_output();
+    let (records_output, records) = builder.new_output();
     let (rejects_output, rejects) = builder.new_output();
     let (notices_output, notices) = builder.new_output();
     let (parts_output, parts) = builder.new_output();
     let mut outputs = Outputs {
-        events: OutputBuilder::from(events_output),
+        records: OutputBuilder::from(records_output),
         rejects: OutputBuilder::from(rejects_output),
         notices: OutputBuilder::from(notices_output),
         parts: OutputBuilder::from(parts_output),
     };
     let mut state = Ingest {
         worker,
-        lateness: settings.lateness,
+        settings: settings.clone(),
         partitions: partitions
             .into_iter()
             .map(|p| Reading::new(p, settings, &context.observer))
@@ -184,7 +186,7 @@ fn build<'scope>(
     });
 
     Ingested {
-        events: events.as_collection(),
+        records: records.as_collection(),
         rejects,
         notices,
         parts,
@@ -196,7 +198,7 @@ type Output<D> = OutputBuilder<Millis, CapacityContainerBuilder<Vec<D>>>;
 
 /// The ingest operator's outputs.
 struct Outputs {
-    events: Output<(Event, Millis, isize)>,
+    records: Output<(Record, Millis, isize)>,
     rejects: Output<(Millis, Rejected)>,
     notices: Output<StopNotice>,
     parts: Output<IngestPart>,
@@ -213,7 +215,7 @@ enum Next {
 /// Everything the ingest operator keeps between activations.
 struct Ingest {
     worker: usize,
-    lateness: Lateness,
+    settings: FunnelSettings,
     partitions: Vec<Reading>,
     context: IngestContext,
     recorder: Option<Recorder>,
@@ -332,7 +334,7 @@ impl Ingest {
         }
     }
 
-    /// Reads for one slice, giving events and rejected records to the outputs and
+    /// Reads for one slice, giving records and rejected records to the outputs and
     /// counting them.
     fn read(&mut self, caps: &[Capability<Millis>], outputs: &mut Outputs) -> reading::Slice {
         let output_frontier = self
@@ -340,15 +342,15 @@ impl Ingest {
             .output_frontier
             .with_frontier(|f| f.iter().next().copied());
         let frontier = *caps[1].time();
-        let mut events_handle = outputs.events.activate();
+        let mut records_handle = outputs.records.activate();
         let mut rejects_handle = outputs.rejects.activate();
-        let mut events = events_handle.session(&caps[0]);
+        let mut records = records_handle.session(&caps[0]);
         let mut rejects = rejects_handle.session(&caps[1]);
         let mut accounting = Accounting::default();
         let stop = self.context.stop.clone();
         let recorder = &mut self.recorder;
         let bounds = SliceBounds {
-            lateness: &self.lateness,
+            settings: &self.settings,
             output_frontier,
             frontier,
         };
@@ -363,7 +365,7 @@ impl Ingest {
                     recorder.record(&admitted);
                 }
                 match admitted {
-                    Admitted::Enter(event, entry) => events.give((event, entry, 1isize)),
+                    Admitted::Enter(record, entry) => records.give((record, entry, 1isize)),
                     Admitted::Rejected(time, rejected) => rejects.give((time, rejected)),
                 }
             },

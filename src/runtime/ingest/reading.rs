@@ -4,13 +4,12 @@
 use std::time::{Duration, Instant};
 
 use crate::connectors::{Arrival, Partition, Poll};
-use crate::dataflow::{FunnelSettings, Lateness};
-use crate::event::{
-    time_text, to_csv_fields, DeadLetter, Event, Invalid, Millis, Origin, Rejected, TooLate,
-};
+use crate::declare::FunnelSettings;
+use crate::event::{time_text, DeadLetter, Invalid, Millis, Origin, Record, Rejected, TooLate};
+use crate::format::csv_line;
 use crate::observe::{Observer, PartitionMeter};
 use crate::runtime::checkpoint::PartitionState;
-use crate::runtime::{Accounting, Admission, PartitionClock};
+use crate::runtime::{Accounting, Admission, Guards, PartitionClock};
 
 /// Records read from one partition per poll.
 pub(super) const POLL_CHUNK: usize = 4096;
@@ -26,6 +25,9 @@ pub const MAX_LEAD: Millis = 60_000;
 pub(super) struct Reading {
     pub(super) partition: Box<dyn Partition>,
     pub(super) clock: PartitionClock,
+    /// The bounds on distinct dimension values and the overflow budgets, in the
+    /// partition's order.
+    guards: Guards,
     pub(super) done: bool,
     /// Said `Idle` in this activation: not asked again until the next one, so an idle
     /// partition never keeps the others from being read.
@@ -54,6 +56,7 @@ impl Reading {
                 settings.max_disorder,
                 settings.max_future_skew,
             ),
+            guards: Guards::new(settings),
             done: false,
             idle: false,
             quiet_since: None,
@@ -67,6 +70,7 @@ impl Reading {
             name: self.partition.name().to_owned(),
             position: self.partition.position()?,
             max_seen: self.clock.max_seen(),
+            guards: self.guards.state(),
             done: self.done,
         })
     }
@@ -86,6 +90,7 @@ impl Reading {
                     self.partition.seek(state.position)?;
                 }
                 self.clock.restore(state.max_seen);
+                self.guards.restore(&state.guards);
                 self.done = state.done;
             }
             None => self.clock.catch_up(frontier),
@@ -94,10 +99,10 @@ impl Reading {
     }
 }
 
-/// What one record read became: an event entering at a time, or a rejected record.
+/// What one record read became: a record entering at a time, or a rejected record.
 pub(super) enum Admitted {
     /// Enters the dataflow at the time.
-    Enter(Event, Millis),
+    Enter(Record, Millis),
     /// Goes to the reject outputs, at its time: the partition's watermark when it was
     /// read (never below the worker's frontier), a function of the partition's own
     /// sequence, so a record read again after a restart is rejected at the same time.
@@ -118,8 +123,8 @@ pub(super) struct Slice {
 /// Where a slice of reading stands: the rules and the frontiers it reads by.
 #[derive(Clone, Copy)]
 pub(super) struct SliceBounds<'a> {
-    /// Window and lateness settings, for admission.
-    pub(super) lateness: &'a Lateness,
+    /// The declaration and lateness settings, for admission and the guards.
+    pub(super) settings: &'a FunnelSettings,
     /// The dataflow's output frontier, for flow control.
     pub(super) output_frontier: Option<Millis>,
     /// The worker's frontier: no record is rejected at an earlier time.
@@ -138,7 +143,7 @@ pub(super) fn read_slice(
     mut admitted: impl FnMut(Admitted),
 ) -> Slice {
     let SliceBounds {
-        lateness,
+        settings,
         output_frontier,
         frontier,
     } = *bounds;
@@ -175,7 +180,7 @@ pub(super) fn read_slice(
         }
         let counted = *accounting;
         for arrival in arrivals.drain(..) {
-            admitted(admit(reading, lateness, accounting, frontier, arrival));
+            admitted(admit(reading, settings, accounting, frontier, arrival));
         }
         let (watermark, done) = (reading.clock.watermark(), poll == Poll::Done);
         let partition = reading.partition.as_ref();
@@ -193,52 +198,70 @@ pub(super) fn read_slice(
     }
     for reading in partitions.iter_mut() {
         reading.idle = false;
+        reading.guards.forget(reading.clock.watermark());
     }
     slice
 }
 
-/// Judges one record read from `reading` by its partition's clock, and counts it.
+/// Judges one record read from `reading` by its partition's clock, then by its guards
+/// (bounded dimensions, overflow budget), and counts it.
 fn admit(
     reading: &mut Reading,
-    lateness: &Lateness,
+    settings: &FunnelSettings,
     accounting: &mut Accounting,
     frontier: Millis,
     arrival: Arrival,
 ) -> Admitted {
     let reject_time = reading.clock.watermark().max(frontier);
-    match arrival {
+    let (mut record, position) = match arrival {
         Arrival::DeadLetter(dead) => {
             let counts = accounting.stream_mut(dead.stream);
             counts.read += 1;
             counts.dead_lettered += 1;
+            return Admitted::Rejected(reject_time, Rejected::DeadLetter(dead));
+        }
+        Arrival::Event { record, position } => (record, position),
+    };
+    let counts = accounting.stream_mut(record.stream);
+    counts.read += 1;
+    let name = reading.partition.name();
+    match reading
+        .clock
+        .judge(&settings.lateness, record.stream, record.ts)
+    {
+        Admission::Enter {
+            entry,
+            late,
+            attribution_only,
+        } => {
+            let checked = reading
+                .guards
+                .admit(settings, &mut record, !attribution_only);
+            if let Err(reason) = checked {
+                counts.dead_lettered += 1;
+                let dead = dead_letter(settings, &record, name, position, reason);
+                return Admitted::Rejected(reject_time, Rejected::DeadLetter(dead));
+            }
+            reading.clock.advance(record.ts);
+            counts.late += u64::from(late);
+            counts.attribution_only += u64::from(attribution_only);
+            Admitted::Enter(record, entry)
+        }
+        Admission::TooFarInFuture { ahead_ms } => {
+            counts.dead_lettered += 1;
+            let schema = settings.schema.stream(record.stream);
+            let reason = Invalid::TooFarInFuture {
+                field: schema.fields()[schema.time_index()].name.clone(),
+                ts: record.ts,
+                ahead_ms,
+            };
+            let dead = dead_letter(settings, &record, name, position, reason);
             Admitted::Rejected(reject_time, Rejected::DeadLetter(dead))
         }
-        Arrival::Event { event, position } => {
-            let counts = accounting.stream_mut(event.kind());
-            counts.read += 1;
-            match reading.clock.admit(lateness, &event) {
-                Admission::Enter {
-                    entry,
-                    late,
-                    attribution_only,
-                } => {
-                    counts.late += u64::from(late);
-                    counts.attribution_only += u64::from(attribution_only);
-                    Admitted::Enter(event, entry)
-                }
-                Admission::TooFarInFuture { ahead_ms } => {
-                    counts.dead_lettered += 1;
-                    let name = reading.partition.name();
-                    let dead = too_far_ahead(&event, name, position, ahead_ms);
-                    Admitted::Rejected(reject_time, Rejected::DeadLetter(dead))
-                }
-                Admission::TooLate { watermark } => {
-                    counts.too_late += 1;
-                    let name = reading.partition.name();
-                    let late = too_late(&event, name, position, watermark);
-                    Admitted::Rejected(reject_time, Rejected::TooLate(late))
-                }
-            }
+        Admission::TooLate { watermark } => {
+            counts.too_late += 1;
+            let late = too_late(&record, name, position, watermark);
+            Admitted::Rejected(reject_time, Rejected::TooLate(late))
         }
     }
 }
@@ -302,37 +325,41 @@ pub(super) fn release_idle(partitions: &mut [Reading], current: Millis) -> Optio
     Some(frontier)
 }
 
-fn too_far_ahead(event: &Event, source: &str, position: u64, ahead_ms: Millis) -> DeadLetter {
+/// A record admitted by the watermark but rejected as bad input: too far in the future,
+/// beyond a dimension's bound, or beyond the overflow budget.
+fn dead_letter(
+    settings: &FunnelSettings,
+    record: &Record,
+    source: &str,
+    position: u64,
+    reason: Invalid,
+) -> DeadLetter {
     DeadLetter {
-        stream: event.kind(),
+        stream: record.stream,
         origin: Origin {
             source: source.to_owned(),
             position,
         },
-        raw: to_csv_fields(event).join(","),
-        reason: Invalid::TooFarInFuture {
-            ts: event.ts(),
-            ahead_ms,
-        }
-        .to_string(),
+        raw: csv_line(settings.schema.stream(record.stream), record),
+        reason: reason.to_string(),
     }
 }
 
-fn too_late(event: &Event, source: &str, position: u64, watermark: Millis) -> TooLate {
+fn too_late(record: &Record, source: &str, position: u64, watermark: Millis) -> TooLate {
     TooLate {
-        stream: event.kind(),
+        stream: record.stream,
         origin: Origin {
             source: source.to_owned(),
             position,
         },
-        id: event.id(),
-        ts: event.ts(),
+        id: record.id,
+        ts: record.ts,
         watermark,
         reason: format!(
             "too late: the partition watermark {} had reached the record's release time, so \
              every window it could affect (from the window of ts {}) is final",
             time_text(watermark),
-            time_text(event.ts())
+            time_text(record.ts)
         ),
     }
 }

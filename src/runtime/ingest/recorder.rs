@@ -9,7 +9,7 @@ use timely::dataflow::ProbeHandle;
 
 use super::reading::{Admitted, Reading};
 use crate::connectors::PartitionPosition;
-use crate::event::{Event, Millis, Rejected};
+use crate::event::{Millis, Record, Rejected};
 use crate::runtime::checkpoint::{IngestPart, PartitionState};
 use crate::runtime::Accounting;
 
@@ -27,8 +27,8 @@ pub(super) struct Recorder {
     control: ProbeHandle<Millis>,
     /// Requests heard and not answered yet, ascending.
     pending: Vec<Millis>,
-    /// Events admitted, with their entry times, not yet below the trim point.
-    events: Vec<(Event, Millis)>,
+    /// Records admitted, with their entry times, not yet below the trim point.
+    events: Vec<(Record, Millis)>,
     /// Records rejected, with their times, not yet below the trim point.
     rejects: Vec<(Millis, Rejected)>,
     /// Ingestion counts of everything this worker read.
@@ -58,7 +58,7 @@ impl Recorder {
     /// Keeps a record read, with its time.
     pub(super) fn record(&mut self, admitted: &Admitted) {
         match admitted {
-            Admitted::Enter(event, entry) => self.events.push((*event, *entry)),
+            Admitted::Enter(record, entry) => self.events.push((*record, *entry)),
             Admitted::Rejected(time, rejected) => self.rejects.push((*time, rejected.clone())),
         }
     }

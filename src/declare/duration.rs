@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///
 /// # Examples
 /// ```
-/// use diffmill::graph::DurationText;
+/// use diffmill::declare::DurationText;
 ///
 /// assert_eq!("15m".parse::<DurationText>().unwrap().millis(), 900_000);
 /// assert_eq!("36h".parse::<DurationText>().unwrap().to_string(), "36h");
