@@ -66,8 +66,12 @@ rm -rf "$work/out" "$work"/state-*
 "$bin" run "$work/10s.toml" --input "$work/data" --output "$work/out" --status-every 0 \
     >/dev/null 2>&1 &
 pid=$!
+# Killed at 80 % of the median time, and not before its first checkpoint is written.
 sleep "$(echo "$base * 0.8" | bc -l)"
-kill -9 "$pid" 2>/dev/null || true
+until ls "$work"/state-10s/checkpoint-*.ckpt >/dev/null 2>&1 || ! kill -0 "$pid" 2>/dev/null; do
+    sleep 0.2
+done
+kill -9 "$pid" 2>/dev/null || echo "the run ended before it could be killed"
 wait "$pid" 2>/dev/null || true
 start=$(date +%s.%N)
 log=$("$bin" run "$work/10s.toml" --input "$work/data" --output "$work/out" --status-every 0 2>&1 >/dev/null)
@@ -78,9 +82,10 @@ printf 'resumed and finished in %.2f s (an uninterrupted run: %.2f s)\n' \
 
 echo
 echo "== open loop, $rate records/s, 1 worker, $duration (alternated: none, $every)"
-"$bin" bench --rates "$rate" --duration 1s -w 1 2>/dev/null | sed -n '1p' | sed 's/^/       /'
-for _ in $(seq "$runs"); do
-    "$bin" bench --rates "$rate" --duration "$duration" -w 1 2>/dev/null | sed -n '2p' \
+for round in $(seq "$runs"); do
+    lines=2p
+    [ "$round" = 1 ] && lines=1,2p
+    "$bin" bench --rates "$rate" --duration "$duration" -w 1 2>/dev/null | sed -n "$lines" \
         | sed 's/^/  none /'
     "$bin" bench --rates "$rate" --duration "$duration" -w 1 --checkpoint-interval "$every" \
         2>/dev/null | sed -n '2,3p' | sed "s/^/  $every  /"
