@@ -134,6 +134,11 @@ impl<R: Keyed> Groups<R> {
         }
     }
 
+    /// Drops every group without a retraction (the input is complete).
+    pub(super) fn forget(&mut self) {
+        *self = Groups::default();
+    }
+
     /// Takes back a group from a checkpoint, without counting it: its winner is present
     /// again until its release time.
     pub(super) fn restore(&mut self, group: GroupState<R>) {
