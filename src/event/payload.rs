@@ -87,13 +87,16 @@ impl fmt::Debug for Record {
     }
 }
 
-/// The encoded fields, serialized as bytes (serde has no impls for long arrays).
+/// The encoded fields, serialized as bytes (serde has no impls for long arrays) without
+/// their trailing zeros: most declarations leave the end of the payload unused, and
+/// checkpoints and exchanges between processes carry every held record.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Payload([u8; PAYLOAD_BYTES]);
 
 impl Serialize for Payload {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        let used = self.0.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+        serializer.serialize_bytes(&self.0[..used])
     }
 }
 
@@ -103,19 +106,25 @@ impl<'de> Deserialize<'de> for Payload {
         impl<'de> Visitor<'de> for Bytes {
             type Value = Payload;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{PAYLOAD_BYTES} bytes")
+                write!(f, "at most {PAYLOAD_BYTES} bytes")
             }
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Payload, E> {
-                let array = <[u8; PAYLOAD_BYTES]>::try_from(bytes)
-                    .map_err(|_| E::invalid_length(bytes.len(), &self))?;
+                let mut array = [0u8; PAYLOAD_BYTES];
+                array
+                    .get_mut(..bytes.len())
+                    .ok_or_else(|| E::invalid_length(bytes.len(), &self))?
+                    .copy_from_slice(bytes);
                 Ok(Payload(array))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Payload, A::Error> {
                 let mut array = [0u8; PAYLOAD_BYTES];
-                for (i, slot) in array.iter_mut().enumerate() {
-                    *slot = seq
-                        .next_element()?
-                        .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                let mut len = 0;
+                while let Some(byte) = seq.next_element()? {
+                    let slot = array
+                        .get_mut(len)
+                        .ok_or_else(|| A::Error::invalid_length(len + 1, &self))?;
+                    *slot = byte;
+                    len += 1;
                 }
                 Ok(Payload(array))
             }
@@ -135,5 +144,31 @@ mod tests {
         let text = serde_json::to_string(&record).unwrap();
         let back: Record = serde_json::from_str(&text).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn trailing_zeros_are_not_encoded() {
+        let mut record = Record::new(StreamKind::Bid, 7, 9);
+        record.payload_mut()[..5].copy_from_slice(&[1, 0, 0, 2, 3]);
+        let bytes = crate::codec::encode(&record);
+        let empty = crate::codec::encode(&Record::new(StreamKind::Bid, 7, 9));
+        assert_eq!(bytes.len(), empty.len() + 5);
+        assert_eq!(crate::codec::decode::<Record>(&bytes), Ok(record));
+        let mut full = record;
+        full.payload_mut()[PAYLOAD_BYTES - 1] = 9;
+        assert_eq!(
+            crate::codec::decode::<Record>(&crate::codec::encode(&full)),
+            Ok(full)
+        );
+    }
+
+    #[test]
+    fn a_payload_longer_than_the_record_is_refused() {
+        let bytes = |len: usize| serde_bytes::ByteBuf::from(vec![1u8; len]);
+        let record = |len| (1u64, 2u64, bytes(len), StreamKind::Bid, 0u8);
+        let fits = crate::codec::encode(&record(PAYLOAD_BYTES));
+        assert!(crate::codec::decode::<Record>(&fits).is_ok());
+        let long = crate::codec::encode(&record(PAYLOAD_BYTES + 1));
+        assert!(crate::codec::decode::<Record>(&long).is_err());
     }
 }

@@ -33,61 +33,66 @@ struct Segment {
 /// The segments of one dedup operator.
 #[derive(Default)]
 pub(super) struct Segments {
-    segments: BTreeMap<SegmentId, Segment>,
-    open: SegmentId,
-    /// The segment made dirty last: releases and duplicates come in runs from one
-    /// segment, which then costs one map lookup.
+    /// The closed segments, by number.
+    closed: BTreeMap<SegmentId, Segment>,
+    /// The segment new groups join, kept out of the map: joining it is a push.
+    open: Segment,
+    open_id: SegmentId,
+    /// The closed segment made dirty last: releases and duplicates come in runs from one
+    /// segment, which then costs no map lookup.
     last_dirty: Option<SegmentId>,
 }
 
 impl Segments {
     /// Adds a new group's id to the open segment; returns that segment.
     pub(super) fn join(&mut self, id: EventId) -> SegmentId {
-        let mut segment = self.segments.entry(self.open).or_default();
-        if segment.ids.len() >= SEGMENT_GROUPS {
-            self.open += 1;
-            segment = self.segments.entry(self.open).or_default();
+        if self.open.ids.len() >= SEGMENT_GROUPS {
+            let full = std::mem::take(&mut self.open);
+            self.closed.insert(self.open_id, full);
+            self.open_id += 1;
         }
-        segment.ids.push(id);
-        segment.bytes = None;
-        self.open
+        self.open.ids.push(id);
+        self.open.bytes = None;
+        self.open_id
     }
 
     /// Marks `segment` dirty: one of its groups changed or was released.
     pub(super) fn touch(&mut self, segment: SegmentId) {
-        if self.last_dirty == Some(segment) {
-            return;
+        if segment == self.open_id {
+            self.open.bytes = None;
+        } else if self.last_dirty != Some(segment) {
+            if let Some(s) = self.closed.get_mut(&segment) {
+                s.bytes = None;
+            }
+            self.last_dirty = Some(segment);
         }
-        if let Some(s) = self.segments.get_mut(&segment) {
-            s.bytes = None;
-        }
-        self.last_dirty = Some(segment);
     }
 
     /// Every segment's bytes, in segment order: a dirty segment is encoded again by
     /// `encode(segment, ids)`, which drops from `ids` those no longer held in that
-    /// segment. Segments left empty are removed (except the open one).
+    /// segment. Closed segments left empty are removed.
     pub(super) fn encode(
         &mut self,
         mut encode: impl FnMut(SegmentId, &mut Vec<EventId>) -> Vec<u8>,
     ) -> Vec<SharedBytes> {
         self.last_dirty = None;
-        let open = self.open;
-        let mut parts = Vec::with_capacity(self.segments.len());
+        let mut parts = Vec::with_capacity(self.closed.len() + 1);
         let mut encoded = 0usize;
-        self.segments.retain(|&number, segment| {
+        let mut visit = |number: SegmentId, segment: &mut Segment| {
             if segment.bytes.is_none() {
                 encoded += 1;
                 segment.ids.sort_unstable();
                 segment.ids.dedup();
                 segment.bytes = Some(encode(number, &mut segment.ids).into());
             }
-            if segment.ids.is_empty() {
-                return number == open;
+            if !segment.ids.is_empty() {
+                parts.extend(segment.bytes.clone());
             }
-            parts.extend(segment.bytes.clone());
-            true
-        });
+            !segment.ids.is_empty()
+        };
+        self.closed
+            .retain(|&number, segment| visit(number, segment));
+        visit(self.open_id, &mut self.open);
         tracing::trace!(encoded, segments = parts.len(), "dedup segments");
         parts
     }
@@ -95,6 +100,6 @@ impl Segments {
     /// Number of segments (open one included), for tests.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.segments.len()
+        self.closed.len() + 1
     }
 }
