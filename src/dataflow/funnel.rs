@@ -11,8 +11,8 @@ use timely::dataflow::Stream;
 
 use super::distinct::distinct_counts;
 use super::{
-    Attribute, Checkpointing, DedupById, DedupCounters, DedupSnapshot, Fact, Facts, GroupState,
-    Parent, ParentTrace,
+    AtEnd, Attribute, Checkpointing, DedupById, DedupCounters, DedupSnapshot, Fact, Facts,
+    GroupState, Parent, ParentTrace,
 };
 use crate::declare::{Attribution, FunnelSettings, Measures};
 use crate::event::{Millis, Record, StreamKind};
@@ -50,7 +50,9 @@ pub(super) type Attributed<'scope, C, const N: usize> =
 ///
 /// Contributions to a window at times at or after the window is final (releases of state,
 /// parents arriving after their child's window is final) are still in the collection;
-/// the emitter drops them, so that a final window's last value stands.
+/// the emitter drops them, so that a final window's last value stands. For the same
+/// reason, the state still held when the input is complete is dropped without its
+/// releases ([`AtEnd::Forget`]): they would all come at such times.
 pub fn ad_funnel<'scope, const N: usize>(
     records: VecCollection<'scope, Millis, Record>,
     settings: &FunnelSettings,
@@ -97,9 +99,13 @@ pub fn ad_funnel_checkpointed<'scope, const N: usize>(
     let mut snapshots: Option<Stream<'scope, Millis, Vec<StreamSnapshot>>> = None;
     let [bids, impressions, clicks, conversions] = StreamKind::ALL.map(|kind| {
         let stream = parts.next().expect("four streams");
+        // Every change at or after a record's release time is thrown away by the emitter
+        // (the windows it can affect are final), so the end of the input need not
+        // retract what dedup holds.
         let checkpointing = Checkpointing {
             requests: requests.clone(),
             restore: restored.next().expect("four streams"),
+            at_end: AtEnd::Forget,
         };
         let (deduplicated, answers) = stream.dedup_by_id_checkpointed(
             move |r: &Record| lateness.release_time(kind, r.ts),

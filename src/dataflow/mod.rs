@@ -8,7 +8,9 @@ mod facts;
 mod funnel;
 
 pub use attribute::{Attribute, Parent, ParentTrace, Parents};
-pub use dedup::{Checkpointing, DedupById, DedupCounters, DedupCounts, DedupSnapshot, GroupState};
+pub use dedup::{
+    AtEnd, Checkpointing, DedupById, DedupCounters, DedupCounts, DedupSnapshot, GroupState,
+};
 pub use distinct::Sighting;
 pub use facts::{Fact, Facts};
 pub use funnel::{

@@ -27,6 +27,21 @@ use timely::ExchangeData;
 pub use counts::{DedupCounters, DedupCounts};
 pub use groups::GroupState;
 
+/// What a dedup operator does with the groups it still holds when its input is complete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AtEnd {
+    /// Retract every winner at its release time, as if the frontier had passed them all:
+    /// the collection is the same as with more input to come.
+    #[default]
+    Retract,
+    /// Drop the groups without a retraction. For a consumer that throws away every change
+    /// at or after a record's release time (the funnel: the windows a record can affect
+    /// are all final by then), the retractions are work with no effect: at the end of a
+    /// replay that holds all its input they are one more update per record through every
+    /// join and aggregate.
+    Forget,
+}
+
 use crate::codec::SharedBytes;
 use crate::event::{Keyed, Millis};
 use groups::{Groups, Update};
@@ -57,6 +72,8 @@ pub struct Checkpointing<'scope, R> {
     /// Groups from a checkpoint, taken back (uncounted) before any input is processed;
     /// each winner is present again from the time it arrives at until its release time.
     pub restore: Stream<'scope, Millis, Vec<GroupState<R>>>,
+    /// What to do with the groups held when the input is complete.
+    pub at_end: AtEnd,
 }
 
 /// Dedup by id as a differential operator.
@@ -103,7 +120,7 @@ pub trait DedupById<'scope, R: Keyed> {
     /// ```
     /// use differential_dataflow::input::Input;
     /// use diffmill::codec::decode;
-    /// use diffmill::dataflow::{Checkpointing, DedupById, GroupState};
+    /// use diffmill::dataflow::{AtEnd, Checkpointing, DedupById, GroupState};
     /// use diffmill::event::Click;
     /// use timely::dataflow::operators::capture::{Capture, Event};
     /// use timely::dataflow::operators::ToStream;
@@ -116,7 +133,7 @@ pub trait DedupById<'scope, R: Keyed> {
     ///     let (_, snapshots) = clicks.dedup_by_id_checkpointed(
     ///         |c: &Click| c.ts + 1_000,
     ///         Default::default(),
-    ///         Checkpointing { requests, restore },
+    ///         Checkpointing { requests, restore, at_end: AtEnd::Retract },
     ///     );
     ///     snapshots.capture()
     /// });
@@ -156,6 +173,7 @@ where
         let checkpointing = Checkpointing {
             requests: empty(scope),
             restore: empty(scope),
+            at_end: AtEnd::Retract,
         };
         self.dedup_by_id_checkpointed(release, counts, checkpointing)
             .0
@@ -190,7 +208,7 @@ where
             );
 
         builder.build(move |_capabilities| {
-            let mut state = Dedup::new(release, counts);
+            let mut state = Dedup::new(release, counts, checkpointing.at_end);
             move |frontiers| {
                 restore_input.for_each(|capability, groups| {
                     if let Some(time) = capability.least().copied() {
@@ -231,6 +249,7 @@ type OutputSession<'a, D> = OutputBuilderSession<'a, Millis, CapacityContainerBu
 /// Everything one dedup operator keeps between activations.
 struct Dedup<R, F> {
     release: F,
+    at_end: AtEnd,
     counts: Arc<DedupCounters>,
     groups: Groups<R>,
     /// Updates not yet processed (the frontier has not passed them), as `(time, record)`.
@@ -257,9 +276,10 @@ struct Dedup<R, F> {
 }
 
 impl<R: Keyed, F: Fn(&R) -> Millis> Dedup<R, F> {
-    fn new(release: F, counts: Arc<DedupCounters>) -> Self {
+    fn new(release: F, counts: Arc<DedupCounters>, at_end: AtEnd) -> Self {
         Dedup {
             release,
+            at_end,
             counts,
             groups: Groups::default(),
             stash: Vec::new(),
@@ -344,9 +364,14 @@ impl<R: Keyed, F: Fn(&R) -> Millis> Dedup<R, F> {
             &mut local,
             snapshots,
         );
-        // Every group released by the limit sends its retraction now.
-        self.groups
-            .release_until(limit.unwrap_or(Millis::MAX), &mut self.out);
+        // Every group released by the limit sends its retraction now; at the end of the
+        // input, unless the groups are to be forgotten.
+        match (limit, self.at_end) {
+            (None, AtEnd::Forget) => self.groups.forget(),
+            _ => self
+                .groups
+                .release_until(limit.unwrap_or(Millis::MAX), &mut self.out),
+        }
         if let (Some(capability), false) = (self.held.as_ref(), self.out.is_empty()) {
             records
                 .session(capability)
@@ -402,5 +427,61 @@ impl<R: Keyed, F: Fn(&R) -> Millis> Dedup<R, F> {
             );
             snapshots.session(&capability).give(snapshot);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use differential_dataflow::input::Input;
+    use timely::dataflow::operators::capture::{Capture, Event};
+
+    use super::*;
+    use crate::event::Click;
+
+    /// The updates of dedup over two clicks of one id and one of another, run to the end.
+    fn updates(at_end: AtEnd) -> Vec<(Click, Millis, isize)> {
+        let click = |click_id, ts| Click {
+            click_id,
+            bid_id: 9,
+            ts,
+        };
+        let captured = timely::example(move |scope| {
+            let (_, clicks) =
+                scope.new_collection_from(vec![click(1, 5), click(1, 7), click(2, 3)]);
+            let checkpointing = Checkpointing {
+                requests: empty(scope),
+                restore: empty(scope),
+                at_end,
+            };
+            let (deduplicated, _) = clicks.dedup_by_id_checkpointed(
+                |c: &Click| c.ts + 1_000,
+                Arc::default(),
+                checkpointing,
+            );
+            deduplicated.inner.capture()
+        });
+        let mut all: Vec<_> = captured
+            .try_iter()
+            .flat_map(|event| match event {
+                Event::Messages(_, data) => data,
+                Event::Progress(_) => Vec::new(),
+            })
+            .collect();
+        differential_dataflow::consolidation::consolidate_updates(&mut all);
+        all
+    }
+
+    #[test]
+    fn forgetting_at_the_end_sends_no_retractions() {
+        let winners = |c: &(Click, Millis, isize)| c.2 > 0;
+        let retract = updates(AtEnd::Retract);
+        assert_eq!(retract.iter().filter(|c| winners(c)).count(), 2);
+        assert_eq!(retract.iter().filter(|c| !winners(c)).count(), 2);
+        let forget = updates(AtEnd::Forget);
+        assert!(forget.iter().all(winners), "{forget:?}");
+        assert_eq!(
+            forget,
+            retract.into_iter().filter(winners).collect::<Vec<_>>()
+        );
     }
 }
