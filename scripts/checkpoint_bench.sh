@@ -5,14 +5,15 @@
 # latency with and without checkpoints.
 #
 #   scripts/checkpoint_bench.sh [bids]     # default 3,000,000 bids (about 5 M events)
-#   RUNS=5 RATE=50000 DURATION=60s EVERY=10s scripts/checkpoint_bench.sh
+#   RUNS=5 RATE=50000 DURATION=60s INTERVAL=10s MODES="2s 5s" scripts/checkpoint_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bids=${1:-3000000}
 runs=${RUNS:-3}
 rate=${RATE:-50000}
 duration=${DURATION:-60s}
-every=${EVERY:-10s}
+interval=${INTERVAL:-10s}
+modes=${MODES:-"2s 5s"}
 cargo build --release --quiet
 bin=target/release/diffmill
 work=$(mktemp -d)
@@ -23,9 +24,10 @@ events=$(cat "$work"/data/*.csv | wc -l)
 events=$((events - files))
 echo "input: $events events in $files files, $(nproc) cores, 36 h match bounds (all state held)"
 
-# The replay graph without its [state] table, and with checkpoints every 10 s and 30 s.
+# The replay graph without its [state] table, and with checkpoints at each interval of
+# MODES (a replay of a few seconds needs short intervals to write any).
 sed '/^\[state\]/,$d' graphs/replay_files.toml >"$work/none.toml"
-for every in 10s 30s; do
+for every in $modes; do
     cp "$work/none.toml" "$work/$every.toml"
     printf '[state]\ndir = "%s/state-%s"\ncheckpoint_interval = "%s"\n' "$work" "$every" "$every" \
         >>"$work/$every.toml"
@@ -44,49 +46,50 @@ run_once() { # $1 = graph; prints "seconds load checkpoint-line"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
-echo "== file replay, 1 worker (alternated: none, 10s, 30s)"
+echo "== file replay, 1 worker (alternated: none, ${modes// /, })"
 declare -A times
 for _ in $(seq "$runs"); do
-    for mode in none 10s 30s; do
+    for mode in none $modes; do
         read -r seconds load rest < <(run_once "$work/$mode.toml")
         times[$mode]+="$seconds "
         printf '  %-5s %6.2f s  load %-5s %s\n' "$mode" "$seconds" "$load" "$rest"
     done
 done
 base=$(tr ' ' '\n' <<<"${times[none]}" | grep . | median)
-for mode in none 10s 30s; do
+for mode in none $modes; do
     m=$(tr ' ' '\n' <<<"${times[$mode]}" | grep . | median)
     printf '%-5s median %6.2f s  %8.0f events/s  ratio to none %.3f\n' "$mode" "$m" \
         "$(echo "$events / $m" | bc -l)" "$(echo "$m / $base" | bc -l)"
 done
 
 echo
-echo "== restart: a 10s-checkpoint replay killed at 80 % of the median time, resumed"
+first=${modes%% *}
+echo "== restart: a $first-checkpoint replay killed at 80 % of the median time, resumed"
 rm -rf "$work/out" "$work"/state-*
-"$bin" run "$work/10s.toml" --input "$work/data" --output "$work/out" --status-every 0 \
+"$bin" run "$work/$first.toml" --input "$work/data" --output "$work/out" --status-every 0 \
     >/dev/null 2>&1 &
 pid=$!
 # Killed at 80 % of the median time, and not before its first checkpoint is written.
 sleep "$(echo "$base * 0.8" | bc -l)"
-until ls "$work"/state-10s/checkpoint-*.ckpt >/dev/null 2>&1 || ! kill -0 "$pid" 2>/dev/null; do
+until ls "$work/state-$first"/checkpoint-*.ckpt >/dev/null 2>&1 || ! kill -0 "$pid" 2>/dev/null; do
     sleep 0.2
 done
 kill -9 "$pid" 2>/dev/null || echo "the run ended before it could be killed"
 wait "$pid" 2>/dev/null || true
 start=$(date +%s.%N)
-log=$("$bin" run "$work/10s.toml" --input "$work/data" --output "$work/out" --status-every 0 2>&1 >/dev/null)
+log=$("$bin" run "$work/$first.toml" --input "$work/data" --output "$work/out" --status-every 0 2>&1 >/dev/null)
 end=$(date +%s.%N)
 grep '^state:' <<<"$log" || true
 printf 'resumed and finished in %.2f s (an uninterrupted run: %.2f s)\n' \
     "$(echo "$end - $start" | bc -l)" "$base"
 
 echo
-echo "== open loop, $rate records/s, 1 worker, $duration (alternated: none, $every)"
+echo "== open loop, $rate records/s, 1 worker, $duration (alternated: none, $interval)"
 for round in $(seq "$runs"); do
     lines=2p
     [ "$round" = 1 ] && lines=1,2p
     "$bin" bench --rates "$rate" --duration "$duration" -w 1 2>/dev/null | sed -n "$lines" \
         | sed 's/^/  none /'
-    "$bin" bench --rates "$rate" --duration "$duration" -w 1 --checkpoint-interval "$every" \
-        2>/dev/null | sed -n '2,3p' | sed "s/^/  $every  /"
+    "$bin" bench --rates "$rate" --duration "$duration" -w 1 --checkpoint-interval "$interval" \
+        2>/dev/null | sed -n '2,3p' | sed "s/^/  $interval  /"
 done
