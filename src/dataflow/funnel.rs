@@ -128,15 +128,7 @@ pub fn ad_funnel_checkpointed<'scope, const N: usize>(
     };
     let bid_parents = bid_facts
         .clone()
-        .map(|(fact, attribution)| {
-            (
-                fact.id,
-                Parent {
-                    ts: fact.ts,
-                    attribution,
-                },
-            )
-        })
+        .map(as_parent)
         .arrange_by_key_named("BidsById");
     let mut traces = vec![bid_parents.trace.clone()];
     let keyed = |records: VecCollection<'scope, Millis, Record>| {
@@ -148,15 +140,7 @@ pub fn ad_funnel_checkpointed<'scope, const N: usize>(
     let click_facts = keyed(clicks.clone()).attribute(bid_parents.clone(), lateness.bid_bound);
     let click_parents = click_facts
         .clone()
-        .map(|(fact, attribution)| {
-            (
-                fact.id,
-                Parent {
-                    ts: fact.ts,
-                    attribution,
-                },
-            )
-        })
+        .map(as_parent)
         .arrange_by_key_named("ClicksById");
     traces.push(click_parents.trace.clone());
     let conversion_facts =
@@ -198,4 +182,18 @@ pub fn ad_funnel_checkpointed<'scope, const N: usize>(
             .explode(|_| None::<(AggregateKey<N>, Measures)>)
     });
     (aggregates, traces, snapshots)
+}
+
+/// An attributed parent record as its children look it up: by its id, with its event
+/// time and the attribution it passes on.
+fn as_parent<const N: usize>(
+    (fact, attribution): (Fact, Attribution<N>),
+) -> (crate::event::EventId, Parent<N>) {
+    (
+        fact.id,
+        Parent {
+            ts: fact.ts,
+            attribution,
+        },
+    )
 }
