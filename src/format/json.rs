@@ -151,20 +151,78 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            match self.schema.index(&key) {
-                Some(index) => self.slots[index] = map.next_value_seed(SlotSeed)?,
-                None => {
+        let reject = self.schema.unknown_fields() == UnknownFields::Reject;
+        let mut next = 0;
+        loop {
+            let seed = KeySeed {
+                schema: self.schema,
+                next,
+                keep_unknown: reject && self.unknown.is_none(),
+            };
+            match map.next_key_seed(seed)? {
+                None => return Ok(()),
+                Some(Key::Field(index)) => {
+                    self.slots[index] = map.next_value_seed(SlotSeed)?;
+                    next = index + 1;
+                }
+                Some(Key::Unknown(name)) => {
                     map.next_value::<IgnoredAny>()?;
-                    if self.schema.unknown_fields() == UnknownFields::Reject
-                        && self.unknown.is_none()
-                    {
-                        *self.unknown = Some(key.into_owned());
+                    if name.is_some() {
+                        *self.unknown = name;
                     }
                 }
             }
         }
-        Ok(())
+    }
+}
+
+/// A key as read: a declared field's position, or an undeclared key (named when a strict
+/// stream will reject it).
+enum Key {
+    Field(usize),
+    Unknown(Option<String>),
+}
+
+/// Reads one key, borrowed from the text when it has no escapes, and finds its field:
+/// the field after the previous key's first (keys usually come in declaration order),
+/// then every field.
+struct KeySeed<'s> {
+    schema: &'s StreamSchema,
+    next: usize,
+    keep_unknown: bool,
+}
+
+impl KeySeed<'_> {
+    fn key(&self, name: &str) -> Key {
+        let fields = self.schema.fields();
+        let index = match fields.get(self.next) {
+            Some(field) if field.name == name => Some(self.next),
+            _ => self.schema.index(name),
+        };
+        match index {
+            Some(index) => Key::Field(index),
+            None => Key::Unknown(self.keep_unknown.then(|| name.to_owned())),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Key, E> {
+        Ok(self.key(name))
     }
 }
 
