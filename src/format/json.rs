@@ -1,34 +1,13 @@
 //! JSON records decoded with typed serde straight into a record: one pass over the text,
-//! each declared key's value taken as it is read, undeclared keys skipped.
+//! each declared key's value parsed into the record as it is read, undeclared keys skipped.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::too_long;
-use crate::declare::{FieldType, StreamSchema, UnknownFields, Value, MAX_FIELDS};
+use crate::declare::{parse_id, parse_ts, FieldType, StreamSchema, UnknownFields, Value};
 use crate::event::{Invalid, Millis, Record, MAX_TS};
-
-/// A declared key's value as read, before it is checked against the field's type.
-#[derive(Debug, Default)]
-enum Slot<'de> {
-    /// Absent, or `null`.
-    #[default]
-    Missing,
-    /// A string (not yet trimmed).
-    Text(Cow<'de, str>),
-    /// A non-negative integer.
-    Unsigned(u64),
-    /// A negative integer.
-    Signed(i64),
-    /// A number with a fraction or exponent, as JSON text.
-    Float(String),
-    /// `true` or `false`.
-    Bool(bool),
-    /// An array or object, as JSON text (for the message).
-    Other(String),
-}
 
 /// Decodes one JSON object as a record of `schema`'s stream. Undeclared keys are ignored
 /// (or rejected, as the stream declares); numbers may be JSON numbers or strings of
@@ -59,82 +38,84 @@ pub fn decode_json(
     if let Some(reason) = too_long(text.len()) {
         return Err(reason);
     }
-    let mut slots: [Slot<'_>; MAX_FIELDS] = Default::default();
-    let mut unknown = None;
+    let mut object = Object::new(schema);
     let mut de = serde_json::Deserializer::from_str(text);
-    ObjectSeed {
-        schema,
-        slots: &mut slots,
-        unknown: &mut unknown,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|e| Invalid::Json(e.to_string()))?;
-    if let Some(field) = unknown {
-        return Err(Invalid::UnknownField { field });
-    }
-    let mut record = Record::new(schema.kind(), 0, 0);
-    for (index, field) in schema.fields().iter().enumerate() {
-        let slot = std::mem::take(&mut slots[index]);
-        let absent = match &slot {
-            Slot::Missing => true,
-            Slot::Text(text) => text.trim().is_empty(),
-            _ => false,
-        };
-        let value = match fallback_ts {
-            Some(ts) if absent && index == schema.time_index() && ts <= MAX_TS => {
-                Value::Timestamp(ts)
-            }
-            _ => typed(field.ty, &field.name, slot)?,
-        };
-        schema.set(&mut record, index, value);
-    }
-    Ok(record)
+    (&mut object)
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| Invalid::Json(e.to_string()))?;
+    object.finish(fallback_ts)
 }
 
-/// A slot as a value of type `ty`, with the same reasons as the text of a CSV column.
-fn typed(ty: FieldType, name: &str, slot: Slot<'_>) -> Result<Value, Invalid> {
-    let missing = || Invalid::MissingField {
-        field: name.to_owned(),
-    };
-    match slot {
-        Slot::Missing => Err(missing()),
-        Slot::Text(text) => match text.trim() {
-            "" => Err(missing()),
-            trimmed => ty.parse(name, trimmed),
-        },
-        Slot::Unsigned(v) => match ty {
-            FieldType::Id if v > 0 => Ok(Value::Id(v)),
-            FieldType::Timestamp if v <= MAX_TS => Ok(Value::Timestamp(v)),
-            FieldType::Money if v <= i64::MAX as u64 => Ok(Value::Money(v as i64)),
-            FieldType::Int if v <= i64::MAX as u64 => Ok(Value::Int(v as i64)),
-            _ => ty.parse(name, &v.to_string()),
-        },
-        Slot::Signed(v) => match ty {
-            FieldType::Int => Ok(Value::Int(v)),
-            _ => ty.parse(name, &v.to_string()),
-        },
-        Slot::Float(text) => ty.parse(name, &text),
-        Slot::Bool(b) if ty == FieldType::Bool => Ok(Value::Bool(b)),
-        Slot::Bool(b) => Err(not_scalar(name, &b.to_string())),
-        Slot::Other(json) => Err(not_scalar(name, &json)),
-    }
-}
-
-fn not_scalar(name: &str, json: &str) -> Invalid {
-    Invalid::Json(format!(
-        "field `{name}` must be a number or a string, got {json}"
-    ))
-}
-
-/// Reads the top-level object into the slots of the declared fields.
-struct ObjectSeed<'s, 'de> {
+/// The record being read from one JSON object, and what is known of its fields so far.
+struct Object<'s> {
     schema: &'s StreamSchema,
-    slots: &'s mut [Slot<'de>; MAX_FIELDS],
-    unknown: &'s mut Option<String>,
+    record: Record,
+    /// One bit per declared field whose last value was set in the record.
+    present: u32,
+    /// The reasons of the declared fields whose last value was not one of their type.
+    problems: Vec<(usize, Invalid)>,
+    /// The first undeclared key, when the stream rejects them.
+    unknown: Option<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, 'de> {
+impl<'s> Object<'s> {
+    fn new(schema: &'s StreamSchema) -> Object<'s> {
+        Object {
+            schema,
+            record: Record::new(schema.kind(), 0, 0),
+            present: 0,
+            problems: Vec::new(),
+            unknown: None,
+        }
+    }
+
+    /// Notes what the last value of field `index` came to (an earlier value of the same
+    /// key no longer counts).
+    fn note(&mut self, index: usize, read: Read) {
+        if !self.problems.is_empty() {
+            self.problems.retain(|(field, _)| *field != index);
+        }
+        let bit = 1 << index;
+        match read {
+            Read::Set => self.present |= bit,
+            Read::Absent => self.present &= !bit,
+            Read::Bad(reason) => {
+                self.present &= !bit;
+                self.problems.push((index, reason));
+            }
+        }
+    }
+
+    /// The record, or the first problem: an undeclared key of a strict stream, then the
+    /// first missing or mistyped field in declaration order.
+    fn finish(mut self, fallback_ts: Option<Millis>) -> Result<Record, Invalid> {
+        if let Some(field) = self.unknown {
+            return Err(Invalid::UnknownField { field });
+        }
+        for (index, field) in self.schema.fields().iter().enumerate() {
+            if self.present & (1 << index) != 0 {
+                continue;
+            }
+            if let Some(at) = self.problems.iter().position(|(i, _)| *i == index) {
+                return Err(self.problems.swap_remove(at).1);
+            }
+            match fallback_ts {
+                Some(ts) if index == self.schema.time_index() && ts <= MAX_TS => {
+                    self.record.ts = ts;
+                }
+                _ => {
+                    return Err(Invalid::MissingField {
+                        field: field.name.clone(),
+                    })
+                }
+            }
+        }
+        Ok(self.record)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Object<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -142,7 +123,7 @@ impl<'de> DeserializeSeed<'de> for ObjectSeed<'_, 'de> {
     }
 }
 
-impl<'de> Visitor<'de> for ObjectSeed<'_, 'de> {
+impl<'de> Visitor<'de> for &mut Object<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -162,13 +143,18 @@ impl<'de> Visitor<'de> for ObjectSeed<'_, 'de> {
             match map.next_key_seed(seed)? {
                 None => return Ok(()),
                 Some(Key::Field(index)) => {
-                    self.slots[index] = map.next_value_seed(SlotSeed)?;
+                    let read = map.next_value_seed(FieldSeed {
+                        schema: self.schema,
+                        index,
+                        record: &mut self.record,
+                    })?;
+                    self.note(index, read);
                     next = index + 1;
                 }
                 Some(Key::Unknown(name)) => {
                     map.next_value::<IgnoredAny>()?;
                     if name.is_some() {
-                        *self.unknown = name;
+                        self.unknown = name;
                     }
                 }
             }
@@ -226,75 +212,141 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 }
 
-/// Reads one value into a slot.
-struct SlotSeed;
+/// What one value of a declared field came to.
+enum Read {
+    /// Set in the record.
+    Set,
+    /// `null`, or a string of blanks: as if the key were not there.
+    Absent,
+    /// Not a value of the field's type.
+    Bad(Invalid),
+}
 
-impl<'de> DeserializeSeed<'de> for SlotSeed {
-    type Value = Slot<'de>;
+/// Reads one value of declared field `index` straight into the record, with the reasons
+/// the text of a CSV column gives.
+struct FieldSeed<'s> {
+    schema: &'s StreamSchema,
+    index: usize,
+    record: &'s mut Record,
+}
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Slot<'de>, D::Error> {
+impl FieldSeed<'_> {
+    fn name(&self) -> &str {
+        &self.schema.fields()[self.index].name
+    }
+
+    fn ty(&self) -> FieldType {
+        self.schema.fields()[self.index].ty
+    }
+
+    /// Parses a string's text (or a number's, when it is no value of the type as a number).
+    fn text(self, text: &str) -> Read {
+        let text = text.trim();
+        if text.is_empty() {
+            return Read::Absent;
+        }
+        let schema = self.schema;
+        let name = &schema.fields()[self.index].name;
+        let parsed = if self.index == schema.id_index() {
+            parse_id(name, text).map(|id| self.record.id = id)
+        } else if self.index == schema.time_index() {
+            parse_ts(name, text).map(|ts| self.record.ts = ts)
+        } else {
+            let offset = schema.offset(self.index);
+            self.ty()
+                .parse_into(name, text, &mut self.record.payload_mut()[offset..])
+        };
+        match parsed {
+            Ok(()) => Read::Set,
+            Err(reason) => Read::Bad(reason),
+        }
+    }
+
+    /// A non-negative JSON integer: the value itself when it is one of the type.
+    fn unsigned(self, v: u64) -> Read {
+        match self.ty() {
+            FieldType::Id if v > 0 => self.set(Value::Id(v)),
+            FieldType::Timestamp if v <= MAX_TS => self.set(Value::Timestamp(v)),
+            FieldType::Money if v <= i64::MAX as u64 => self.set(Value::Money(v as i64)),
+            FieldType::Int if v <= i64::MAX as u64 => self.set(Value::Int(v as i64)),
+            _ => self.text(&v.to_string()),
+        }
+    }
+
+    fn set(self, value: Value) -> Read {
+        self.schema.set(self.record, self.index, value);
+        Read::Set
+    }
+
+    fn not_scalar(&self, json: &str) -> Read {
+        Read::Bad(Invalid::Json(format!(
+            "field `{}` must be a number or a string, got {json}",
+            self.name()
+        )))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Read;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Read, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for SlotSeed {
-    type Value = Slot<'de>;
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Read;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Slot<'de>, E> {
-        Ok(Slot::Text(Cow::Borrowed(v)))
+    fn visit_str<E>(self, v: &str) -> Result<Read, E> {
+        Ok(self.text(v))
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Slot<'de>, E> {
-        Ok(Slot::Text(Cow::Owned(v.to_owned())))
+    fn visit_u64<E>(self, v: u64) -> Result<Read, E> {
+        Ok(self.unsigned(v))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Slot<'de>, E> {
-        Ok(Slot::Text(Cow::Owned(v)))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Slot<'de>, E> {
-        Ok(Slot::Unsigned(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Slot<'de>, E> {
-        Ok(if v >= 0 {
-            Slot::Unsigned(v as u64)
-        } else {
-            Slot::Signed(v)
+    fn visit_i64<E>(self, v: i64) -> Result<Read, E> {
+        Ok(match u64::try_from(v) {
+            Ok(v) => self.unsigned(v),
+            Err(_) if self.ty() == FieldType::Int => self.set(Value::Int(v)),
+            Err(_) => self.text(&v.to_string()),
         })
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Slot<'de>, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<Read, E> {
         let text = serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
-        Ok(Slot::Float(text))
+        Ok(self.text(&text))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Slot<'de>, E> {
-        Ok(Slot::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<Read, E> {
+        Ok(match self.ty() {
+            FieldType::Bool => self.set(Value::Bool(v)),
+            _ => self.not_scalar(&v.to_string()),
+        })
     }
 
-    fn visit_unit<E>(self) -> Result<Slot<'de>, E> {
-        Ok(Slot::Missing)
+    fn visit_unit<E>(self) -> Result<Read, E> {
+        Ok(Read::Absent)
     }
 
-    fn visit_none<E>(self) -> Result<Slot<'de>, E> {
-        Ok(Slot::Missing)
+    fn visit_none<E>(self) -> Result<Read, E> {
+        Ok(Read::Absent)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Slot<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Read, A::Error> {
         let value: serde_json::Value =
             serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(Slot::Other(value.to_string()))
+        Ok(self.not_scalar(&value.to_string()))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Slot<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Read, A::Error> {
         let value: serde_json::Value =
             serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-        Ok(Slot::Other(value.to_string()))
+        Ok(self.not_scalar(&value.to_string()))
     }
 }
 
