@@ -70,20 +70,12 @@ impl<'s> Object<'s> {
         }
     }
 
-    /// Notes what the last value of field `index` came to (an earlier value of the same
-    /// key no longer counts).
-    fn note(&mut self, index: usize, read: Read) {
+    /// Forgets what an earlier value of field `index` came to: of a repeated key, the
+    /// last value counts.
+    fn forget(&mut self, index: usize) {
+        self.present &= !(1 << index);
         if !self.problems.is_empty() {
             self.problems.retain(|(field, _)| *field != index);
-        }
-        let bit = 1 << index;
-        match read {
-            Read::Set => self.present |= bit,
-            Read::Absent => self.present &= !bit,
-            Read::Bad(reason) => {
-                self.present &= !bit;
-                self.problems.push((index, reason));
-            }
         }
     }
 
@@ -143,12 +135,11 @@ impl<'de> Visitor<'de> for &mut Object<'_> {
             match map.next_key_seed(seed)? {
                 None => return Ok(()),
                 Some(Key::Field(index)) => {
-                    let read = map.next_value_seed(FieldSeed {
-                        schema: self.schema,
+                    self.forget(index);
+                    map.next_value_seed(FieldSeed {
+                        object: &mut *self,
                         index,
-                        record: &mut self.record,
                     })?;
-                    self.note(index, read);
                     next = index + 1;
                 }
                 Some(Key::Unknown(name)) => {
@@ -212,58 +203,51 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 }
 
-/// What one value of a declared field came to.
-enum Read {
-    /// Set in the record.
-    Set,
-    /// `null`, or a string of blanks: as if the key were not there.
-    Absent,
-    /// Not a value of the field's type.
-    Bad(Invalid),
-}
-
 /// Reads one value of declared field `index` straight into the record, with the reasons
-/// the text of a CSV column gives.
-struct FieldSeed<'s> {
-    schema: &'s StreamSchema,
+/// the text of a CSV column gives: `null` or a string of blanks is as if the key were not
+/// there.
+struct FieldSeed<'o, 's> {
+    object: &'o mut Object<'s>,
     index: usize,
-    record: &'s mut Record,
 }
 
-impl FieldSeed<'_> {
+impl FieldSeed<'_, '_> {
     fn name(&self) -> &str {
-        &self.schema.fields()[self.index].name
+        &self.object.schema.fields()[self.index].name
     }
 
     fn ty(&self) -> FieldType {
-        self.schema.fields()[self.index].ty
+        self.object.schema.fields()[self.index].ty
     }
 
     /// Parses a string's text (or a number's, when it is no value of the type as a number).
-    fn text(self, text: &str) -> Read {
+    fn text(self, text: &str) {
         let text = text.trim();
         if text.is_empty() {
-            return Read::Absent;
+            return;
         }
-        let schema = self.schema;
-        let name = &schema.fields()[self.index].name;
+        let schema = self.object.schema;
+        let field = &schema.fields()[self.index];
+        let name = &field.name;
+        let record = &mut self.object.record;
         let parsed = if self.index == schema.id_index() {
-            parse_id(name, text).map(|id| self.record.id = id)
+            parse_id(name, text).map(|id| record.id = id)
         } else if self.index == schema.time_index() {
-            parse_ts(name, text).map(|ts| self.record.ts = ts)
+            parse_ts(name, text).map(|ts| record.ts = ts)
         } else {
             let offset = schema.offset(self.index);
-            self.ty()
-                .parse_into(name, text, &mut self.record.payload_mut()[offset..])
+            field
+                .ty
+                .parse_into(name, text, &mut record.payload_mut()[offset..])
         };
         match parsed {
-            Ok(()) => Read::Set,
-            Err(reason) => Read::Bad(reason),
+            Ok(()) => self.object.present |= 1 << self.index,
+            Err(reason) => self.bad(reason),
         }
     }
 
     /// A non-negative JSON integer: the value itself when it is one of the type.
-    fn unsigned(self, v: u64) -> Read {
+    fn unsigned(self, v: u64) {
         match self.ty() {
             FieldType::Id if v > 0 => self.set(Value::Id(v)),
             FieldType::Timestamp if v <= MAX_TS => self.set(Value::Timestamp(v)),
@@ -273,80 +257,93 @@ impl FieldSeed<'_> {
         }
     }
 
-    fn set(self, value: Value) -> Read {
-        self.schema.set(self.record, self.index, value);
-        Read::Set
+    fn set(self, value: Value) {
+        let object = self.object;
+        object.schema.set(&mut object.record, self.index, value);
+        object.present |= 1 << self.index;
     }
 
-    fn not_scalar(&self, json: &str) -> Read {
-        Read::Bad(Invalid::Json(format!(
+    fn bad(self, reason: Invalid) {
+        self.object.problems.push((self.index, reason));
+    }
+
+    fn not_scalar(self, json: &str) {
+        let reason = Invalid::Json(format!(
             "field `{}` must be a number or a string, got {json}",
             self.name()
-        )))
+        ));
+        self.bad(reason);
     }
 }
 
-impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
-    type Value = Read;
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_, '_> {
+    type Value = ();
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Read, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for FieldSeed<'_> {
-    type Value = Read;
+impl<'de> Visitor<'de> for FieldSeed<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Read, E> {
-        Ok(self.text(v))
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.text(v);
+        Ok(())
     }
 
-    fn visit_u64<E>(self, v: u64) -> Result<Read, E> {
-        Ok(self.unsigned(v))
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.unsigned(v);
+        Ok(())
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Read, E> {
-        Ok(match u64::try_from(v) {
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        match u64::try_from(v) {
             Ok(v) => self.unsigned(v),
             Err(_) if self.ty() == FieldType::Int => self.set(Value::Int(v)),
             Err(_) => self.text(&v.to_string()),
-        })
+        }
+        Ok(())
     }
 
-    fn visit_f64<E>(self, v: f64) -> Result<Read, E> {
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
         let text = serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
-        Ok(self.text(&text))
+        self.text(&text);
+        Ok(())
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Read, E> {
-        Ok(match self.ty() {
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        match self.ty() {
             FieldType::Bool => self.set(Value::Bool(v)),
             _ => self.not_scalar(&v.to_string()),
-        })
+        }
+        Ok(())
     }
 
-    fn visit_unit<E>(self) -> Result<Read, E> {
-        Ok(Read::Absent)
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_none<E>(self) -> Result<Read, E> {
-        Ok(Read::Absent)
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Read, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         let value: serde_json::Value =
             serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(self.not_scalar(&value.to_string()))
+        self.not_scalar(&value.to_string());
+        Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Read, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         let value: serde_json::Value =
             serde::Deserialize::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-        Ok(self.not_scalar(&value.to_string()))
+        self.not_scalar(&value.to_string());
+        Ok(())
     }
 }
 
