@@ -1,5 +1,6 @@
 //! Parsing throughput per format: one bid as CSV by header and as JSON lines, decoded by
-//! the default declaration, and a file of bids read whole as CSV and as Parquet.
+//! the default declaration; one line of each stream through a file's decoder, as CSV and
+//! as `gen` writes JSON; and a file of bids read whole as CSV and as Parquet.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions.
 
 use std::sync::Arc;
@@ -8,9 +9,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use diffmill::cli::write_files;
 use diffmill::connectors::generator::{Generator, GeneratorConfig};
 use diffmill::connectors::{FileFormat, FileSource, Poll, Source};
-use diffmill::declare::{FunnelSettings, Schema};
-use diffmill::event::StreamKind;
-use diffmill::format::{decode_json, CsvDecoder};
+use diffmill::declare::{FieldType, FunnelSettings, Schema, StreamSchema, Value};
+use diffmill::event::{Label, Record, StreamKind};
+use diffmill::format::{csv_line, decode_json, json_object, CsvDecoder, Decoder, Format, Framing};
 
 fn parse(c: &mut Criterion) {
     let line = "123456789,1704067200123,17,171,942,us-east,mobile,2500";
@@ -32,6 +33,50 @@ fn parse(c: &mut Criterion) {
         })
     });
     group.bench_function("json", |b| b.iter(|| decode_json(bids, json, None)));
+    group.finish();
+}
+
+/// A record of `stream` with a typical value in every field.
+fn sample(stream: &StreamSchema) -> Record {
+    let mut record = Record::new(stream.kind(), 0, 0);
+    for (index, field) in stream.fields().iter().enumerate() {
+        let value = match field.ty {
+            FieldType::Id => Value::Id(123_456_789 + index as u64),
+            FieldType::Timestamp => Value::Timestamp(1_704_067_200_123),
+            FieldType::Money => Value::Money(2_500),
+            FieldType::Int => Value::Int(-42),
+            FieldType::String => Value::String(Label::new("us-east").expect("a short label")),
+            FieldType::Bool => Value::Bool(true),
+        };
+        stream.set(&mut record, index, value);
+    }
+    record
+}
+
+/// One line of each stream through a file partition's decoder (line framing, UTF-8 check
+/// included): CSV by its header, and JSON as `gen` writes it (keys in alphabetical order).
+fn decode_lines(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode_line");
+    group.throughput(Throughput::Elements(1));
+    for kind in StreamKind::ALL {
+        let stream = Schema::funnel().stream(kind);
+        let record = sample(stream);
+        let names: Vec<&str> = stream.fields().iter().map(|f| f.name.as_str()).collect();
+        let csv = csv_line(stream, &record);
+        let mut decoder = Decoder::new(Arc::clone(stream), Format::Csv, Framing::Lines);
+        let header = decoder.decode(names.join(",").as_bytes(), None);
+        assert_eq!(header, Ok(None), "the header is read");
+        assert_eq!(decoder.decode(csv.as_bytes(), None), Ok(Some(record)));
+        group.bench_function(format!("{}/csv", kind.name()), |b| {
+            b.iter(|| decoder.decode(csv.as_bytes(), None))
+        });
+        let json = json_object(stream, &record);
+        let mut decoder = Decoder::new(Arc::clone(stream), Format::Json, Framing::Lines);
+        assert_eq!(decoder.decode(json.as_bytes(), None), Ok(Some(record)));
+        group.bench_function(format!("{}/json", kind.name()), |b| {
+            b.iter(|| decoder.decode(json.as_bytes(), None))
+        });
+    }
     group.finish();
 }
 
@@ -84,6 +129,6 @@ fn read_files(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = parse, read_files
+    targets = parse, decode_lines, read_files
 }
 criterion_main!(benches);
