@@ -6,7 +6,9 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::too_long;
-use crate::declare::{parse_id, parse_ts, FieldType, StreamSchema, UnknownFields, Value};
+use crate::declare::{
+    parse_id, parse_ts, FieldType, StreamSchema, UnknownFields, Value, MAX_FIELDS,
+};
 use crate::event::{Invalid, Millis, Record, MAX_TS};
 
 /// Decodes one JSON object as a record of `schema`'s stream. Undeclared keys are ignored
@@ -47,11 +49,17 @@ pub fn decode_json(
     object.finish(fallback_ts)
 }
 
+const _: () = assert!(
+    MAX_FIELDS <= u32::BITS as usize,
+    "one bit per field in a u32"
+);
+
 /// The record being read from one JSON object, and what is known of its fields so far.
 struct Object<'s> {
     schema: &'s StreamSchema,
     record: Record,
-    /// One bit per declared field whose last value was set in the record.
+    /// One bit per declared field whose last value was set in the record (a stream has at
+    /// most [`MAX_FIELDS`] fields).
     present: u32,
     /// The reasons of the declared fields whose last value was not one of their type.
     problems: Vec<(usize, Invalid)>,
@@ -161,8 +169,8 @@ enum Key {
 }
 
 /// Reads one key, borrowed from the text when it has no escapes, and finds its field:
-/// the field after the previous key's first (keys usually come in declaration order),
-/// then every field.
+/// first the one declared after the previous key's (keys usually come in declaration
+/// order), then every field.
 struct KeySeed<'s> {
     schema: &'s StreamSchema,
     next: usize,
@@ -395,6 +403,44 @@ mod tests {
         assert!(matches!(
             decode_json(clicks, r#"{"click_id":-1,"bid_id":1,"ts":1}"#, None),
             Err(Invalid::BadNumber { .. })
+        ));
+    }
+
+    #[test]
+    fn of_a_repeated_key_the_last_value_counts() {
+        let clicks = schema(StreamKind::Click);
+        let text = r#"{"click_id":"x","bid_id":2,"ts":3,"click_id":1}"#;
+        let record = decode_json(clicks, text, None).unwrap();
+        assert_eq!((record.id, record.ts), (1, 3));
+        assert_eq!(
+            decode_json(
+                clicks,
+                r#"{"click_id":1,"bid_id":2,"ts":3,"click_id":null}"#,
+                None
+            ),
+            Err(Invalid::MissingField {
+                field: "click_id".into()
+            })
+        );
+        let blank_time = r#"{"click_id":1,"bid_id":2,"ts":"x","ts":" "}"#;
+        assert_eq!(
+            decode_json(clicks, blank_time, Some(9)).map(|r| r.ts),
+            Ok(9)
+        );
+    }
+
+    #[test]
+    fn the_first_problem_in_declaration_order_not_in_the_text() {
+        let clicks = schema(StreamKind::Click);
+        assert_eq!(
+            decode_json(clicks, r#"{"ts":"x","bid_id":0,"click_id":1}"#, None),
+            Err(Invalid::ZeroId {
+                field: "bid_id".into()
+            })
+        );
+        assert!(matches!(
+            decode_json(clicks, r#"{"ts":"x","click_id":1}"#, None),
+            Err(Invalid::MissingField { ref field }) if field == "bid_id"
         ));
     }
 
