@@ -31,41 +31,42 @@
 -- and the budget of 2^46 per partition and window is far beyond generated sums).
 
 WITH
+-- Each stream's valid lines (§0), in file order, with the watermark (§1): `w` is the max ts
+-- of the file's valid records up to and including this one, minus d. Where that max is
+-- the record's own ts, the watermark before it is below ts, so the record enters at ts and
+-- is not too late either way: using `w` for entry and too-late is exact. The running max
+-- is a streaming window over the scan in file order (DuckDB keeps insertion order), each
+-- file's values offset by file_index * 2^48 (ts < 2^48) so no file sees another's.
 bids_read AS (
-    SELECT filename AS part, ordinality AS pos, bid_id AS id, ts::BIGINT AS ts,
-           campaign_id, ad_id, publisher_id, trim(region) AS region, trim(device) AS device,
-           bid_price_micros AS price
+    SELECT file_index, bid_id AS id, ts::BIGINT AS ts, campaign_id, ad_id, publisher_id,
+           trim(region) AS region, trim(device) AS device, bid_price_micros AS price
     FROM read_csv(getvariable('input') || '/bid*.csv', header = true, delim = ',',
-                  quote = '"', ignore_errors = true, filename = true,
+                  quote = '"', ignore_errors = true,
                   types = {'bid_id': 'UBIGINT', 'ts': 'UBIGINT', 'campaign_id': 'UBIGINT',
                            'ad_id': 'UBIGINT', 'publisher_id': 'UBIGINT',
                            'region': 'VARCHAR', 'device': 'VARCHAR',
-                           'bid_price_micros': 'BIGINT'}) WITH ORDINALITY
+                           'bid_price_micros': 'BIGINT'})
 ),
 impressions_read AS (
-    SELECT filename AS part, ordinality AS pos, impression_id AS id, bid_id,
-           ts::BIGINT AS ts, cost_micros AS cost
+    SELECT file_index, impression_id AS id, bid_id, ts::BIGINT AS ts, cost_micros AS cost
     FROM read_csv(getvariable('input') || '/impression*.csv', header = true, delim = ',',
-                  quote = '"', ignore_errors = true, filename = true,
+                  quote = '"', ignore_errors = true,
                   types = {'impression_id': 'UBIGINT', 'bid_id': 'UBIGINT',
-                           'ts': 'UBIGINT', 'cost_micros': 'BIGINT'}) WITH ORDINALITY
+                           'ts': 'UBIGINT', 'cost_micros': 'BIGINT'})
 ),
 clicks_read AS (
-    SELECT filename AS part, ordinality AS pos, click_id AS id, bid_id, ts::BIGINT AS ts
+    SELECT file_index, click_id AS id, bid_id, ts::BIGINT AS ts
     FROM read_csv(getvariable('input') || '/click*.csv', header = true, delim = ',',
-                  quote = '"', ignore_errors = true, filename = true,
-                  types = {'click_id': 'UBIGINT', 'bid_id': 'UBIGINT',
-                           'ts': 'UBIGINT'}) WITH ORDINALITY
+                  quote = '"', ignore_errors = true,
+                  types = {'click_id': 'UBIGINT', 'bid_id': 'UBIGINT', 'ts': 'UBIGINT'})
 ),
 conversions_read AS (
-    SELECT filename AS part, ordinality AS pos, conversion_id AS id, click_id,
-           ts::BIGINT AS ts, value_micros AS value
+    SELECT file_index, conversion_id AS id, click_id, ts::BIGINT AS ts, value_micros AS value
     FROM read_csv(getvariable('input') || '/conversion*.csv', header = true, delim = ',',
-                  quote = '"', ignore_errors = true, filename = true,
+                  quote = '"', ignore_errors = true,
                   types = {'conversion_id': 'UBIGINT', 'click_id': 'UBIGINT',
-                           'ts': 'UBIGINT', 'value_micros': 'BIGINT'}) WITH ORDINALITY
+                           'ts': 'UBIGINT', 'value_micros': 'BIGINT'})
 ),
--- Valid records: every field present and in range (§0).
 bids_valid AS (
     SELECT * FROM bids_read
     WHERE id > 0 AND ts <= 253402300799999 AND campaign_id > 0 AND ad_id > 0
@@ -83,149 +84,135 @@ conversions_valid AS (
     SELECT * FROM conversions_read
     WHERE id > 0 AND click_id > 0 AND ts <= 253402300799999 AND value >= 0
 ),
--- The partition watermark before each record (§1).
-bids_w AS (
-    SELECT *, greatest(max(ts) OVER before - getvariable('disorder_ms'), 0) AS w
-    FROM bids_valid WINDOW before AS (PARTITION BY part ORDER BY pos
-                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+-- The four streams in one shape (stream 0 bids, 1 impressions, 2 clicks, 3 conversions):
+-- `parent` is the bid_id or click_id, `amount` the money (price, cost, value), `reach` is
+-- added to ts for the release time (§1). A stream's records order by (ts, payload) as
+-- (ts, parent, campaign_id, ad_id, publisher_id, length(region), region, length(device),
+-- device, amount).
+records AS (
+    SELECT 0::TINYINT AS stream, id, ts,
+           getvariable('bid_bound_ms') + getvariable('click_bound_ms') AS reach,
+           NULL::UBIGINT AS parent, campaign_id, ad_id, publisher_id, region, device,
+           price AS amount,
+           max(file_index::BIGINT * 281474976710656 + ts) OVER (ROWS UNBOUNDED PRECEDING)
+               - file_index::BIGINT * 281474976710656 - getvariable('disorder_ms') AS w
+    FROM bids_valid
+    UNION ALL
+    SELECT 1, id, ts, 0, bid_id, NULL, NULL, NULL, NULL, NULL, cost,
+           max(file_index::BIGINT * 281474976710656 + ts) OVER (ROWS UNBOUNDED PRECEDING)
+               - file_index::BIGINT * 281474976710656 - getvariable('disorder_ms')
+    FROM impressions_valid
+    UNION ALL
+    SELECT 2, id, ts, getvariable('click_bound_ms'), bid_id, NULL, NULL, NULL, NULL, NULL,
+           NULL,
+           max(file_index::BIGINT * 281474976710656 + ts) OVER (ROWS UNBOUNDED PRECEDING)
+               - file_index::BIGINT * 281474976710656 - getvariable('disorder_ms')
+    FROM clicks_valid
+    UNION ALL
+    SELECT 3, id, ts, 0, click_id, NULL, NULL, NULL, NULL, NULL, value,
+           max(file_index::BIGINT * 281474976710656 + ts) OVER (ROWS UNBOUNDED PRECEDING)
+               - file_index::BIGINT * 281474976710656 - getvariable('disorder_ms')
+    FROM conversions_valid
 ),
-impressions_w AS (
-    SELECT *, greatest(max(ts) OVER before - getvariable('disorder_ms'), 0) AS w
-    FROM impressions_valid WINDOW before AS (PARTITION BY part ORDER BY pos
-                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+-- Entered records (not too late) with their entry time.
+entered AS (
+    SELECT * EXCLUDE (reach, w), greatest(ts, w) AS entry
+    FROM records
+    WHERE w < final_at(ts + reach)
 ),
-clicks_w AS (
-    SELECT *, greatest(max(ts) OVER before - getvariable('disorder_ms'), 0) AS w
-    FROM clicks_valid WINDOW before AS (PARTITION BY part ORDER BY pos
-                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+-- Dedup (§2). Most ids hold one payload (identical copies are one record that entered
+-- with the first of them): every field's min is its max. Only ids with several payloads
+-- go through window functions.
+groups AS (
+    SELECT stream, id, min(entry) AS entry, any_value(ts) AS ts, any_value(parent) AS parent,
+           any_value(campaign_id) AS campaign_id, any_value(region) AS region,
+           any_value(amount) AS amount, min(h) = max(h) AS single
+    FROM (SELECT *, hash(ts, parent, campaign_id, ad_id, publisher_id, region, device, amount)
+                        AS h
+          FROM entered)
+    GROUP BY stream, id
 ),
-conversions_w AS (
-    SELECT *, greatest(max(ts) OVER before - getvariable('disorder_ms'), 0) AS w
-    FROM conversions_valid WINDOW before AS (PARTITION BY part ORDER BY pos
-                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-),
--- Entered records (not too late), each with its entry time and its window's T. Identical
--- copies are one record that entered with the first of them.
-bids_in AS (
-    SELECT id, ts, campaign_id, ad_id, publisher_id, region, device, price,
-           min(greatest(ts, w)) AS entry
-    FROM bids_w
-    WHERE w IS NULL OR w < final_at(ts + getvariable('bid_bound_ms') + getvariable('click_bound_ms'))
+several AS (
+    SELECT e.stream, e.id, e.ts, e.parent, e.campaign_id, e.ad_id, e.publisher_id, e.region,
+           e.device, e.amount, min(e.entry) AS entry
+    FROM entered e SEMI JOIN (SELECT stream, id FROM groups WHERE NOT single) g
+        ON e.stream = g.stream AND e.id = g.id
     GROUP BY ALL
 ),
-impressions_in AS (
-    SELECT id, bid_id, ts, cost, min(greatest(ts, w)) AS entry
-    FROM impressions_w WHERE w IS NULL OR w < final_at(ts) GROUP BY ALL
-),
-clicks_in AS (
-    SELECT id, bid_id, ts, min(greatest(ts, w)) AS entry
-    FROM clicks_w WHERE w IS NULL OR w < final_at(ts + getvariable('click_bound_ms')) GROUP BY ALL
-),
-conversions_in AS (
-    SELECT id, click_id, ts, value, min(greatest(ts, w)) AS entry
-    FROM conversions_w WHERE w IS NULL OR w < final_at(ts) GROUP BY ALL
-),
--- Dedup (§2): a record counts in its own window when it entered by T and no greater
--- record of its id had.
-bids_counted AS (
-    SELECT ts, campaign_id, region FROM (
-        SELECT *, min(entry) OVER (PARTITION BY id ORDER BY ts DESC, campaign_id DESC,
-                                   ad_id DESC, publisher_id DESC, strlen(region) DESC,
-                                   region DESC, strlen(device) DESC, device DESC, price DESC
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-                  AS greater_entry
-        FROM bids_in)
+-- A record counts in its own window when it entered by T = final_at(ts) - 1 and no
+-- greater record of its id had.
+counted AS (
+    SELECT stream, ts, parent, campaign_id, region, amount FROM groups
+    WHERE single AND entry <= final_at(ts) - 1
+    UNION ALL
+    SELECT stream, ts, parent, campaign_id, region, amount FROM (
+        SELECT *, min(entry) OVER (greater ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                      AS greater_entry
+        FROM several
+        WINDOW greater AS (PARTITION BY stream, id ORDER BY ts DESC, parent DESC,
+                           campaign_id DESC, ad_id DESC, publisher_id DESC,
+                           strlen(region) DESC, region DESC, strlen(device) DESC,
+                           device DESC, amount DESC))
     WHERE entry <= final_at(ts) - 1 AND coalesce(greater_entry > final_at(ts) - 1, true)
 ),
-impressions_counted AS (
-    SELECT id, bid_id, ts, cost FROM (
-        SELECT *, min(entry) OVER (PARTITION BY id ORDER BY ts DESC, bid_id DESC, cost DESC
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-                  AS greater_entry
-        FROM impressions_in)
-    WHERE entry <= final_at(ts) - 1 AND coalesce(greater_entry > final_at(ts) - 1, true)
+-- The dedup winner of each bid and click id over entry time: from `since` until `until`,
+-- the greatest record entered so far.
+winners AS (
+    SELECT stream, id, entry AS since, 9223372036854775807::BIGINT AS until, ts, parent,
+           campaign_id, region
+    FROM groups WHERE single AND stream IN (0, 2)
+    UNION ALL
+    SELECT stream, id, entry, coalesce(lead(entry) OVER by_entry, 9223372036854775807::BIGINT),
+           winner.ts, winner.parent, winner.campaign_id, winner.region
+    FROM (SELECT *, arg_max({'ts': ts, 'parent': parent, 'campaign_id': campaign_id,
+                             'region': region},
+                            (ts, parent, campaign_id, ad_id, publisher_id, strlen(region),
+                             region, strlen(device), device, amount))
+                        OVER (by_entry ROWS UNBOUNDED PRECEDING) AS winner
+          FROM several WHERE stream IN (0, 2)
+          WINDOW by_entry AS (PARTITION BY stream, id ORDER BY entry, ts, parent,
+                              campaign_id, ad_id, publisher_id, strlen(region), region,
+                              strlen(device), device, amount))
+    WINDOW by_entry AS (PARTITION BY stream, id ORDER BY entry, ts, parent, campaign_id,
+                        ad_id, publisher_id, strlen(region), region, strlen(device), device,
+                        amount)
 ),
-clicks_counted AS (
-    SELECT id, bid_id, ts FROM (
-        SELECT *, min(entry) OVER (PARTITION BY id ORDER BY ts DESC, bid_id DESC
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-                  AS greater_entry
-        FROM clicks_in)
-    WHERE entry <= final_at(ts) - 1 AND coalesce(greater_entry > final_at(ts) - 1, true)
-),
-conversions_counted AS (
-    SELECT id, click_id, ts, value FROM (
-        SELECT *, min(entry) OVER (PARTITION BY id ORDER BY ts DESC, click_id DESC, value DESC
-                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-                  AS greater_entry
-        FROM conversions_in)
-    WHERE entry <= final_at(ts) - 1 AND coalesce(greater_entry > final_at(ts) - 1, true)
-),
--- The dedup winner of each parent id over entry time: from each record's entry until the
--- next record of that id enters, the greatest (ts, payload) entered so far (§2).
-bid_winners AS (
-    SELECT id, entry AS since,
-           coalesce(lead(entry) OVER by_entry, 9223372036854775807) AS until,
-           arg_max({'ts': ts, 'campaign_id': campaign_id, 'region': region},
-                   (ts, campaign_id, ad_id, publisher_id, strlen(region), region,
-                    strlen(device), device, price)) OVER upto AS winner
-    FROM bids_in
-    WINDOW by_entry AS (PARTITION BY id ORDER BY entry, ts, campaign_id, ad_id,
-                        publisher_id, strlen(region), region, strlen(device), device, price),
-           upto AS (by_entry ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-click_winners AS (
-    SELECT id, entry AS since,
-           coalesce(lead(entry) OVER by_entry, 9223372036854775807) AS until,
-           arg_max({'ts': ts, 'bid_id': bid_id}, (ts, bid_id)) OVER upto AS winner
-    FROM clicks_in
-    WINDOW by_entry AS (PARTITION BY id ORDER BY entry, ts, bid_id),
-           upto AS (by_entry ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
--- Attribution at each child's T (§3).
-impressions_attributed AS (
-    SELECT i.ts, i.cost, b.winner AS bid
-    FROM impressions_counted i
-    LEFT JOIN bid_winners b
-        ON b.id = i.bid_id AND b.since <= final_at(i.ts) - 1 AND final_at(i.ts) - 1 < b.until
-        AND i.ts <= b.winner.ts + getvariable('bid_bound_ms')
-),
-clicks_attributed AS (
-    SELECT c.ts, b.winner AS bid
-    FROM clicks_counted c
-    LEFT JOIN bid_winners b
-        ON b.id = c.bid_id AND b.since <= final_at(c.ts) - 1 AND final_at(c.ts) - 1 < b.until
-        AND c.ts <= b.winner.ts + getvariable('bid_bound_ms')
-),
-conversions_attributed AS (
-    SELECT v.ts, v.value, b.winner AS bid
-    FROM conversions_counted v
+bid_winners AS (SELECT * FROM winners WHERE stream = 0),
+click_winners AS (SELECT * FROM winners WHERE stream = 2),
+-- Attribution of each counted child at its T (§3): a conversion's winning click, if within
+-- the click bound; then the winning bid of the impression, the click, or that click.
+children AS (
+    SELECT c.stream, c.ts, c.amount, final_at(c.ts) - 1 AS t,
+           CASE c.stream WHEN 3 THEN k.ts ELSE c.ts END AS bid_child_ts,
+           CASE c.stream WHEN 3 THEN k.parent ELSE c.parent END AS bid_id
+    FROM counted c
     LEFT JOIN click_winners k
-        ON k.id = v.click_id AND k.since <= final_at(v.ts) - 1 AND final_at(v.ts) - 1 < k.until
-        AND v.ts <= k.winner.ts + getvariable('click_bound_ms')
-    LEFT JOIN bid_winners b
-        ON b.id = k.winner.bid_id AND b.since <= final_at(v.ts) - 1
-        AND final_at(v.ts) - 1 < b.until
-        AND k.winner.ts <= b.winner.ts + getvariable('bid_bound_ms')
+        ON c.stream = 3 AND k.id = c.parent
+        AND k.since <= final_at(c.ts) - 1 AND final_at(c.ts) - 1 < k.until
+        AND c.ts <= k.ts + getvariable('click_bound_ms')
+    WHERE c.stream <> 0
 ),
--- Contributions (§4): bids, impressions, clicks, conversions, spend, revenue.
+attributed AS (
+    SELECT c.stream, c.ts, c.amount, b.campaign_id, b.region
+    FROM children c
+    LEFT JOIN bid_winners b
+        ON b.id = c.bid_id AND b.since <= c.t AND c.t < b.until
+        AND c.bid_child_ts <= b.ts + getvariable('bid_bound_ms')
+),
+-- Contributions (§4).
 contributions AS (
     SELECT ts, campaign_id::VARCHAR AS campaign_id, region,
            1 AS bids, 0 AS impressions, 0 AS clicks, 0 AS conversions,
            0 AS spend_micros, 0 AS revenue_micros
-    FROM bids_counted
+    FROM counted WHERE stream = 0
     UNION ALL
-    SELECT ts, coalesce(bid.campaign_id::VARCHAR, 'unattributed'),
-           coalesce(bid.region, 'unattributed'), 0, 1, 0, 0, cost, 0
-    FROM impressions_attributed
-    UNION ALL
-    SELECT ts, coalesce(bid.campaign_id::VARCHAR, 'unattributed'),
-           coalesce(bid.region, 'unattributed'), 0, 0, 1, 0, 0, 0
-    FROM clicks_attributed
-    UNION ALL
-    SELECT ts, coalesce(bid.campaign_id::VARCHAR, 'unattributed'),
-           coalesce(bid.region, 'unattributed'), 0, 0, 0, 1, 0, value
-    FROM conversions_attributed
+    SELECT ts, coalesce(campaign_id::VARCHAR, 'unattributed'),
+           coalesce(region, 'unattributed'),
+           0, (stream = 1)::INT, (stream = 2)::INT,
+           (stream = 3)::INT,
+           CASE stream WHEN 1 THEN amount ELSE 0 END,
+           CASE stream WHEN 3 THEN amount ELSE 0 END
+    FROM attributed
 )
 SELECT ts - ts % getvariable('window_ms') AS window_start,
        ts - ts % getvariable('window_ms') + getvariable('window_ms') AS window_end,
