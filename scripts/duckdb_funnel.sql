@@ -17,8 +17,8 @@
 --   (final_at of ts, of ts + Bc for clicks, of ts + Bb + Bc for bids) and is left out;
 --   otherwise it enters at max(ts, watermark). Too-late records cannot move the running
 --   max, so including them in it is exact. Records more than max_future_skew ahead of the
---   watermark (dead letters in diffmill, which then do not move it) are counted in
---   `far_future` by scripts/duckdb_funnel.py: when that is not 0 the result is not exact.
+--   watermark (dead letters in diffmill, which then do not move it) are not modelled:
+--   `scripts/duckdb_funnel.py --check` counts them, and the result is exact when none.
 -- * The final value of a window is its value at T = end + L - 1. A record counts in its
 --   own window when, among the records of its stream with its id that entered by T, none
 --   has a greater (ts, payload) (payload: the fields in declared order, strings by
@@ -27,16 +27,16 @@
 -- * A child's attribution is read at its own T: the bid (for a conversion: the click,
 --   then that click's bid) that is the dedup winner at T, if the child's ts is within
 --   the match bound of it; otherwise every dim is `unattributed`.
+-- * Ids whose records all have the same payload (nearly all) are told from the others by
+--   a 64-bit hash of the payload: two different payloads of one id with the same hash
+--   would be taken as one (odds of 2^-64 per pair of payloads).
 -- Not modelled: bounded dimensions and the overflow budget (replay graphs declare none,
--- and the budget of 2^46 per partition and window is far beyond generated sums).
+-- and the budget of 2^46 per partition and window is far beyond generated sums); other
+-- declarations or aggregates (scripts/duckdb_funnel.py refuses such graphs).
 
 WITH
--- Each stream's valid lines (§0), in file order, with the watermark (§1): `w` is the max ts
--- of the file's valid records up to and including this one, minus d. Where that max is
--- the record's own ts, the watermark before it is below ts, so the record enters at ts and
--- is not too late either way: using `w` for entry and too-late is exact. The running max
--- is a streaming window over the scan in file order (DuckDB keeps insertion order), each
--- file's values offset by file_index * 2^48 (ts < 2^48) so no file sees another's.
+-- Each stream's lines in file order (§0: read by header; a line that does not parse is
+-- left out).
 bids_read AS (
     SELECT file_index, bid_id AS id, ts::BIGINT AS ts, campaign_id, ad_id, publisher_id,
            trim(region) AS region, trim(device) AS device, bid_price_micros AS price
@@ -84,11 +84,17 @@ conversions_valid AS (
     SELECT * FROM conversions_read
     WHERE id > 0 AND click_id > 0 AND ts <= 253402300799999 AND value >= 0
 ),
--- The four streams in one shape (stream 0 bids, 1 impressions, 2 clicks, 3 conversions):
--- `parent` is the bid_id or click_id, `amount` the money (price, cost, value), `reach` is
--- added to ts for the release time (§1). A stream's records order by (ts, payload) as
--- (ts, parent, campaign_id, ad_id, publisher_id, length(region), region, length(device),
--- device, amount).
+-- The four streams in one shape, with the watermark (§1): `w` is the max ts of the file's
+-- valid records up to and including this one, minus d. Where that max is the record's own
+-- ts, the watermark before it is below ts, so the record enters at ts and is not too late
+-- either way: using `w` for entry and too-late is exact. The running max is a streaming
+-- window over the scan in file order (DuckDB keeps insertion order), each file's values
+-- offset by file_index * 2^48 (ts < 2^48) so that no file sees another's.
+-- Streams: 0 bids, 1 impressions, 2 clicks, 3 conversions; `parent` is the bid_id or
+-- click_id, `amount` the money (price, cost, value), `reach` is added to ts for the
+-- release time (§1). A stream's records order by (ts, payload) as (ts, parent,
+-- campaign_id, ad_id, publisher_id, length(region), region, length(device), device,
+-- amount).
 records AS (
     SELECT 0::TINYINT AS stream, id, ts,
            getvariable('bid_bound_ms') + getvariable('click_bound_ms') AS reach,
