@@ -65,12 +65,17 @@ def settings(graph):
     """The funnel settings of a graph file, refusing what the query does not compute."""
     with open(graph, "rb") as f:
         spec = tomllib.load(f)
-    unsupported = [key for key in ("aggregate", "streams", "dimensions") if key in spec]
+    unsupported = [key for key in ("aggregate", "stream", "dimensions") if key in spec]
     funnel = spec.get("funnel", {})
     if funnel.get("group_by", ["campaign_id", "region"]) != ["campaign_id", "region"]:
         unsupported.append("funnel.group_by")
+    if spec.get("source", {}).get("format", "csv") != "csv":
+        unsupported.append("source.format")
     if unsupported:
-        sys.exit(f"duckdb_funnel: {graph} sets {unsupported}: only the default funnel is computed")
+        sys.exit(
+            f"duckdb_funnel: {graph} sets {unsupported}: "
+            "only the default funnel over CSV files is computed"
+        )
     value = {key: millis(funnel.get(key, default)) for key, default in DEFAULTS.items()}
     return {
         "window_ms": value["window"],

@@ -126,9 +126,9 @@ entered AS (
     FROM records
     WHERE w < final_at(ts + reach)
 ),
--- Dedup (§2). Most ids hold one payload (identical copies are one record that entered
--- with the first of them): every field's min is its max. Only ids with several payloads
--- go through window functions.
+-- Dedup (§2). Most ids hold one payload: all their records hash alike, and identical
+-- copies are one record that entered with the first of them. Only ids with several
+-- payloads go through window functions.
 groups AS (
     SELECT stream, id, min(entry) AS entry, any_value(ts) AS ts, any_value(parent) AS parent,
            any_value(campaign_id) AS campaign_id, any_value(region) AS region,
@@ -168,20 +168,18 @@ winners AS (
            campaign_id, region
     FROM groups WHERE single AND stream IN (0, 2)
     UNION ALL
-    SELECT stream, id, entry, coalesce(lead(entry) OVER by_entry, 9223372036854775807::BIGINT),
+    SELECT stream, id, entry, coalesce(next_entry, 9223372036854775807::BIGINT),
            winner.ts, winner.parent, winner.campaign_id, winner.region
-    FROM (SELECT *, arg_max({'ts': ts, 'parent': parent, 'campaign_id': campaign_id,
-                             'region': region},
-                            (ts, parent, campaign_id, ad_id, publisher_id, strlen(region),
-                             region, strlen(device), device, amount))
-                        OVER (by_entry ROWS UNBOUNDED PRECEDING) AS winner
+    FROM (SELECT *, lead(entry) OVER by_entry AS next_entry,
+                 arg_max({'ts': ts, 'parent': parent, 'campaign_id': campaign_id,
+                          'region': region},
+                         (ts, parent, campaign_id, ad_id, publisher_id, strlen(region),
+                          region, strlen(device), device, amount))
+                     OVER (by_entry ROWS UNBOUNDED PRECEDING) AS winner
           FROM several WHERE stream IN (0, 2)
           WINDOW by_entry AS (PARTITION BY stream, id ORDER BY entry, ts, parent,
                               campaign_id, ad_id, publisher_id, strlen(region), region,
                               strlen(device), device, amount))
-    WINDOW by_entry AS (PARTITION BY stream, id ORDER BY entry, ts, parent, campaign_id,
-                        ad_id, publisher_id, strlen(region), region, strlen(device), device,
-                        amount)
 ),
 bid_winners AS (SELECT * FROM winners WHERE stream = 0),
 click_winners AS (SELECT * FROM winners WHERE stream = 2),
