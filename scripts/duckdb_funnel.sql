@@ -67,20 +67,20 @@ conversions_read AS (
                   types = {'conversion_id': 'UBIGINT', 'click_id': 'UBIGINT',
                            'ts': 'UBIGINT', 'value_micros': 'BIGINT'})
 ),
-bids_valid AS (
+bids_valid AS MATERIALIZED (
     SELECT * FROM bids_read
     WHERE id > 0 AND ts <= 253402300799999 AND campaign_id > 0 AND ad_id > 0
       AND publisher_id > 0 AND region <> '' AND strlen(region) <= 23
       AND device <> '' AND strlen(device) <= 23 AND price >= 0
 ),
-impressions_valid AS (
+impressions_valid AS MATERIALIZED (
     SELECT * FROM impressions_read
     WHERE id > 0 AND bid_id > 0 AND ts <= 253402300799999 AND cost >= 0
 ),
-clicks_valid AS (
+clicks_valid AS MATERIALIZED (
     SELECT * FROM clicks_read WHERE id > 0 AND bid_id > 0 AND ts <= 253402300799999
 ),
-conversions_valid AS (
+conversions_valid AS MATERIALIZED (
     SELECT * FROM conversions_read
     WHERE id > 0 AND click_id > 0 AND ts <= 253402300799999 AND value >= 0
 ),
@@ -88,8 +88,10 @@ conversions_valid AS (
 -- valid records up to and including this one, minus d. Where that max is the record's own
 -- ts, the watermark before it is below ts, so the record enters at ts and is not too late
 -- either way: using `w` for entry and too-late is exact. The running max is a streaming
--- window over the scan in file order (DuckDB keeps insertion order), each file's values
--- offset by file_index * 2^48 (ts < 2^48) so that no file sees another's.
+-- window in file order (DuckDB keeps insertion order) over each stream's valid records,
+-- materialized first so that the CSV is parsed on every thread (a streaming window over
+-- the scan itself would parse on one); each file's values are offset by
+-- file_index * 2^48 (ts < 2^48) so that no file sees another's.
 -- Streams: 0 bids, 1 impressions, 2 clicks, 3 conversions; `parent` is the bid_id or
 -- click_id, `amount` the money (price, cost, value), `reach` is added to ts for the
 -- release time (§1). A stream's records order by (ts, payload) as (ts, parent,
