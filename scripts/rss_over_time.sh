@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Resident memory over a run (issue #14): runs `diffmill run GRAPH --status-every 1
-# [run args]` on the release build, samples the process's VmRSS every 0.5 s (RSS_EVERY),
+# [run args]` on the release build (STATUS_EVERY seconds, default 1; do not pass
+# --status-every in the run args), samples the process's VmRSS every 0.5 s (RSS_EVERY),
 # pairs each status line with the sample nearest in time and appends one row per status
 # line to a CSV: wall_s,records_read,held,rss_mb,label. Several runs, each with its own
 # LABEL, go in one file; scripts/plot_rss.sh plots it (one line per label).
@@ -14,7 +15,7 @@
 #
 # Paths are taken from where it is called. Prints the run's summary and the peak sample.
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n '2,13s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 source "$root/scripts/lib.sh"
@@ -26,8 +27,9 @@ cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "rss: $graph $*, label \"$label\", $(nproc) cores (shared)"
-run_sampled "$work" "$root/target/release/diffmill" run "$graph" --status-every 1 "$@"
+run_sampled "$work" "$root/target/release/diffmill" run "$graph" \
+    --status-every "${STATUS_EVERY:-1}" "$@"
 rss_csv_append "$work" "$label" "$out"
 grep -A7 '^summary' "$work/stderr"
-echo "rss: $(grep -c '^\[' "$work/stderr") status lines appended to $out; peak sample" \
+echo "rss: $(grep -c '^\[' "$work/stderr" || true) status lines appended to $out; peak sample" \
     "$(sort -k2 -n "$work/rss" | tail -1 | awk '{print int($2 / 1024)}') MB"
