@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plot resident memory against records read from docs/bench/rss.csv (scripts/rss_over_time.sh).
+"""Plot resident memory against records read, from docs/bench/rss.csv (rss_over_time.sh).
 
 Writes docs/bench/rss.png: above, RSS (MB) against records read, one line per label (one
 run); below, the records held in state (join arrangements and dedup ids) on the same axis.

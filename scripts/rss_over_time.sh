@@ -31,5 +31,6 @@ run_sampled "$work" "$root/target/release/diffmill" run "$graph" \
     --status-every "${STATUS_EVERY:-1}" "$@"
 rss_csv_append "$work" "$label" "$out"
 grep -A7 '^summary' "$work/stderr"
-echo "rss: $(grep -c '^\[' "$work/stderr" || true) status lines appended to $out; peak sample" \
-    "$(sort -k2 -n "$work/rss" | tail -1 | awk '{print int($2 / 1024)}') MB"
+lines=$(grep -c '^\[' "$work/stderr" || true)
+peak=$(sort -k2 -n "$work/rss" | tail -1 | awk '{print int($2 / 1024)}')
+echo "rss: $lines status lines appended to $out; peak sample $peak MB"
