@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// Least time between two batches (0: a batch at every frontier move).
     #[arg(long, default_value = "0ms")]
     pub emit_interval: DurationText,
+    /// The step in which entry times and the frontier move (default: the largest of at
+    /// most 100ms and a tenth of the max disorder that divides the window and lateness).
+    #[arg(long)]
+    pub tick: Option<DurationText>,
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -82,6 +86,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), CliError> {
         click_retention: args.bound,
         max_disorder: args.max_disorder,
         emit_interval: args.emit_interval,
+        tick: args.tick,
         ..FunnelSpec::default()
     };
     let settings = Declaration::default()
@@ -93,8 +98,12 @@ pub fn bench(args: &BenchArgs) -> Result<(), CliError> {
         ..Verdict::default()
     };
     eprintln!(
-        "bench: {workers} worker(s), {} per rate ({} warm-up), window {}, max disorder {}",
-        args.duration, args.warmup, args.window, args.max_disorder
+        "bench: {workers} worker(s), {} per rate ({} warm-up), window {}, max disorder {}, tick {}",
+        args.duration,
+        args.warmup,
+        args.window,
+        args.max_disorder,
+        DurationText::from_millis(settings.tick.step())
     );
     println!(
         "{:>9} {:>9} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>5} {:>7} {:>9} | verdict",

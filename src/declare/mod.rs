@@ -16,6 +16,7 @@ mod key;
 mod measures;
 mod schema;
 mod settings;
+mod tick;
 mod window;
 
 pub use aggregate::{is_identifier, Aggregate, AggregateSpec, Measure, MeasureKind, MeasureSpec};
@@ -34,4 +35,5 @@ pub use settings::{
     Beyond, Declaration, DimensionBound, DimensionSpec, FunnelSettings, FunnelSpec, SettingsError,
     MAX_BOUNDED_DIMS, MAX_FILTERS, MAX_SUMMED_FIELDS,
 };
+pub use tick::Tick;
 pub use window::{Lateness, Window, WindowStatus, MAX_AGGREGATES};

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::tick::resolve_tick;
 use super::{
     Aggregate, AggregateSpec, DeclError, DurationText, KeyLayout, Lateness, MeasureKind,
-    MeasureSpec, Schema, StreamSpec, MAX_AGGREGATES,
+    MeasureSpec, Schema, StreamSpec, Tick, MAX_AGGREGATES,
 };
 use crate::event::{Millis, StreamKind};
 
@@ -55,6 +56,11 @@ pub struct FunnelSpec {
     /// Least wall-clock time between two batches (default `1s`; `0ms` = every frontier
     /// move).
     pub emit_interval: DurationText,
+    /// The step in which entry times and the frontier move ([`Tick`]); it must divide
+    /// every window length and allowed lateness. Default: the largest such step of at
+    /// most `100ms` and at most a tenth of `max_disorder`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick: Option<DurationText>,
 }
 
 impl Default for FunnelSpec {
@@ -68,6 +74,7 @@ impl Default for FunnelSpec {
             bid_retention: DurationText::from_millis(36 * HOUR),
             click_retention: DurationText::from_millis(36 * HOUR),
             emit_interval: DurationText::from_millis(SECOND),
+            tick: None,
         }
     }
 }
@@ -289,6 +296,11 @@ impl Declaration {
         }
         check_fact_capacity(&aggregates, self.aggregates.is_empty())?;
         let windows: Vec<_> = aggregates.iter().map(|a| a.window).collect();
+        let tick = resolve_tick(
+            f.tick.map(DurationText::millis),
+            &windows,
+            f.max_disorder.millis(),
+        )?;
         Ok(FunnelSettings {
             lateness: Lateness::new(
                 &windows,
@@ -302,6 +314,7 @@ impl Declaration {
             max_disorder: f.max_disorder.millis(),
             max_future_skew: f.max_future_skew.millis(),
             emit_interval: f.emit_interval.to_std(),
+            tick: Tick::new(tick),
         })
     }
 }
@@ -401,6 +414,8 @@ pub struct FunnelSettings {
     pub max_future_skew: Millis,
     /// Least wall-clock time between two emitted batches (zero: at every frontier move).
     pub emit_interval: Duration,
+    /// The step in which entry times and the frontier move.
+    pub tick: Tick,
 }
 
 impl Default for FunnelSettings {

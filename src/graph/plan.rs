@@ -239,13 +239,14 @@ impl Plan {
             text,
             "\n  source    {}\n  streams   {}\n  operators ingest (per-partition watermark = max ts − {}) → dedup by id per stream\n            \
              → impression ⋈ bid, click ⋈ bid (match bound {}) → conversion ⋈ click (match bound {})\n            \
-             → the aggregates below → batches every ≥ {}",
+             → the aggregates below → batches every ≥ {}, the frontier moving in ticks of {}",
             self.source_description,
             streams(s),
             d(s.max_disorder),
             d(l.bid_bound),
             d(l.click_bound),
             d(s.emit_interval.as_millis() as u64),
+            d(s.tick.step()),
         );
         let sinks = self.spec.aggregate_sinks();
         for (aggregate, (_, specs)) in s.aggregates.iter().zip(sinks) {

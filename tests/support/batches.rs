@@ -45,6 +45,15 @@ pub fn check_batches(
         if batch.frontier.is_some_and(|f| f < previous) {
             return Err(format!("{at}: the frontier went back"));
         }
+        if batch
+            .frontier
+            .is_some_and(|f| f % settings.tick.step() != 0)
+        {
+            return Err(format!(
+                "{at}: the frontier is not a multiple of the tick ({} ms)",
+                settings.tick.step()
+            ));
+        }
         let became_final = |end: Millis| {
             previous < end + lateness && batch.frontier.is_none_or(|f| end + lateness <= f)
         };

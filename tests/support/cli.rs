@@ -319,6 +319,7 @@ pub fn files_graph(dir: &Path, format: impl Into<FileFormat>) -> (PathBuf, Funne
         max_disorder: ms(2_000),
         max_future_skew: ms(86_400_000),
         emit_interval: ms(0),
+        tick: None,
     };
     let settings = Declaration::default()
         .funnel(funnel)

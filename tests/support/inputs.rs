@@ -408,6 +408,9 @@ fn settings() -> impl Strategy<Value = FunnelSettings> {
                 // Small skews make some records too far ahead of their partition's
                 // watermark.
                 select(vec![u64::MAX, 24 * 3_600_000, 1_500, 3_000]),
+                // The default tick (up to 50 ms here: a tenth of the disorder, dividing
+                // every window and lateness), or exact entry times.
+                select(vec![None, Some(1u64)]),
             ),
             subsequence(dims_of(&schema), 0..=3),
             prop_oneof![
@@ -417,7 +420,7 @@ fn settings() -> impl Strategy<Value = FunnelSettings> {
             dimensions(&schema),
         )
             .prop_map(|(streams, durations, dims, aggregates, bounds)| {
-                let (window, allowed_lateness, bid_bound, click_bound, max_disorder, skew) =
+                let (window, allowed_lateness, bid_bound, click_bound, max_disorder, skew, tick) =
                     durations;
                 let ms = DurationText::from_millis;
                 let old_form = aggregates.is_empty();
@@ -430,6 +433,7 @@ fn settings() -> impl Strategy<Value = FunnelSettings> {
                     max_disorder: ms(max_disorder),
                     max_future_skew: ms(skew),
                     emit_interval: ms(0),
+                    tick: tick.map(ms),
                 };
                 let mut declaration = Declaration::default().funnel(funnel);
                 for (kind, spec) in streams {

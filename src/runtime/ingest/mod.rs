@@ -24,7 +24,7 @@ pub use reading::MAX_LEAD;
 use super::checkpoint::{IngestPart, RestoredPartitions};
 use super::{Accounting, Progress, Stop, StopNotice, StopReason};
 use crate::connectors::{Arrival, Partition};
-use crate::declare::FunnelSettings;
+use crate::declare::{FunnelSettings, Tick};
 use crate::event::{Millis, Record, Rejected};
 use crate::observe::Observer;
 use reading::{read_slice, release_idle, Admitted, Reading, SliceBounds, POLL_CHUNK};
@@ -149,6 +149,7 @@ fn build<'scope>(
     };
     let mut state = Ingest {
         worker,
+        tick: settings.tick,
         settings: settings.clone(),
         partitions: partitions
             .into_iter()
@@ -215,6 +216,8 @@ enum Next {
 /// Everything the ingest operator keeps between activations.
 struct Ingest {
     worker: usize,
+    /// Entry times and the frontier are rounded down by it (from a restored frontier).
+    tick: Tick,
     settings: FunnelSettings,
     partitions: Vec<Reading>,
     context: IngestContext,
@@ -260,7 +263,8 @@ impl Ingest {
                 .find(|s| s.name == reading.partition.name());
             reading.restore(state, restored.frontier)?;
         }
-        if let Some(frontier) = release_idle(&mut self.partitions, 0) {
+        self.tick = self.tick.from(restored.frontier);
+        if let Some(frontier) = release_idle(&mut self.partitions, 0).map(|f| self.tick.floor(f)) {
             for cap in caps.iter_mut() {
                 cap.downgrade(&frontier);
             }
@@ -288,7 +292,8 @@ impl Ingest {
         if let Some((name, error)) = slice.failure {
             self.fail(name, error);
         }
-        let frontier = release_idle(&mut self.partitions, *caps[0].time());
+        let frontier =
+            release_idle(&mut self.partitions, *caps[0].time()).map(|f| self.tick.floor(f));
         self.context.observer.worker_frontier(self.worker, frontier);
         self.commit();
         if self.context.stop.is_stopping() {
@@ -353,6 +358,7 @@ impl Ingest {
             settings: &self.settings,
             output_frontier,
             frontier,
+            tick: self.tick,
         };
         let slice = read_slice(
             &mut self.partitions,

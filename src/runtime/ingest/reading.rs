@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::connectors::{Arrival, Partition, Poll};
-use crate::declare::FunnelSettings;
+use crate::declare::{FunnelSettings, Tick};
 use crate::event::{time_text, DeadLetter, Invalid, Millis, Origin, Record, Rejected, TooLate};
 use crate::format::csv_line;
 use crate::observe::{Observer, PartitionMeter};
@@ -129,6 +129,8 @@ pub(super) struct SliceBounds<'a> {
     pub(super) output_frontier: Option<Millis>,
     /// The worker's frontier: no record is rejected at an earlier time.
     pub(super) frontier: Millis,
+    /// Entry times are rounded down by it.
+    pub(super) tick: Tick,
 }
 
 /// Reads for one slice of time from the open partition with the lowest watermark, again
@@ -146,6 +148,7 @@ pub(super) fn read_slice(
         settings,
         output_frontier,
         frontier,
+        tick,
     } = *bounds;
     let started = Instant::now();
     let mut slice = Slice {
@@ -180,7 +183,13 @@ pub(super) fn read_slice(
         }
         let counted = *accounting;
         for arrival in arrivals.drain(..) {
-            admitted(admit(reading, settings, accounting, frontier, arrival));
+            admitted(admit(
+                reading,
+                settings,
+                accounting,
+                (frontier, tick),
+                arrival,
+            ));
         }
         let (watermark, done) = (reading.clock.watermark(), poll == Poll::Done);
         let partition = reading.partition.as_ref();
@@ -204,12 +213,14 @@ pub(super) fn read_slice(
 }
 
 /// Judges one record read from `reading` by its partition's clock, then by its guards
-/// (bounded dimensions, overflow budget), and counts it.
+/// (bounded dimensions, overflow budget), and counts it. A record that enters does so at
+/// its entry time rounded down to the tick; one rejected is rejected at its partition's
+/// watermark, not below the worker's `frontier`.
 fn admit(
     reading: &mut Reading,
     settings: &FunnelSettings,
     accounting: &mut Accounting,
-    frontier: Millis,
+    (frontier, tick): (Millis, Tick),
     arrival: Arrival,
 ) -> Admitted {
     let reject_time = reading.clock.watermark().max(frontier);
@@ -245,7 +256,7 @@ fn admit(
             reading.clock.advance(record.ts);
             counts.late += u64::from(late);
             counts.attribution_only += u64::from(attribution_only);
-            Admitted::Enter(record, entry)
+            Admitted::Enter(record, tick.floor(entry))
         }
         Admission::TooFarInFuture { ahead_ms } => {
             counts.dead_lettered += 1;
