@@ -64,16 +64,16 @@ impl<R: Keyed> Groups<R> {
         self.groups.is_empty()
     }
 
-    /// Applies one record entering at `time`; returns the updates to emit now (at most
-    /// two). The winner's retraction at its release time is sent by
+    /// Applies one record entering at `time`, pushing the updates to emit now (at most
+    /// two) to `out`. The winner's retraction at its release time is sent by
     /// [`Groups::release_until`].
     pub(super) fn admit<F: Fn(&R) -> Millis>(
         &mut self,
         counts: &mut DedupCounts,
-        record: R,
-        time: Millis,
+        (record, time): (R, Millis),
         release: &F,
-    ) -> [Option<Update<R>>; 2] {
+        out: &mut Vec<Update<R>>,
+    ) {
         let rank = |r: &R| (r.ts(), *r);
         match self.groups.get_mut(&record.id()) {
             None => {
@@ -85,19 +85,19 @@ impl<R: Keyed> Groups<R> {
                     others: Vec::new(),
                 };
                 self.hold(state);
-                [Some((record, time, 1)), None]
+                out.push((record, time, 1));
             }
             Some(held) => {
                 counts.duplicate += 1;
                 let group = &mut held.state;
                 if record == group.winner || group.others.contains(&record) {
-                    return [None, None];
+                    return;
                 }
                 counts.conflicting += 1;
                 self.segments.touch(held.segment);
                 if rank(&record) < rank(&group.winner) {
                     group.others.push(record);
-                    return [None, None];
+                    return;
                 }
                 let old = std::mem::replace(&mut group.winner, record);
                 group.others.push(old);
@@ -106,7 +106,8 @@ impl<R: Keyed> Groups<R> {
                     .entry(group.release)
                     .or_default()
                     .push(record.id());
-                [Some((old, time, -1)), Some((record, time, 1))]
+                out.push((old, time, -1));
+                out.push((record, time, 1));
             }
         }
     }
@@ -301,7 +302,7 @@ mod tests {
         let n = 3 * segment + 10;
         let mut want: BTreeMap<EventId, GroupState<Click>> = BTreeMap::new();
         for id in 0..n {
-            groups.admit(&mut counts, click(id, id), id, &release);
+            groups.admit(&mut counts, (click(id, id), id), &release, &mut Vec::new());
             want.insert(id, fresh(id));
         }
         let first = groups.serialize();
@@ -314,7 +315,12 @@ mod tests {
         // A conflicting duplicate with a later time wins in segment 1; a new id joins the
         // open segment 3.
         let id = segment + 5;
-        groups.admit(&mut counts, click(id, n + 100), n + 100, &release);
+        groups.admit(
+            &mut counts,
+            (click(id, n + 100), n + 100),
+            &release,
+            &mut Vec::new(),
+        );
         want.insert(
             id,
             GroupState {
@@ -323,7 +329,7 @@ mod tests {
                 release: n + 100 + LATER,
             },
         );
-        groups.admit(&mut counts, click(n, n), n, &release);
+        groups.admit(&mut counts, (click(n, n), n), &release, &mut Vec::new());
         want.insert(n, fresh(n));
         let third = groups.serialize();
         assert_eq!(decoded(&third), want);
@@ -340,7 +346,12 @@ mod tests {
         groups.release_until(segment - 1 + LATER, &mut out);
         assert_eq!(out.len(), SEGMENT_GROUPS);
         want.retain(|&id, _| id >= segment);
-        groups.admit(&mut counts, click(3, 3), LATER + segment, &release);
+        groups.admit(
+            &mut counts,
+            (click(3, 3), LATER + segment),
+            &release,
+            &mut Vec::new(),
+        );
         want.insert(
             3,
             GroupState {

@@ -350,14 +350,16 @@ impl<R: Keyed, F: Fn(&R) -> Millis> Dedup<R, F> {
             }
             !done
         });
-        self.ready.sort_unstable();
+        // By time alone: within one time, the order of records changes no update once
+        // consolidated and no count (a group's winner is its greatest member either way).
+        self.ready.sort_unstable_by_key(|(time, _)| *time);
         let mut local = DedupCounts::default();
         for i in 0..self.ready.len() {
             let (time, record) = self.ready[i];
             self.answer_requests(|frontier| frontier <= time, &mut local, snapshots);
             self.groups.release_until(time, &mut self.out);
-            let changes = self.groups.admit(&mut local, record, time, &self.release);
-            self.out.extend(changes.into_iter().flatten());
+            self.groups
+                .admit(&mut local, (record, time), &self.release, &mut self.out);
         }
         self.answer_requests(
             |frontier| limit.is_none_or(|l| frontier <= l),
