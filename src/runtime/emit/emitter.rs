@@ -124,9 +124,16 @@ impl<const N: usize> Emitter<N> {
             }
             false
         });
-        if let Some(seq) = frontier.and_then(|f| self.resume.remove(&f)) {
+        let resumed = frontier.and_then(|f| self.resume.remove(&f));
+        if let Some(seq) = resumed {
             // The batch a resuming sink holds ends here: it keeps its number.
             self.seq = self.seq.max(seq);
+            // That sink holds the batches of the run before, which may show rows of a
+            // window whose changes cancel out over this one longer batch: every window
+            // changed here is still to be announced final.
+            for (aggregate, window_start, _) in sums.keys() {
+                self.windows[usize::from(*aggregate)].insert(*window_start);
+            }
         }
         let mut batches: Vec<Batch> = aggregates
             .iter()
