@@ -264,12 +264,18 @@ impl Ingest {
             reading.restore(state, restored.frontier)?;
         }
         self.tick = self.tick.from(restored.frontier);
-        if let Some(frontier) = release_idle(&mut self.partitions, 0).map(|f| self.tick.floor(f)) {
+        if let Some(frontier) = self.frontier(0) {
             for cap in caps.iter_mut() {
                 cap.downgrade(&frontier);
             }
         }
         Ok(())
+    }
+
+    /// The worker's frontier (see [`release_idle`], from `current`), rounded down to the
+    /// tick; `None` when every partition is done.
+    fn frontier(&mut self, current: Millis) -> Option<Millis> {
+        release_idle(&mut self.partitions, current).map(|f| self.tick.floor(f))
     }
 
     /// Records a failure of partition `name` and asks the run to stop.
@@ -292,8 +298,7 @@ impl Ingest {
         if let Some((name, error)) = slice.failure {
             self.fail(name, error);
         }
-        let frontier =
-            release_idle(&mut self.partitions, *caps[0].time()).map(|f| self.tick.floor(f));
+        let frontier = self.frontier(*caps[0].time());
         self.context.observer.worker_frontier(self.worker, frontier);
         self.commit();
         if self.context.stop.is_stopping() {

@@ -144,12 +144,7 @@ pub(super) fn read_slice(
     keep_going: impl Fn() -> bool,
     mut admitted: impl FnMut(Admitted),
 ) -> Slice {
-    let SliceBounds {
-        settings,
-        output_frontier,
-        frontier,
-        tick,
-    } = *bounds;
+    let output_frontier = bounds.output_frontier;
     let started = Instant::now();
     let mut slice = Slice {
         all_idle: true,
@@ -183,13 +178,7 @@ pub(super) fn read_slice(
         }
         let counted = *accounting;
         for arrival in arrivals.drain(..) {
-            admitted(admit(
-                reading,
-                settings,
-                accounting,
-                (frontier, tick),
-                arrival,
-            ));
+            admitted(admit(reading, bounds, accounting, arrival));
         }
         let (watermark, done) = (reading.clock.watermark(), poll == Poll::Done);
         let partition = reading.partition.as_ref();
@@ -215,15 +204,15 @@ pub(super) fn read_slice(
 /// Judges one record read from `reading` by its partition's clock, then by its guards
 /// (bounded dimensions, overflow budget), and counts it. A record that enters does so at
 /// its entry time rounded down to the tick; one rejected is rejected at its partition's
-/// watermark, not below the worker's `frontier`.
+/// watermark, not below the worker's frontier.
 fn admit(
     reading: &mut Reading,
-    settings: &FunnelSettings,
+    bounds: &SliceBounds<'_>,
     accounting: &mut Accounting,
-    (frontier, tick): (Millis, Tick),
     arrival: Arrival,
 ) -> Admitted {
-    let reject_time = reading.clock.watermark().max(frontier);
+    let settings = bounds.settings;
+    let reject_time = reading.clock.watermark().max(bounds.frontier);
     let (mut record, position) = match arrival {
         Arrival::DeadLetter(dead) => {
             let counts = accounting.stream_mut(dead.stream);
@@ -256,7 +245,7 @@ fn admit(
             reading.clock.advance(record.ts);
             counts.late += u64::from(late);
             counts.attribution_only += u64::from(attribution_only);
-            Admitted::Enter(record, tick.floor(entry))
+            Admitted::Enter(record, bounds.tick.floor(entry))
         }
         Admission::TooFarInFuture { ahead_ms } => {
             counts.dead_lettered += 1;
