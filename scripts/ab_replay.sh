@@ -11,6 +11,8 @@
 # output goes to a scratch folder, removed after the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 data=$1
 shift
 runs=${RUNS:-3}
@@ -37,7 +39,6 @@ for round in $(seq "$runs"); do
     done
 done
 
-median() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 first=$1
 base_wall=$(median "${walls[$first]}")
 base_cpu=$(median "${cpus[$first]}")

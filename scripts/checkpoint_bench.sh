@@ -8,6 +8,8 @@
 #   RUNS=5 RATE=50000 DURATION=60s INTERVAL=10s MODES="2s 5s" scripts/checkpoint_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 bids=${1:-3000000}
 runs=${RUNS:-3}
 rate=${RATE:-50000}
@@ -43,7 +45,6 @@ run_once() { # $1 = graph; prints "seconds load checkpoint-line"
     echo "$(echo "$end - $start" | bc -l) $load $(grep '^checkpoints:' <<<"$log" || echo '-')"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo
 echo "== file replay, 1 worker (alternated: none, ${modes// /, })"
@@ -55,9 +56,9 @@ for _ in $(seq "$runs"); do
         printf '  %-5s %6.2f s  load %-5s %s\n' "$mode" "$seconds" "$load" "$rest"
     done
 done
-base=$(tr ' ' '\n' <<<"${times[none]}" | grep . | median)
+base=$(median "${times[none]}")
 for mode in none $modes; do
-    m=$(tr ' ' '\n' <<<"${times[$mode]}" | grep . | median)
+    m=$(median "${times[$mode]}")
     printf '%-5s median %6.2f s  %8.0f events/s  ratio to none %.3f\n' "$mode" "$m" \
         "$(echo "$events / $m" | bc -l)" "$(echo "$m / $base" | bc -l)"
 done

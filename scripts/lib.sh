@@ -6,6 +6,7 @@
 # status_rows DIR              pair each status line of that run with its nearest RSS sample
 # rss_csv_append DIR LABEL CSV append those rows to a CSV (scripts/plot_rss.sh plots it)
 # plot_python                  the repository's Python with matplotlib, for the plot_*.py
+# median VALUE...              the median of the numbers (the lower one of an even count)
 
 LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -83,4 +84,10 @@ plot_python() {
         "$venv/bin/pip" install --quiet --disable-pip-version-check "$matplotlib" >&2
     fi
     echo "$venv/bin/python"
+}
+
+# Prints the median of its arguments (numbers, each may also be a space-separated list):
+# the middle one, or of an even count the lower of the two middle ones.
+median() {
+    printf '%s\n' $* | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }

@@ -14,6 +14,8 @@
 #   DUCKDB_THREADS=2                                             # default: nproc
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 bids=${1:-5800000}
 runs=${RUNS:-3}
 graph=${GRAPH:-graphs/replay_files.toml}
@@ -36,7 +38,6 @@ events=$(cat "$data"/*.csv | wc -l)
 events=$((events - files))
 echo "input: $events events in $files files, $(nproc) cores, graph $graph"
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 timed() { # runs "$@"; prints "seconds load peak_rss_mb"
     local start end load
